@@ -1,0 +1,92 @@
+"""The ``imgtag`` command line: the typer app and :func:`main`, which maps errors to exits.
+
+Each command lives in its own module and imports what it needs inside its body, so
+that ``imgtag next`` never pays for the docker SDK or requests (hatch's lazy-import
+habit). :func:`main` is the one place where exceptions become exit codes and stderr
+text (DESIGN.md, "Exit codes"); everything printed there goes through ``redact``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from tagger import __version__
+from tagger.errors import ExitCode, ImgtagError, redact
+
+app = typer.Typer(
+    name="imgtag",
+    help="Immutable X.Y.Z-N tags for container images: derive, build, push, prune, lint.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals can hold credentials: never show them in a traceback.
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"imgtag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_show_version, help="Print the version."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks for internal errors (credentials redacted)."
+    ),
+) -> None:
+    """imgtag gives container images immutable X.Y.Z-N tags and manages them."""
+
+
+# Command registration: importing these modules is cheap by design.
+from tagger.cli import next as _next  # noqa: E402
+
+_next.register(app)
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"imgtag: error: {redact(message)}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run imgtag; return the process exit code (see ``ExitCode``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Read --debug before parsing, so it also covers errors while parsing options.
+    debug = "--debug" in args
+    try:
+        rv = app(args=args, prog_name="imgtag", standalone_mode=False)
+    except ImgtagError as exc:
+        _err(str(exc))
+        return int(exc.exit_code)
+    except typer.TyperException as exc:  # click's usage errors, bundled by typer
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            hint = f" (see '{ctx.command_path} --help')"
+        _err(f"{exc.format_message()}{hint}")
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+    except (KeyboardInterrupt, typer.Abort):
+        _err("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # `imgtag next | head -c1`: the reader left; nothing useful to say.
+        return int(ExitCode.OK)
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            sys.stderr.write(redact(traceback.format_exc()))
+        _err(
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug in imgtag, "
+            "please report it with the output of --debug"
+        )
+        return int(ExitCode.INTERNAL)
+    return int(rv) if isinstance(rv, int) else int(ExitCode.OK)

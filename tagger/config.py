@@ -1,0 +1,201 @@
+"""Configuration from ``.imgtag.toml`` or ``[tool.imgtag]`` in ``pyproject.toml``.
+
+Does I/O: reads one file at the repository root. Precedence is option > ``IMGTAG_*``
+environment variable > file > default (DESIGN.md, "Configuration"); the command line
+layer hands in what options and variables gave (``None`` where neither did) and
+:meth:`Config.resolve` fills in the rest. Keys are the long option names with ``_``;
+an unknown key or a value of the wrong kind is a :class:`ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagger.errors import ConfigError
+
+Validator = Callable[[Any], Any]
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("true or false")
+    return value
+
+
+def _nonneg_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError("a non-negative integer")
+    return value
+
+
+def _str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("a string or a list of strings")
+    return list(value)
+
+
+def _key_values(value: Any) -> list[str]:
+    # build_arg / label: a table {K = "V"} or a list of "K=V" strings.
+    if isinstance(value, dict):
+        if not all(isinstance(v, str | int | float | bool) for v in value.values()):
+            raise TypeError("a table of strings")
+        return [f"{k}={v}" for k, v in value.items()]
+    return _str_list(value)
+
+
+def _choice(*choices: str) -> Validator:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise TypeError("one of " + ", ".join(choices))
+        return str(value)
+
+    return check
+
+
+# Section "" is the top level: `next` and `build-push` keys. Each sub-table is its own.
+SCHEMA: Mapping[str, Mapping[str, Validator]] = {
+    "": {
+        "tag_prefix": _str,
+        "bump": _choice("patch", "minor", "major", "none", "auto"),
+        "counter": _choice("ci", "timestamp", "commits", "registry", "auto"),
+        "initial_version": _str,
+        "image": _str,
+        "context": _str,
+        "file": _str,
+        "build_arg": _key_values,
+        "target": _str,
+        "label": _key_values,
+        "alias": _str_list,
+        "squash": _bool,
+        "lint": _bool,
+        "on_exists": _choice("fail", "skip"),
+        "allow_dirty": _bool,
+    },
+    "prune": {
+        "keep_last": _nonneg_int,
+        "keep_per_version": _nonneg_int,
+        "keep_within": _str,
+        "keep": _str_list,
+        "match": _str,
+        "max_delete": _nonneg_int,
+        "concurrency": _nonneg_int,
+    },
+    "lint": {
+        "ignore": _str_list,
+        "fail_on": _choice("error", "warning", "info", "none"),
+        "hadolint": _bool,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated values from the configuration file, by section."""
+
+    source: Path | None = None
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def resolve(
+        self, section: str, given: Mapping[str, Any], defaults: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge: a value given on the command line or in the environment (not ``None``)
+        wins, then the file, then ``defaults``.
+
+        >>> cfg = Config(None, {"": {"bump": "minor", "counter": "commits"}})
+        >>> cfg.resolve("", {"bump": None, "counter": "ci"}, {"bump": "patch", "counter": "auto"})
+        {'bump': 'minor', 'counter': 'ci'}
+        """
+        from_file = self.sections.get(section, {})
+        merged: dict[str, Any] = {}
+        for key in given.keys() | defaults.keys():
+            value = given.get(key)
+            if value is None:
+                value = from_file.get(key, defaults.get(key))
+            merged[key] = value
+        return merged
+
+
+def find_root(start: str | os.PathLike[str]) -> Path | None:
+    """The nearest directory at or above ``start`` that holds ``.git`` (dir or file)."""
+    path = Path(start).resolve()
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def load(start: str | os.PathLike[str]) -> Config:
+    """Read the configuration at the repository root above ``start``.
+
+    ``.imgtag.toml`` wins over ``pyproject.toml`` when both exist (they are not
+    merged, as with ruff's ``ruff.toml``); no file is an empty configuration.
+    """
+    root = find_root(start)
+    if root is None:
+        return Config()
+    dedicated = root / ".imgtag.toml"
+    if dedicated.is_file():
+        return Config(dedicated, _validate(_read_toml(dedicated), dedicated, ""))
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        # Cheap test before parsing: most pyproject files have no [tool.imgtag].
+        if "imgtag" not in pyproject.read_text(encoding="utf-8", errors="replace"):
+            return Config()
+        tool = _read_toml(pyproject).get("tool", {})
+        table = tool.get("imgtag") if isinstance(tool, dict) else None
+        if table is None:
+            return Config()
+        return Config(pyproject, _validate(table, pyproject, "tool.imgtag."))
+    return Config()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a file exists: keeps `imgtag next` lean
+
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _validate(table: Any, path: Path, prefix: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {prefix.rstrip('.')} must be a table")
+    sections: dict[str, dict[str, Any]] = {"": {}}
+    for key, value in table.items():
+        if key in SCHEMA and key != "" and isinstance(value, dict):
+            sections[key] = _validate_section(value, SCHEMA[key], path, f"{prefix}{key}.")
+        else:
+            sections[""].update(_validate_section({key: value}, SCHEMA[""], path, prefix))
+    return sections
+
+
+def _validate_section(
+    table: dict[str, Any], schema: Mapping[str, Validator], path: Path, prefix: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        check = schema.get(key)
+        if check is None:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(f"{path}: unknown key {prefix}{key} (known keys: {known})")
+        try:
+            out[key] = check(value)
+        except TypeError as exc:
+            raise ConfigError(f"{path}: {prefix}{key} must be {exc}") from exc
+    return out

@@ -1,0 +1,139 @@
+"""The error tree and the exit-code table: the one place that says which failure exits how.
+
+Every failure imgtag expects is an :class:`ImgtagError` subclass carrying its
+:class:`ExitCode`; the command layer raises them and ``tagger.cli.main`` turns them
+into one sentence on stderr and the exit code (DESIGN.md, "Exit codes"). No I/O here.
+
+Messages may quote things users typed or registries answered, so every text that
+leaves the process goes through :func:`redact` first: credentials never reach output.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """imgtag's exit codes, exactly as the table in DESIGN.md."""
+
+    OK = 0
+    POLICY = 1  # lint findings or analyze thresholds at or above the bar
+    USAGE = 2  # unknown option, invalid reference, config or file
+    REFUSED = 3  # the tag exists, an overwrite was detected, the work tree is dirty
+    GIT = 4  # no version can be derived
+    REGISTRY = 5  # unreachable, auth denied, rate limited, a prune action failed
+    ENGINE = 6  # Docker engine unreachable, build or push failed
+    INTERNAL = 70  # a bug
+    INTERRUPTED = 130
+
+
+class ImgtagError(Exception):
+    """Base of every expected failure. ``str(err)`` is the one sentence users see."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class PolicyError(ImgtagError):
+    """A policy bar was crossed (lint findings, analyze thresholds)."""
+
+    exit_code = ExitCode.POLICY
+
+
+class UsageError(ImgtagError):
+    """Bad input: an option, a value, a reference, a config file."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    """The configuration file or an ``IMGTAG_*`` variable is wrong."""
+
+
+class RefusedError(ImgtagError):
+    """imgtag refused to publish: the tag exists, an overwrite, a dirty work tree."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class DirtyTreeError(RefusedError):
+    """The work tree has uncommitted changes, so the revision label would lie."""
+
+
+class GitError(ImgtagError):
+    """No version can be derived from the repository."""
+
+    exit_code = ExitCode.GIT
+
+
+class NotARepositoryError(GitError):
+    """The path is not inside a git work tree."""
+
+
+class NoCommitsError(GitError):
+    """The repository has no commit yet."""
+
+
+class ShallowCloneError(GitError):
+    """The clone is shallow and its history hides the tags the version depends on."""
+
+
+class RegistryError(ImgtagError):
+    """The registry was unreachable, refused us, or an action against it failed."""
+
+    exit_code = ExitCode.REGISTRY
+
+
+class EngineError(ImgtagError):
+    """The Docker engine was unreachable, or a build or push failed."""
+
+    exit_code = ExitCode.ENGINE
+
+
+# --- redaction -------------------------------------------------------------------------
+
+# Secrets learned at run time (passwords, tokens read from docker config or helpers).
+_SECRETS: set[str] = set()
+
+# Patterns that look like credentials wherever they come from: userinfo in URLs,
+# Authorization headers, and key=value / "key": "value" pairs named like secrets.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1***@"),
+    (re.compile(r"(?i)\b(authorization\s*[:=]\s*)(basic|bearer)\s+[^\s,'\"]+"), r"\1\2 ***"),
+    (
+        re.compile(
+            r"(?i)([\"']?\b(?:password|passwd|secret|token|access_token|refresh_token|"
+            r"identitytoken|auth)[\"']?\s*[:=]\s*[\"']?)([^\s,'\"}&]+)"
+        ),
+        r"\1***",
+    ),
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that :func:`redact` masks it in every later message.
+
+    >>> register_secret("hunter2-password")
+    >>> redact("login failed for hunter2-password")
+    'login failed for ***'
+    """
+    # Very short values would mask ordinary words; they are caught by the patterns.
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    """Mask credentials in ``text``: registered secrets, URL userinfo, auth headers.
+
+    >>> redact("GET https://bob:s3cret@registry.example/v2/")
+    'GET https://***@registry.example/v2/'
+    >>> redact("Authorization: Bearer eyJhbGciOi.x.y")
+    'Authorization: Bearer ***'
+    >>> redact('{"password": "pa55"}')
+    '{"password": "***"}'
+    """
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text

@@ -1,0 +1,99 @@
+"""``imgtag next``'s executor: git facts + CI environment + clock → a :class:`Derivation`.
+
+Thin on purpose: the decisions live in ``tagger.versioning`` (pure) and ``tagger.ci``
+(pure); this module only gathers the facts they need, asking git no more than it must.
+Does I/O through ``tagger.gitrepo``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from tagger.ci import Counter, CounterUnavailable, ci_build_number, detect_ci, timestamp_build
+from tagger.errors import UsageError
+from tagger.gitrepo import GitRepo
+from tagger.versioning import (
+    Bump,
+    Derivation,
+    image_version,
+    next_version,
+    parse_initial_version,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NextOptions:
+    """The resolved options of ``imgtag next`` (and the version part of build-push)."""
+
+    repo: str = "."
+    tag_prefix: str | None = None  # None: an optional "v"
+    bump: Bump = Bump.PATCH
+    initial_version: str = "0.1.0"
+    build: int | None = None
+    counter: Counter = Counter.AUTO
+    image: str | None = None
+
+
+def derive(options: NextOptions, env: Mapping[str, str], now: datetime) -> Derivation:
+    """Derive the next image tag for the checkout at ``options.repo``."""
+    try:
+        parse_initial_version(options.initial_version)
+    except ValueError as exc:
+        raise UsageError(f"--initial-version: {exc}") from exc
+    # Settle N's source before touching git: a usage error should not wait for git.
+    system = detect_ci(env)
+    counter = options.counter
+    if options.build is None and counter is Counter.AUTO:
+        counter = Counter.CI if system is not None else Counter.TIMESTAMP
+    if options.build is None and counter is Counter.CI and system is None:
+        raise UsageError(
+            "--counter ci needs a CI build counter, but no known CI system is detected: "
+            "use --counter timestamp, --counter commits or --build N"
+        )
+    if options.build is None and counter is Counter.REGISTRY:
+        raise UsageError(
+            "--counter registry is not available in this version of imgtag: use "
+            "--counter ci, timestamp or commits, or --build N"
+        )
+
+    repo = GitRepo.open(options.repo)
+    base = repo.find_base(options.tag_prefix)
+    # Without a base tag the distance counts from the root, as setuptools-scm does.
+    distance = base.distance if base is not None else repo.count_commits()
+    messages: list[str] = []
+    if base is not None and distance > 0 and options.bump is Bump.AUTO:
+        messages = repo.commit_messages(base.tag.commit)
+    version = next_version(
+        base.tag if base is not None else None,
+        distance,
+        options.bump,
+        messages,
+        options.initial_version,
+    )
+
+    if options.build is not None:
+        build, counter_name = options.build, "build"
+    elif counter is Counter.CI:
+        assert system is not None
+        try:
+            build = ci_build_number(system, env)
+        except CounterUnavailable as exc:
+            raise UsageError(f"{exc}: use --build N or another --counter") from exc
+        counter_name = counter.value
+    elif counter is Counter.COMMITS:
+        build = distance
+        counter_name = counter.value
+    else:
+        build, counter_name = timestamp_build(now), Counter.TIMESTAMP.value
+
+    return Derivation(
+        image_version=image_version(version, build),
+        base_tag=base.tag.name if base is not None else None,
+        distance=distance,
+        commit=repo.head,
+        dirty=repo.is_dirty(),
+        counter=counter_name,
+        ci=system.name if system is not None else None,
+    )

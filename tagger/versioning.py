@@ -1,0 +1,353 @@
+"""Versions: git tags in, immutable ``X.Y.Z[-PRE]-N`` image tags out. Pure, no I/O.
+
+Two value types live here. Git tags are parsed with `semver` (precedence as semver.org
+defines it). Image tags are :class:`ImageVersion`, which orders the way DESIGN.md says
+and semver does not: semver would read ``1.2.3-5`` as a pre-release *before* ``1.2.3``
+and compare ``10`` and ``9`` as strings inside pre-releases of the same length, so image
+tags never go through semver's ordering.
+
+Deriving the next tag is a pure planner (:func:`derive`) over facts a thin git layer
+gathers (``tagger.gitrepo``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import total_ordering
+
+import semver
+
+# semver.org's own regular expression (https://semver.org/#is-there-a-suggested-regular-
+# expression-regex-to-check-a-semver-string), used to pre-filter thousands of tag names
+# cheaply before the few that matter are handed to `semver.Version`.
+_SEMVER = (
+    r"(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    r"(?:-(?P<pre>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+    r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+(?P<meta>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
+)
+_SEMVER_RE = re.compile(_SEMVER + r"\Z")
+_PRE_IDENT = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+_IMAGE_TAG_RE = re.compile(
+    r"(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    rf"(?:-(?P<pre>{_PRE_IDENT}(?:\.{_PRE_IDENT})*))?"
+    r"-(?P<build>\d+)\Z"
+)
+# OCI distribution spec: a tag is [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
+_TAG_CHARS_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+
+MAX_TAG_LENGTH = 128
+
+
+class Bump(StrEnum):
+    """How X.Y.Z moves when HEAD is past the base tag."""
+
+    PATCH = "patch"
+    MINOR = "minor"
+    MAJOR = "major"
+    NONE = "none"
+    AUTO = "auto"
+
+
+def is_valid_tag(tag: str) -> bool:
+    """Whether ``tag`` is a valid image tag (OCI distribution spec grammar).
+
+    >>> is_valid_tag("1.4.2-17"), is_valid_tag("-x"), is_valid_tag("a" * 129)
+    (True, False, False)
+    """
+    return _TAG_CHARS_RE.match(tag) is not None
+
+
+def _prerelease_key(pre: str | None) -> tuple[tuple[int, int | str], ...]:
+    """Semver precedence for pre-release identifiers as a sortable tuple.
+
+    Numeric identifiers compare as integers and sort before alphanumeric ones, which
+    compare in ASCII order; a shorter list that is a prefix of a longer one sorts first
+    (semver.org, rule 11). Python's tuple ordering gives the last rule for free.
+
+    >>> _prerelease_key("rc.10") > _prerelease_key("rc.9")
+    True
+    >>> _prerelease_key("alpha") < _prerelease_key("alpha.1") < _prerelease_key("beta")
+    True
+    """
+    if not pre:
+        return ()
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class ImageVersion:
+    """An image tag ``X.Y.Z[-PRE]-N``, ordered as DESIGN.md says.
+
+    >>> v = ImageVersion.parse("2.0.0-rc.1-3")
+    >>> v.version, v.build, str(v)
+    ('2.0.0-rc.1', 3, '2.0.0-rc.1-3')
+    >>> ImageVersion.parse("1.2.3-10") > ImageVersion.parse("1.2.3-9")
+    True
+    >>> ImageVersion.parse("1.10.0-1") > ImageVersion.parse("1.9.0-1")
+    True
+    >>> ImageVersion.parse("1.2.3-1") > ImageVersion.parse("1.2.3-rc.1-99")
+    True
+    >>> ImageVersion.parse("latest") is None
+    True
+    """
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: str | None
+    build: int
+
+    @classmethod
+    def parse(cls, tag: str) -> ImageVersion | None:
+        """Parse an image tag; ``None`` when it does not follow the grammar."""
+        if len(tag) > MAX_TAG_LENGTH:
+            return None
+        m = _IMAGE_TAG_RE.match(tag)
+        if m is None:
+            return None
+        return cls(int(m["major"]), int(m["minor"]), int(m["patch"]), m["pre"], int(m["build"]))
+
+    @property
+    def version(self) -> str:
+        """``X.Y.Z[-PRE]``: the release this build belongs to."""
+        core = f"{self.major}.{self.minor}.{self.patch}"
+        return f"{core}-{self.prerelease}" if self.prerelease else core
+
+    @property
+    def is_release(self) -> bool:
+        return self.prerelease is None
+
+    def sort_key(self) -> tuple[object, ...]:
+        return (
+            self.major,
+            self.minor,
+            self.patch,
+            self.prerelease is None,  # a release sorts after its pre-releases
+            _prerelease_key(self.prerelease),
+            self.build,
+        )
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, ImageVersion):
+            return NotImplemented
+        return self.sort_key() < other.sort_key()
+
+    def __str__(self) -> str:
+        return f"{self.version}-{self.build}"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionTag:
+    """A git tag whose name is ``prefix + semver``.
+
+    ``text`` is the semver part of the name; :attr:`version` parses it on demand
+    because a repository may hold thousands of these and callers look at one or two.
+    """
+
+    name: str
+    commit: str
+    text: str
+
+    @property
+    def version(self) -> semver.Version:
+        return semver.Version.parse(self.text)
+
+
+def split_prefix(name: str, prefix: str | None) -> str | None:
+    """The semver part of a tag name, or ``None`` when the name lacks the prefix.
+
+    ``prefix=None`` is the default: an optional ``v``.
+
+    >>> split_prefix("v1.2.3", None), split_prefix("1.2.3", None)
+    ('1.2.3', '1.2.3')
+    >>> split_prefix("api/v1.2.3", "api/v"), split_prefix("v1.2.3", "api/v")
+    ('1.2.3', None)
+    """
+    if prefix is None:
+        return name[1:] if name.startswith("v") else name
+    return name[len(prefix) :] if name.startswith(prefix) else None
+
+
+def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag]:
+    """The tags named ``prefix + semver``, highest precedence first.
+
+    ``tags`` maps tag names to the commits they point at. Names that are not exactly
+    ``prefix + semver`` (``release-2020``, ``v1.2``, ``v1.02.3``) are ignored. Ties
+    (``v1.2.3`` and ``1.2.3``, or two build-metadata variants) are broken by name,
+    descending, so that the result is deterministic.
+
+    >>> tags = dict.fromkeys(["v1.9.0", "v1.10.0", "v1.2", "release-2020", "v1.02.3"], "c")
+    >>> [t.name for t in version_tags(tags, None)]
+    ['v1.10.0', 'v1.9.0']
+    >>> [t.name for t in version_tags({"api/v2.0.0": "c", "v3.0.0": "c"}, "api/v")]
+    ['api/v2.0.0']
+    """
+    # One regular-expression pass over all names at once (in C) instead of a match
+    # per name: a monorepo can hold tens of thousands of tags.
+    lead = "v?" if prefix is None else re.escape(prefix)
+    pattern = re.compile(rf"^({lead})({_SEMVER})$", re.MULTILINE)
+    keyed = [
+        ((int(major), int(minor), int(patch), not pre, _prerelease_key(pre)), head + text, head)
+        for head, text, major, minor, patch, pre, _meta in pattern.findall("\n".join(tags))
+    ]
+    # Highest first; equal precedence (``v1.2.3`` and ``1.2.3``) by name, descending.
+    keyed.sort(reverse=True)
+    return [VersionTag(name, tags[name], name[len(head) :]) for _, name, head in keyed]
+
+
+# --- bumping ---------------------------------------------------------------------------
+
+_CC_HEADER_RE = re.compile(r"(?P<type>[A-Za-z][\w-]*)(?:\([^()\r\n]*\))?(?P<bang>!)?: \S")
+_CC_BREAKING_RE = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)
+
+
+def conventional_bump(messages: Iterable[str]) -> Bump:
+    """The bump Conventional Commits ask for (https://www.conventionalcommits.org/).
+
+    ``!`` or a ``BREAKING CHANGE:`` footer → major, ``feat`` → minor, anything else
+    (fixes, chores, merge commits, free text) → patch.
+
+    >>> conventional_bump(["fix: x", "feat(api): y"])
+    <Bump.MINOR: 'minor'>
+    >>> conventional_bump(["refactor!: drop py2"]), conventional_bump(["x\\n\\nBREAKING CHANGE: y"])
+    (<Bump.MAJOR: 'major'>, <Bump.MAJOR: 'major'>)
+    >>> conventional_bump(["Merge branch 'feature'", "docs: typo"])
+    <Bump.PATCH: 'patch'>
+    """
+    bump = Bump.PATCH
+    for message in messages:
+        header = message.lstrip().split("\n", 1)[0]
+        m = _CC_HEADER_RE.match(header)
+        if (m is not None and m["bang"]) or _CC_BREAKING_RE.search(message):
+            return Bump.MAJOR
+        if m is not None and m["type"].lower() == "feat":
+            bump = Bump.MINOR
+    return bump
+
+
+def bump_version(base: semver.Version, bump: Bump) -> semver.Version:
+    """The version after ``base`` when HEAD is past it. Build metadata is dropped.
+
+    Past a pre-release, any bump but ``none`` gives the next pre-release.
+
+    >>> str(bump_version(semver.Version.parse("1.2.3+b.7"), Bump.MINOR))
+    '1.3.0'
+    >>> str(bump_version(semver.Version.parse("2.0.0-rc.1"), Bump.MAJOR))
+    '2.0.0-rc.2'
+    >>> str(bump_version(semver.Version.parse("1.2.3"), Bump.NONE))
+    '1.2.3'
+    """
+    if bump is Bump.AUTO:
+        raise ValueError("resolve Bump.AUTO with conventional_bump() first")
+    base = base.replace(build=None)
+    if bump is Bump.NONE:
+        return base
+    if base.prerelease is not None:
+        return base.bump_prerelease()
+    if bump is Bump.MAJOR:
+        return base.bump_major()
+    if bump is Bump.MINOR:
+        return base.bump_minor()
+    return base.bump_patch()
+
+
+# --- derivation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """Everything ``imgtag next`` knows about the tag it derived."""
+
+    image_version: ImageVersion
+    base_tag: str | None
+    distance: int
+    commit: str
+    dirty: bool
+    counter: str
+    ci: str | None
+
+    @property
+    def tag(self) -> str:
+        return str(self.image_version)
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:7]
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON document of ``imgtag next --format json`` (keys fixed by DESIGN.md)."""
+        v = self.image_version
+        return {
+            "tag": self.tag,
+            "version": v.version,
+            "build": v.build,
+            "major": v.major,
+            "minor": v.minor,
+            "patch": v.patch,
+            "prerelease": v.prerelease,
+            "base_tag": self.base_tag,
+            "distance": self.distance,
+            "commit": self.commit,
+            "short_commit": self.short_commit,
+            "dirty": self.dirty,
+            "counter": self.counter,
+            "ci": self.ci,
+        }
+
+
+def next_version(
+    base: VersionTag | None,
+    distance: int,
+    bump: Bump,
+    messages: Sequence[str],
+    initial_version: str,
+) -> semver.Version:
+    """X.Y.Z[-PRE] for HEAD: the base's on the tag, else bumped, else the initial version.
+
+    >>> t = VersionTag("v1.2.3", "c", "1.2.3")
+    >>> str(next_version(t, 0, Bump.MAJOR, [], "0.1.0"))
+    '1.2.3'
+    >>> str(next_version(t, 2, Bump.AUTO, ["feat: x"], "0.1.0"))
+    '1.3.0'
+    >>> str(next_version(None, 5, Bump.PATCH, [], "0.1.0"))
+    '0.1.0'
+    """
+    if base is None:
+        return parse_initial_version(initial_version)
+    if distance == 0:
+        return base.version.replace(build=None)
+    if bump is Bump.AUTO:
+        bump = conventional_bump(messages)
+    return bump_version(base.version, bump)
+
+
+def parse_initial_version(text: str) -> semver.Version:
+    """Parse ``--initial-version``; a leading ``v`` is allowed, build metadata dropped.
+
+    >>> str(parse_initial_version("v1.0.0-beta.1"))
+    '1.0.0-beta.1'
+    """
+    rest = text[1:] if text.startswith("v") else text
+    if _SEMVER_RE.match(rest) is None:
+        raise ValueError(f"{text!r} is not a semantic version such as 0.1.0")
+    return semver.Version.parse(rest).replace(build=None)
+
+
+def image_version(version: semver.Version, build: int) -> ImageVersion:
+    """Combine X.Y.Z[-PRE] and N.
+
+    >>> str(image_version(semver.Version.parse("2.0.0-rc.1"), 3))
+    '2.0.0-rc.1-3'
+    """
+    return ImageVersion(
+        version.major,
+        version.minor,
+        version.patch,
+        str(version.prerelease) if version.prerelease is not None else None,
+        build,
+    )
