@@ -8,6 +8,8 @@ text (DESIGN.md, "Exit codes"); everything printed there goes through ``redact``
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,11 +60,19 @@ def _err(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run imgtag; return the process exit code (see ``ExitCode``)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    return run(app, list(sys.argv[1:] if argv is None else argv))
+
+
+def run(typer_app: typer.Typer, args: list[str]) -> int:
+    """Invoke ``typer_app`` and map whatever happens to an exit code and one stderr line.
+
+    The one place where exceptions become exit codes (each tested in
+    ``tests/unit/test_exit_codes.py``).
+    """
     # Read --debug before parsing, so it also covers errors while parsing options.
     debug = "--debug" in args
     try:
-        rv = app(args=args, prog_name="imgtag", standalone_mode=False)
+        rv = typer_app(args=args, prog_name="imgtag", standalone_mode=False)
     except ImgtagError as exc:
         _err(str(exc))
         return int(exc.exit_code)
@@ -77,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err("interrupted")
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
-        # `imgtag next | head -c1`: the reader left; nothing useful to say.
+        # `imgtag next | head -c1`: the reader left. Point stdout at /dev/null so the
+        # interpreter's final flush does not complain, and say nothing.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitCode.OK)
     except Exception as exc:
         if debug:
@@ -89,4 +102,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             "please report it with the output of --debug"
         )
         return int(ExitCode.INTERNAL)
+    # typer returns an int when it handled an exit itself (--help, --version, Ctrl-C).
     return int(rv) if isinstance(rv, int) else int(ExitCode.OK)
