@@ -119,7 +119,7 @@ class Config:
         """
         from_file = self.sections.get(section, {})
         merged: dict[str, Any] = {}
-        for key in given.keys() | defaults.keys():
+        for key in dict.fromkeys([*defaults, *given]):  # ordered, no duplicates
             value = given.get(key)
             if value is None:
                 value = from_file.get(key, defaults.get(key))
