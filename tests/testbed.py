@@ -1,0 +1,836 @@
+"""The imgtag test bed: a private Docker engine and three real registries on loopback.
+
+This module does I/O and starts processes. ``start()`` creates one short temporary
+directory and starts, all on 127.0.0.1 with ports chosen at run time:
+
+- ``dockerd`` (Debian ``docker.io``) as root on a private unix socket, without iptables,
+  bridge or IP forwarding, with its own data root, exec root and pid file;
+- ``docker-registry`` (Debian's Distribution 2.8.2) three times: ``plain`` (HTTP, anonymous),
+  ``basic`` (HTTP, htpasswd basic auth: Distribution accepts that without TLS) and ``tls``
+  (HTTPS with a certificate signed by a CA generated for this bed with ``openssl``).
+
+It writes the CA to ``/etc/docker/certs.d/127.0.0.1:PORT/ca.crt`` for dockerd and removes it
+again in ``stop()``. ``Testbed.stop()`` ends exactly the processes it started (by pid,
+checking their command line first) and removes the directory.
+
+Use it from pytest through the fixtures in ``tests/conftest.py``, or from a shell::
+
+    eval "$(python tests/testbed.py up)"   # prints `export NAME=value` lines, leaves it running
+    python tests/testbed.py down           # stops the bed that `up` started
+
+Only the standard library is needed to start and stop the bed; the image helpers at the
+bottom take a docker SDK client made by the caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import docker
+    import docker.models.images
+
+#: Where beds are created. Unix socket paths are limited to ~108 bytes and containerd puts
+#: deeper sockets under the exec root, so a short base beats a long $TMPDIR.
+BASE_DIR = Path(os.environ.get("IMGTAG_TESTBED_BASE", "/tmp"))
+#: `up` remembers its bed here so that `down` needs no argument.
+CURRENT_POINTER = BASE_DIR / "imgtag-testbed.current"
+CERTS_D = Path("/etc/docker/certs.d")
+BUSYBOX = Path("/bin/busybox")
+ENGINE_TIMEOUT_S = 60.0
+REGISTRY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 20.0
+#: The daemon and its helpers live in sbin; a non-login root shell may lack it in PATH.
+_SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+#: The `Accept` header an existence check must send (see DESIGN.md, registry facts).
+MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+
+DEBIAN_PACKAGE_OF = {
+    "dockerd": "docker.io",
+    "docker-registry": "docker-registry",
+    "htpasswd": "apache2-utils",
+    "openssl": "openssl",
+}
+
+
+class TestbedError(RuntimeError):
+    """A service of the bed could not be started; the message says which, why, and the log."""
+
+    __test__ = False  # a name starting with "Test" is not a pytest test class here
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The bed's Docker engine. Pass ``host`` as ``DOCKER_HOST`` or ``base_url``."""
+
+    host: str
+    pid: int
+    root: Path
+    log_file: Path
+    storage_driver: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    """One running ``docker-registry``. ``host`` is what goes in an image reference."""
+
+    name: str
+    host: str
+    url: str
+    scheme: str
+    username: str | None
+    password: str | None
+    ca_file: Path | None
+    pid: int
+    root: Path
+    log_file: Path
+    config_file: Path
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """``requests`` basic-auth tuple, or None for an anonymous registry."""
+        if self.username is None or self.password is None:
+            return None
+        return (self.username, self.password)
+
+    @property
+    def auth_config(self) -> dict[str, str] | None:
+        """The docker SDK's ``auth_config`` for push/pull, or None when anonymous."""
+        if self.auth is None:
+            return None
+        return {"username": self.auth[0], "password": self.auth[1]}
+
+    @property
+    def verify(self) -> str | bool:
+        """``requests``' ``verify=``: the bed's CA for the TLS registry."""
+        return str(self.ca_file) if self.ca_file is not None else True
+
+    def image(self, repository: str, tag: str | None = None) -> str:
+        """``127.0.0.1:PORT/repository[:tag]``."""
+        ref = f"{self.host}/{repository}"
+        return f"{ref}:{tag}" if tag else ref
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """Everything ``start()`` brought up; ``stop()`` takes it down again."""
+
+    __test__ = False  # a name starting with "Test" is not a pytest test class here
+
+    root: Path
+    engine: Engine
+    plain: Registry
+    basic: Registry
+    tls: Registry
+    ca_file: Path
+    docker_config: Path
+    certs_d_file: Path
+
+    @property
+    def registries(self) -> dict[str, Registry]:
+        return {r.name: r for r in (self.plain, self.basic, self.tls)}
+
+    def env(self) -> dict[str, str]:
+        """Environment for a process that should use the bed (imgtag, docker CLI, skopeo)."""
+        return {
+            "DOCKER_HOST": self.engine.host,
+            # Holds `auths` for the basic-auth registry, as `docker login` would write it.
+            "DOCKER_CONFIG": str(self.docker_config),
+            "IMGTAG_TESTBED_DIR": str(self.root),
+            "IMGTAG_TESTBED_PLAIN": self.plain.host,
+            "IMGTAG_TESTBED_BASIC": self.basic.host,
+            "IMGTAG_TESTBED_BASIC_USER": self.basic.username or "",
+            "IMGTAG_TESTBED_BASIC_PASSWORD": self.basic.password or "",
+            "IMGTAG_TESTBED_TLS": self.tls.host,
+            "IMGTAG_TESTBED_CA_FILE": str(self.ca_file),
+        }
+
+    def stop(self) -> None:
+        """Stop every process of the bed, remove its certs.d entries and its directory."""
+        stop_dir(self.root)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    tail = text.strip().splitlines()[-lines:]
+    return "\n".join(tail) if tail else "(log is empty)"
+
+
+def _fail(service: str, why: str, log: Path | None = None) -> TestbedError:
+    message = f"test bed: {service} did not start: {why}."
+    if log is not None:
+        message += f"\n--- last lines of {log}:\n{_log_tail(log)}"
+    return TestbedError(message)
+
+
+def _which(program: str) -> str:
+    path = shutil.which(program, path=f"{os.environ.get('PATH', '')}:{_SBIN_PATH}")
+    if path is None:
+        package = DEBIAN_PACKAGE_OF.get(program, program)
+        raise TestbedError(
+            f"test bed: {program} is not installed: apt-get install {package} "
+            "(scripts/test.sh installs every package the bed needs)."
+        )
+    return path
+
+
+def _run(argv: Sequence[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a short helper command; its failure is a start-up failure of ``what``."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
+    if proc.returncode != 0:
+        raise _fail(what, f"`{shlex.join(argv)}` exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def _free_port() -> int:
+    # Bind-to-0 then close leaves a small window for someone else to take the port; the
+    # caller retries with a new port when the service reports "address already in use".
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _is_static_elf(path: Path) -> bool:
+    """True when ``path`` is an ELF file without a PT_INTERP header (no dynamic loader)."""
+    with path.open("rb") as fh:
+        head = fh.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only: Debian amd64/arm64
+            return False
+        order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
+        phoff = int.from_bytes(head[32:40], order)
+        phentsize = int.from_bytes(head[54:56], order)
+        phnum = int.from_bytes(head[56:58], order)
+        fh.seek(phoff)
+        table = fh.read(phentsize * phnum)
+    pt_interp = 3
+    return all(
+        int.from_bytes(table[i * phentsize : i * phentsize + 4], order) != pt_interp
+        for i in range(phnum)
+    )
+
+
+def _spawn(argv: Sequence[str], log_file: Path, env: Mapping[str, str] | None = None) -> int:
+    """Start a service detached from our session, so that `up` can leave it running and a
+    Ctrl-C in pytest reaches pytest (which then tears down) rather than the services."""
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+        )
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
+#: Popen handles of the processes this interpreter started, reaped in _stop_pid().
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie we cannot reap (not our child) counts as gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _stop_pid(pid: int, marker: str, timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, then SIGKILL, the process ``pid`` if its command line contains ``marker``
+    (the bed's directory): a recycled pid belonging to someone else is never signalled."""
+    if not _alive(pid) or marker not in _cmdline(pid):
+        _CHILDREN.pop(pid, None)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=timeout)
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the engine's unix socket, so waiting for dockerd needs no docker SDK."""
+
+    def __init__(self, socket_path: str, timeout: float = 2.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._socket_path)
+        self.sock = sock
+
+
+def _engine_get(socket_path: str, path: str) -> tuple[int, bytes]:
+    conn = _UnixHTTPConnection(socket_path)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _start_engine(root: Path) -> Engine:
+    dockerd = _which("dockerd")
+    override = os.environ.get("IMGTAG_TESTBED_STORAGE_DRIVER")
+    # overlay2 is fast and works here; vfs (full copies) works wherever dockerd runs at all.
+    drivers = [override] if override else ["overlay2", "vfs"]
+    failures: list[str] = []
+    for driver in drivers:
+        try:
+            return _start_engine_with(root, dockerd, driver)
+        except TestbedError as exc:
+            failures.append(str(exc))
+    raise TestbedError("\n".join(failures))
+
+
+def _start_engine_with(root: Path, dockerd: str, driver: str) -> Engine:
+    engine_dir = root / "engine"
+    shutil.rmtree(engine_dir, ignore_errors=True)  # leftovers of a failed driver attempt
+    engine_dir.mkdir()
+    socket_path = str(engine_dir / "d.sock")
+    log_file = engine_dir / "dockerd.log"
+    daemon_json = engine_dir / "daemon.json"
+    # An empty config file of our own, so that a host's /etc/docker/daemon.json cannot
+    # change (or conflict with) the flags below.
+    daemon_json.write_text("{}\n")
+    namespace = f"imgtag-{root.name}"
+    argv = [
+        dockerd,
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+        "--ip-forward=false",
+        "--ip-masq=false",
+        f"--host=unix://{socket_path}",
+        f"--data-root={engine_dir / 'data'}",
+        f"--exec-root={engine_dir / 'x'}",
+        f"--pidfile={engine_dir / 'dockerd.pid'}",
+        f"--config-file={daemon_json}",
+        f"--storage-driver={driver}",
+        # At info level the grpc chatter would push the reason for a failure out of the
+        # log tail that start-up errors quote.
+        "--log-level=warn",
+        # Own namespaces in case dockerd attaches to a system containerd instead of
+        # starting its own: two engines must not see each other's containers.
+        f"--containerd-namespace={namespace}",
+        f"--containerd-plugins-namespace={namespace}-plugins",
+    ]
+    env = dict(os.environ)
+    env["PATH"] = f"{env.get('PATH', '')}:{_SBIN_PATH}"
+    pid = _spawn(argv, log_file, env)
+    service = f"dockerd (storage driver {driver})"
+    deadline = time.monotonic() + ENGINE_TIMEOUT_S
+    while True:
+        why = None
+        if not _alive(pid):
+            why = "the daemon exited"
+        else:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if _engine_get(socket_path, "/_ping")[0] == 200:
+                    break
+            if time.monotonic() > deadline:
+                why = f"/_ping did not answer within {ENGINE_TIMEOUT_S:.0f} s"
+        if why is not None:
+            _stop_pid(pid, f"{root}/")
+            # dockerd may have started its containerd before giving up.
+            with contextlib.suppress(OSError, ValueError):
+                containerd_pid = (engine_dir / "x" / "containerd" / "containerd.pid").read_text()
+                _stop_pid(int(containerd_pid.strip()), f"{root}/")
+            raise _fail(service, why, log_file)
+        time.sleep(0.1)
+    _, body = _engine_get(socket_path, "/info")
+    actual_driver = str(json.loads(body).get("Driver", "?"))
+    return Engine(
+        host=f"unix://{socket_path}",
+        pid=pid,
+        root=engine_dir,
+        log_file=log_file,
+        storage_driver=actual_driver,
+    )
+
+
+# --------------------------------------------------------------------------- registries
+
+
+def _make_tls(root: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
+    openssl = _which("openssl")
+    tls = root / "tls"
+    tls.mkdir()
+    ca_key, ca_crt = tls / "ca.key", tls / "ca.crt"
+    key, csr, crt = tls / "server.key", tls / "server.csr", tls / "server.crt"
+    # P-256 keys: generated instantly, unlike RSA, and accepted by Go and OpenSSL alike.
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _run(
+        [openssl, "req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca_crt),
+         "-days", "7", "-subj", f"/CN=imgtag test bed CA {root.name}",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        "the test bed CA (openssl)",
+    )  # fmt: skip
+    _run(
+        [openssl, "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1"],
+        "the registry certificate (openssl)",
+    )
+    ext = tls / "server.ext"
+    # Python >= 3.13 verifies strictly (VERIFY_X509_STRICT): it wants the key identifiers.
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
+    _run(
+        [openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+         "-set_serial", f"0x{secrets.token_hex(16)}", "-days", "7",
+         "-extfile", str(ext), "-out", str(crt)],
+        "the registry certificate (openssl)",
+    )  # fmt: skip
+    return ca_crt, crt, key
+
+
+def _registry_config(
+    storage: Path, port: int, auth: dict[str, Any] | None, tls: dict[str, str] | None
+) -> dict[str, Any]:
+    http_cfg: dict[str, Any] = {
+        "addr": f"127.0.0.1:{port}",
+        # A fixed secret silences the "generated random secret" warning on every start.
+        "secret": secrets.token_hex(16),
+    }
+    if tls is not None:
+        http_cfg["tls"] = tls
+    config: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": "warn", "formatter": "text"},
+        "storage": {
+            "filesystem": {"rootdirectory": str(storage)},
+            "delete": {"enabled": True},
+            # Upload purging would scan storage on start-up; nothing here lives that long.
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": http_cfg,
+    }
+    if auth is not None:
+        config["auth"] = auth
+    return config
+
+
+def _start_registry(
+    root: Path,
+    name: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    htpasswd_file: Path | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
+) -> Registry:
+    binary = _which("docker-registry")
+    reg_dir = root / f"reg-{name}"
+    reg_dir.mkdir()
+    storage = reg_dir / "storage"
+    storage.mkdir()
+    log_file = reg_dir / "registry.log"
+    config_file = reg_dir / "config.yml"
+    auth = (
+        {"htpasswd": {"realm": f"imgtag-testbed-{name}", "path": str(htpasswd_file)}}
+        if htpasswd_file is not None
+        else None
+    )
+    tls_cfg = {"certificate": str(tls[1]), "key": str(tls[2])} if tls is not None else None
+    scheme = "https" if tls is not None else "http"
+    context = ssl.create_default_context(cafile=str(tls[0])) if tls is not None else None
+    service = f"docker-registry '{name}'"
+    last_error = "no attempt"
+    for _attempt in range(3):
+        port = _free_port()
+        # JSON is valid YAML, and json.dumps quotes every path correctly.
+        config_file.write_text(json.dumps(_registry_config(storage, port, auth, tls_cfg)))
+        log_file.write_text("")
+        pid = _spawn([binary, "serve", str(config_file)], log_file)
+        url = f"{scheme}://127.0.0.1:{port}"
+        deadline = time.monotonic() + REGISTRY_TIMEOUT_S
+        while True:
+            if not _alive(pid):
+                last_error = "it exited"
+                break
+            status = _http_status(f"{url}/v2/", context)
+            if status in (200, 401):  # 401: the auth registry answers, as it should
+                return Registry(
+                    name=name,
+                    host=f"127.0.0.1:{port}",
+                    url=url,
+                    scheme=scheme,
+                    username=username,
+                    password=password,
+                    ca_file=tls[0] if tls is not None else None,
+                    pid=pid,
+                    root=reg_dir,
+                    log_file=log_file,
+                    config_file=config_file,
+                )
+            if time.monotonic() > deadline:
+                _stop_pid(pid, f"{root}/")
+                why = f"{url}/v2/ did not answer 200/401 within {REGISTRY_TIMEOUT_S:.0f} s"
+                raise _fail(service, f"{why} (last answer: {status})", log_file)
+            time.sleep(0.05)
+        if "address already in use" not in log_file.read_text(errors="replace"):
+            break  # a real failure: retrying on another port would only hide it
+    raise _fail(service, last_error, log_file)
+
+
+def _http_status(url: str, context: ssl.SSLContext | None) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+# --------------------------------------------------------------------------- start / stop
+
+
+def _install_ca(registry_host: str, ca_file: Path) -> tuple[Path, list[Path]]:
+    """Write the CA where dockerd looks for it (it re-reads certs.d on every push, so no
+    restart is needed). Returns the file and the directories this call created.
+
+    dockerd counts 127.0.0.0/8 as an insecure registry and then skips certificate
+    verification altogether (it never even reads certs.d for it), so a push to the TLS
+    registry of this bed succeeds with or without this entry; it is written for tools
+    that read certs.d the way dockerd does for other hosts.
+    """
+    created: list[Path] = []
+    target = CERTS_D / registry_host
+    for directory in (CERTS_D.parent, CERTS_D, target):
+        # A parallel bed (pytest-xdist) may create the same parent at the same moment.
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir()
+            created.append(directory)
+    installed = target / "ca.crt"
+    shutil.copyfile(ca_file, installed)
+    return installed, created
+
+
+def _write_state(root: Path, state: dict[str, Any]) -> None:
+    tmp = root / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2, default=str))
+    tmp.replace(root / "state.json")
+
+
+def start(base: Path | None = None) -> Testbed:
+    """Start the whole bed; on any failure stop what had started and raise TestbedError."""
+    if os.geteuid() != 0:
+        raise TestbedError("test bed: dockerd did not start: it must run as root (sudo).")
+    if not BUSYBOX.exists():
+        raise TestbedError(
+            f"test bed: cannot build test images: {BUSYBOX} is missing "
+            "(apt-get install busybox-static)."
+        )
+    if not _is_static_elf(BUSYBOX):
+        raise TestbedError(
+            f"test bed: cannot build test images: {BUSYBOX} is dynamically linked and would "
+            "not run in a FROM scratch image (apt-get install busybox-static)."
+        )
+    base = base or BASE_DIR
+    root = Path(tempfile.mkdtemp(prefix="itb-", dir=base))
+    state: dict[str, Any] = {"root": str(root), "pids": [], "certs_d_dirs": []}
+    _write_state(root, state)
+    try:
+        engine = _start_engine(root)
+        state["pids"].append(engine.pid)
+        state["engine_pidfile"] = str(engine.root / "dockerd.pid")
+        state["containerd_pidfile"] = str(engine.root / "x" / "containerd" / "containerd.pid")
+        _write_state(root, state)
+
+        plain = _start_registry(root, "plain")
+        state["pids"].append(plain.pid)
+        _write_state(root, state)
+
+        username, password = "imgtag", secrets.token_urlsafe(12)
+        htpasswd_file = root / "htpasswd"
+        # -B: Distribution accepts bcrypt only. -i reads the password from stdin, so it
+        # never shows up in a process listing.
+        proc = _run(
+            [_which("htpasswd"), "-niB", username],
+            "the htpasswd file (htpasswd)",
+            input=password + "\n",
+        )
+        htpasswd_file.write_text(proc.stdout)
+        basic = _start_registry(
+            root, "basic", username=username, password=password, htpasswd_file=htpasswd_file
+        )
+        state["pids"].append(basic.pid)
+        _write_state(root, state)
+
+        ca_crt, crt, key = _make_tls(root)
+        tls = _start_registry(root, "tls", tls=(ca_crt, crt, key))
+        state["pids"].append(tls.pid)
+        installed, created = _install_ca(tls.host, ca_crt)
+        state["certs_d_file"] = str(installed)
+        state["certs_d_dirs"] = [str(p) for p in created]
+        _write_state(root, state)
+
+        docker_config = root / "docker-config"
+        docker_config.mkdir()
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        (docker_config / "config.json").write_text(
+            json.dumps({"auths": {basic.host: {"auth": token}}}, indent=2)
+        )
+        bed = Testbed(
+            root=root,
+            engine=engine,
+            plain=plain,
+            basic=basic,
+            tls=tls,
+            ca_file=ca_crt,
+            docker_config=docker_config,
+            certs_d_file=installed,
+        )
+        state["env"] = bed.env()
+        _write_state(root, state)
+        return bed
+    except BaseException:
+        # Keep the logs that the error message points to; the processes are gone.
+        stop_dir(root, keep_files=True)
+        raise
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root) + "/"
+    found = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            mount_point = line.split()[4].replace("\\040", " ")
+            if mount_point.startswith(prefix):
+                found.append(mount_point)
+    return found
+
+
+def stop_dir(root: Path, *, keep_files: bool | None = None) -> None:
+    """Stop the bed whose directory is ``root`` (read from its state.json) and clean up."""
+    if keep_files is None:
+        keep_files = os.environ.get("IMGTAG_TESTBED_KEEP", "") not in ("", "0")
+    try:
+        state = json.loads((root / "state.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    # The trailing slash keeps /tmp/itb-abc from matching /tmp/itb-abcd.
+    marker = f"{root}/"
+    # Registries first, the engine last; a running container would delay dockerd by its
+    # shutdown timeout, but the tests run theirs with remove=True.
+    for pid in reversed(state.get("pids", [])):
+        _stop_pid(int(pid), marker)
+    # If dockerd had to be killed it could not stop its containerd: do it by its pidfile.
+    with contextlib.suppress(KeyError, OSError, ValueError):
+        _stop_pid(int(Path(state["containerd_pidfile"]).read_text().strip()), marker)
+    if state.get("certs_d_file"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(state["certs_d_file"]).unlink()
+    for directory in reversed(state.get("certs_d_dirs", [])):
+        # rmdir, not rmtree: a directory that someone else put files in meanwhile stays.
+        with contextlib.suppress(OSError):
+            Path(directory).rmdir()
+    for mount_point in sorted(_mounts_under(root), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
+    if not keep_files:
+        shutil.rmtree(root, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        if CURRENT_POINTER.read_text().strip() == str(root):
+            CURRENT_POINTER.unlink()
+
+
+@contextlib.contextmanager
+def running(base: Path | None = None) -> Iterator[Testbed]:
+    """``with running() as bed:`` starts the bed and always stops it."""
+    bed = start(base)
+    try:
+        yield bed
+    finally:
+        bed.stop()
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class PushResult:
+    digest: str
+    lines: tuple[dict[str, Any], ...]
+
+
+class PushError(RuntimeError):
+    """The engine reported an error inside the push stream."""
+
+
+def build_scratch_image(
+    client: docker.DockerClient,
+    tag: str,
+    content: str,
+    *,
+    cmd: Sequence[str] = ("/busybox", "cat", "/content.txt"),
+    labels: Mapping[str, str] | None = None,
+) -> docker.models.images.Image:
+    """Build ``FROM scratch`` + Debian's static busybox + a file with ``content``.
+
+    Different ``content`` gives a different image (and digest); the busybox layer is
+    cached and shared. By default the container prints ``content``.
+    """
+    with tempfile.TemporaryDirectory(prefix="itb-ctx-") as ctx:
+        context = Path(ctx)
+        shutil.copy2(BUSYBOX, context / "busybox")
+        (context / "content.txt").write_text(content)
+        (context / "Dockerfile").write_text(
+            "FROM scratch\n"
+            "COPY busybox /busybox\n"
+            "COPY content.txt /content.txt\n"
+            f"CMD {json.dumps(list(cmd))}\n"
+        )
+        image, _logs = client.images.build(
+            path=str(context), tag=tag, rm=True, forcerm=True, labels=dict(labels or {})
+        )
+    return image
+
+
+def push_image(
+    client: docker.DockerClient, reference: str, auth_config: Mapping[str, str] | None = None
+) -> PushResult:
+    """Push ``repo:tag`` through the engine; raise PushError on any ``errorDetail`` line
+    (the SDK's push() itself never raises for those) and return the pushed digest."""
+    repository, _, tag = reference.rpartition(":")
+    if "/" in tag or not repository:
+        raise ValueError(f"push_image needs repo:tag, got {reference!r}")
+    lines: list[dict[str, Any]] = []
+    digest = None
+    for line in client.api.push(
+        repository,
+        tag=tag,
+        stream=True,
+        decode=True,
+        auth_config=dict(auth_config) if auth_config is not None else None,
+    ):
+        lines.append(line)
+        if "errorDetail" in line or "error" in line:
+            raise PushError(f"push of {reference} failed: {line.get('error', line)}")
+        aux = line.get("aux")
+        if isinstance(aux, dict) and aux.get("Digest"):
+            digest = str(aux["Digest"])
+    if digest is None:
+        raise PushError(f"push of {reference} reported no digest: {lines[-3:]}")
+    return PushResult(digest=digest, lines=tuple(lines))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start a bed, print `export` lines for it, leave it running")
+    down = sub.add_parser("down", help="stop a bed started by `up`")
+    down.add_argument("dir", nargs="?", help="its directory (default: the last `up`)")
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        previous = CURRENT_POINTER.read_text().strip() if CURRENT_POINTER.exists() else ""
+        if previous and Path(previous, "state.json").exists():
+            print(
+                f"test bed: one from `up` is still running in {previous}: "
+                "stop it first with: python tests/testbed.py down",
+                file=sys.stderr,
+            )
+            return 1
+        started = time.monotonic()
+        try:
+            bed = start()
+        except TestbedError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        CURRENT_POINTER.write_text(f"{bed.root}\n")
+        for name, value in bed.env().items():
+            print(f"export {name}={shlex.quote(value)}")
+        print(
+            f"# test bed up in {time.monotonic() - started:.1f} s, storage driver "
+            f"{bed.engine.storage_driver}; stop it with: python tests/testbed.py down",
+            file=sys.stderr,
+        )
+        return 0
+
+    target = args.dir or (CURRENT_POINTER.read_text().strip() if CURRENT_POINTER.exists() else None)
+    if not target:
+        print("test bed: nothing to stop (no directory given, no bed from `up`).", file=sys.stderr)
+        return 1
+    stop_dir(Path(target))
+    print(f"# test bed in {target} stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
