@@ -57,9 +57,10 @@ def _key_values(value: Any) -> list[str]:
 
 def _choice(*choices: str) -> Validator:
     def check(value: Any) -> str:
-        if value not in choices:
+        # Case-insensitive, as the command line's choices are.
+        if not isinstance(value, str) or value.lower() not in choices:
             raise TypeError("one of " + ", ".join(choices))
-        return str(value)
+        return value.lower()
 
     return check
 

@@ -46,7 +46,8 @@ class GitRepo:
     @classmethod
     def open(cls, path: str | os.PathLike[str], runner: Runner | None = None) -> GitRepo:
         """Open the repository that contains ``path``; exit-4 errors say what to do."""
-        runner = runner or Runner()
+        # No credential prompts: `ls-remote` (shallow clones only) must fail, not hang.
+        runner = runner or Runner({"GIT_TERMINAL_PROMPT": "0"})
         shown = str(path)
         if not Path(path).is_dir():
             raise NotARepositoryError(f"{shown} is not a directory, so it holds no git repository")
@@ -59,6 +60,10 @@ class GitRepo:
         probe = _git(runner, path, "rev-parse", "--show-toplevel")
         _raise_for_ownership(probe, shown)
         if not probe.ok:
+            if "must be run in a work tree" in probe.stderr:
+                raise NotARepositoryError(
+                    f"{shown} is a bare repository: run imgtag in a checkout (a work tree)"
+                )
             if "not a git repository" in probe.stderr:
                 raise NotARepositoryError(
                     f"{shown} is not inside a git repository: run imgtag in a git checkout "
@@ -100,25 +105,30 @@ class GitRepo:
         another branch is skipped, a higher one further back wins.
         """
         candidates = version_tags(self.tags(), prefix)
+        base = self._highest_reachable(candidates)
+        if self.shallow:
+            self._refuse_hidden_tags(base, candidates, prefix)
+        return base
+
+    def _highest_reachable(self, candidates: Sequence[VersionTag]) -> BaseTag | None:
         if not candidates:
-            self._refuse_if_shallow(None, candidates)
             return None
         top = candidates[0]
-        behind, ahead = self._left_right(top.commit)
-        if behind == 0:
-            return BaseTag(top, ahead)
-        # The top tag is on another branch: let git compute reachability for all at once
-        # rather than testing candidates one by one.
+        counts = self._left_right(top.commit)
+        if counts is not None and counts[0] == 0:
+            return BaseTag(top, counts[1])
+        # The top tag is on another branch (or on a tree or blob, as the kernel's v2.6.11
+        # is): let git compute reachability for all tags at once rather than one by one.
         reachable = set(
             self._git(
-                "for-each-ref", "--merged", "HEAD", "refs/tags", "--format=%(refname:lstrip=2)"
+                "for-each-ref", "--merged", self.head, "refs/tags", "--format=%(refname:lstrip=2)"
             ).stdout.splitlines()
         )
         for candidate in candidates:
             if candidate.name in reachable:
-                self._refuse_if_shallow(candidate, candidates)
-                return BaseTag(candidate, self._left_right(candidate.commit)[1])
-        self._refuse_if_shallow(None, candidates)
+                counts = self._left_right(candidate.commit)
+                if counts is not None:
+                    return BaseTag(candidate, counts[1])
         return None
 
     def commit_messages(self, since: str) -> list[str]:
@@ -144,28 +154,80 @@ class GitRepo:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _left_right(self, commit: str) -> tuple[int, int]:
-        """(commits in ``commit`` not in HEAD, commits in HEAD not in ``commit``)."""
-        res = self._git("rev-list", "--left-right", "--count", f"{commit}...{self.head}")
+    def _left_right(self, commit: str) -> tuple[int, int] | None:
+        """(commits in ``commit`` not in HEAD, commits in HEAD not in ``commit``), or
+        ``None`` when ``commit`` names no commit (a tag on a tree or blob)."""
+        res = _git(
+            self._runner,
+            self.root,
+            "rev-list",
+            "--left-right",
+            "--count",
+            f"{commit}...{self.head}",
+        )
+        if not res.ok:
+            if "not a commit" in res.stderr or "bad revision" in res.stderr:
+                return None
+            raise GitError(f"git rev-list failed in {self.root}: {_first_line(res.stderr)}")
         behind, ahead = res.stdout.split()
         return int(behind), int(ahead)
 
-    def _refuse_if_shallow(self, base: VersionTag | None, candidates: Sequence[VersionTag]) -> None:
-        # In a shallow clone "unreachable" may only mean "beyond the cut": a silent
-        # lower version (or 0.1.0) would be wrong, so refuse unless the highest tag of
-        # all is the one found.
-        if not self.shallow or (base is not None and base is candidates[0]):
-            return
-        what = (
-            f"the tag {candidates[0].name} is not reachable in its history"
-            if candidates
-            else "its history holds no version tag"
+    def _refuse_hidden_tags(
+        self, base: BaseTag | None, candidates: Sequence[VersionTag], prefix: str | None
+    ) -> None:
+        """In a shallow clone, refuse unless the base is provably the highest tag.
+
+        "Unreachable" may only mean "beyond the cut", and ``git clone --depth`` fetches
+        only the tags inside its history, so a higher tag may not even exist locally.
+        The remote is asked (``ls-remote``): the base stands only if no version tag there
+        or here is higher. Anything else would be a silently lower version.
+        """
+        advice = (
+            "fetch the whole history with tags (git fetch --tags --unshallow, or "
+            "fetch-depth: 0 on actions/checkout, GIT_DEPTH: 0 on GitLab)"
         )
-        raise ShallowCloneError(
-            f"this clone is shallow and {what}: fetch the whole history with tags "
-            "(git fetch --tags --unshallow, or fetch-depth: 0 on actions/checkout, "
-            "GIT_DEPTH: 0 on GitLab)"
-        )
+        top_local = candidates[0] if candidates else None
+        if base is None or (top_local is not None and top_local.name != base.tag.name):
+            what = (
+                f"the tag {top_local.name} is not reachable in its history"
+                if top_local is not None
+                else "its history holds no version tag"
+            )
+            raise ShallowCloneError(f"this clone is shallow and {what}: {advice}")
+        remote = self._remote_tags()
+        if remote is None:
+            raise ShallowCloneError(
+                "this clone is shallow and its remote cannot be asked for tags beyond the "
+                f"cut, so {base.tag.name} may not be the highest: {advice}"
+            )
+        higher = [t for t in version_tags(remote, prefix) if t.precedence() > base.tag.precedence()]
+        if higher:
+            raise ShallowCloneError(
+                f"this clone is shallow and the remote has the tag {higher[0].name}, higher "
+                f"than {base.tag.name}, which its history does not reach: {advice}"
+            )
+
+    def _remote_tags(self) -> dict[str, str] | None:
+        """Tag names on the remote this clone came from, or ``None`` if it cannot be asked."""
+        remotes = _git(self._runner, self.root, "remote").stdout.split()
+        if not remotes:
+            return None
+        remote = "origin" if "origin" in remotes else remotes[0]
+        try:
+            res = self._runner.run(
+                ["git", "-C", str(self.root), "ls-remote", "--tags", "--refs", remote],
+                timeout=60,
+            )
+        except Exception:  # timeout: as good as unreachable
+            return None
+        if not res.ok:
+            return None
+        tags: dict[str, str] = {}
+        for line in res.stdout.splitlines():
+            sha, _, ref = line.partition("\trefs/tags/")
+            if ref:
+                tags[ref] = sha
+        return tags
 
     def _git(self, *args: str) -> Result:
         res = _git(self._runner, self.root, *args)

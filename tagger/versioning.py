@@ -157,6 +157,23 @@ class VersionTag:
     def version(self) -> semver.Version:
         return semver.Version.parse(self.text)
 
+    def precedence(self) -> tuple[object, ...]:
+        """A sortable key: semver precedence (build metadata ignored).
+
+        >>> VersionTag("v1.10.0", "c", "1.10.0").precedence() > VersionTag(
+        ...     "1.9.0+b", "c", "1.9.0+b").precedence()
+        True
+        """
+        m = _SEMVER_RE.match(self.text)
+        assert m is not None, self.text
+        return (
+            int(m["major"]),
+            int(m["minor"]),
+            int(m["patch"]),
+            m["pre"] is None,
+            _prerelease_key(m["pre"]),
+        )
+
 
 def split_prefix(name: str, prefix: str | None) -> str | None:
     """The semver part of a tag name, or ``None`` when the name lacks the prefix.

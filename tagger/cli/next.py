@@ -52,16 +52,17 @@ InitialVersionOpt = Annotated[
     ),
 ]
 # No envvar for --build: `imgtag next --format env` writes IMGTAG_BUILD, and sourcing
-# that file must not pin the next run's build number.
+# that file (or appending it to $GITHUB_ENV) must not pin the next run's build number.
 BuildOpt = Annotated[
     int | None,
     typer.Option("--build", min=0, help="N itself; wins over --counter.", show_default=False),
 ]
+# No envvar for --counter either: the env output has IMGTAG_COUNTER (the counter used,
+# e.g. "build"), and `>> $GITHUB_ENV` would silently pin every later step's counter.
 CounterOpt = Annotated[
     Counter | None,
     typer.Option(
         "--counter",
-        envvar="IMGTAG_COUNTER",
         help="Where N comes from: ci, timestamp, commits, registry; auto is ci inside a "
         "known CI, else timestamp.  [default: auto]",
         case_sensitive=False,
