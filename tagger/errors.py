@@ -90,6 +90,42 @@ class EngineError(ImgtagError):
     exit_code = ExitCode.ENGINE
 
 
+class RegistryUnreachable(RegistryError):
+    """No answer from the registry: DNS, connection refused or reset, TLS, timeout."""
+
+
+class AuthenticationError(RegistryError):
+    """The registry (or its token service) rejected the credentials (401)."""
+
+
+class AccessDenied(RegistryError):
+    """Authenticated, but not allowed to do this (403, or 401 for a scope we lack)."""
+
+
+class RateLimited(RegistryError):
+    """Still 429 after the bounded retries."""
+
+
+class NotFound(RegistryError):
+    """The registry has no such repository, manifest, blob or tag (404).
+
+    Callers that expect absence (an existence check) catch this; elsewhere it is exit 5.
+    """
+
+
+class Unsupported(RegistryError):
+    """The registry does not support the operation (405, or 400 UNSUPPORTED/DIGEST_INVALID
+    for a DELETE by tag on Distribution)."""
+
+
+class TagExistsError(RefusedError):
+    """The tag already exists in the registry; imgtag never overwrites it."""
+
+
+class OverwriteDetected(RefusedError):
+    """After pushing, the tag points at another digest than the one just pushed."""
+
+
 # --- redaction -------------------------------------------------------------------------
 
 # Secrets learned at run time (passwords, tokens read from docker config or helpers).
@@ -137,3 +173,10 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+class InvalidReferenceError(UsageError):
+    """An image reference (or an IMAGE repository) does not follow the reference grammar.
+
+    Named so as not to shadow the builtin ``ReferenceError``.
+    """

@@ -7,7 +7,7 @@ Does I/O through ``tagger.gitrepo``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from tagger.gitrepo import GitRepo
 from tagger.versioning import (
     Bump,
     Derivation,
+    ImageVersion,
     image_version,
     next_version,
     parse_initial_version,
@@ -36,8 +37,16 @@ class NextOptions:
     image: str | None = None
 
 
-def derive(options: NextOptions, env: Mapping[str, str], now: datetime) -> Derivation:
-    """Derive the next image tag for the checkout at ``options.repo``."""
+def derive(
+    options: NextOptions,
+    env: Mapping[str, str],
+    now: datetime,
+    registry_tags: Callable[[str], Sequence[str]] | None = None,
+) -> Derivation:
+    """Derive the next image tag for the checkout at ``options.repo``.
+
+    ``registry_tags(image)`` lists the image's tags, for ``--counter registry``.
+    """
     try:
         parse_initial_version(options.initial_version)
     except ValueError as exc:
@@ -52,11 +61,8 @@ def derive(options: NextOptions, env: Mapping[str, str], now: datetime) -> Deriv
             "--counter ci needs a CI build counter, but no known CI system is detected: "
             "use --counter timestamp, --counter commits or --build N"
         )
-    if options.build is None and counter is Counter.REGISTRY:
-        raise UsageError(
-            "--counter registry is not available in this version of imgtag: use "
-            "--counter ci, timestamp or commits, or --build N"
-        )
+    if options.build is None and counter is Counter.REGISTRY and not options.image:
+        raise UsageError("--counter registry needs --image, the repository to count in")
 
     repo = GitRepo.open(options.repo)
     base = repo.find_base(options.tag_prefix)
@@ -82,6 +88,11 @@ def derive(options: NextOptions, env: Mapping[str, str], now: datetime) -> Deriv
         except CounterUnavailable as exc:
             raise UsageError(f"{exc}: use --build N or another --counter") from exc
         counter_name = counter.value
+    elif counter is Counter.REGISTRY:
+        assert options.image is not None
+        tags = (registry_tags or _registry_tags(env))(options.image)
+        build = registry_build(version_text(version), tags)
+        counter_name = counter.value
     elif counter is Counter.COMMITS:
         build = distance
         counter_name = counter.value
@@ -97,3 +108,32 @@ def derive(options: NextOptions, env: Mapping[str, str], now: datetime) -> Deriv
         counter=counter_name,
         ci=system.name if system is not None else None,
     )
+
+
+def version_text(version: object) -> str:
+    """``X.Y.Z[-PRE]`` of a semver version, without build metadata."""
+    return str(version).split("+", 1)[0]
+
+
+def registry_build(version: str, tags: Iterable[str]) -> int:
+    """N for ``--counter registry``: 1 + the highest N already there for that version.
+
+    >>> registry_build("1.2.3", ["1.2.3-4", "1.2.3-10", "1.2.4-99", "latest", "1.2.3-rc.1-50"])
+    11
+    >>> registry_build("2.0.0-rc.1", ["1.2.3-4"])
+    1
+    """
+    builds = [v.build for v in map(ImageVersion.parse, tags) if v and v.version == version]
+    return max(builds, default=0) + 1
+
+
+def _registry_tags(env: Mapping[str, str]) -> Callable[[str], Sequence[str]]:
+    def tags(image: str) -> Sequence[str]:
+        from tagger.refs import Reference
+        from tagger.registry.client import open_client
+
+        ref = Reference.parse_repository(image)
+        client, _ = open_client(ref, env)
+        return client.list_tags(ref.repository)
+
+    return tags

@@ -1,0 +1,518 @@
+"""``imgtag build-push``'s executor: derive, check, claim, build, push, verify, alias.
+
+Does I/O (git, registry, engine) through the modules that own each; the decisions are
+small pure functions here (:func:`oci_labels`, :func:`moving_aliases`).
+
+**Never overwrite.** A registry has no "create this tag only if absent", so two runs
+that derive the same tag could both find it missing and both push. imgtag closes that
+window with a *claim*: before building, it puts a tiny unique manifest under a claim tag
+derived from the tag (``imgtag-claim-<hash>``), and after the build (which takes longer
+than the claim's settle time) it checks the claim is still its own; whoever wrote last
+owns the tag, every other run exits 3. The claim is deleted by its own unique digest
+afterwards (never touching another tag). On a registry that cannot delete (Distribution
+without ``storage.delete.enabled``, Docker Hub, ...) claims would pile up, so there
+imgtag falls back to re-checking right before the push and re-verifying after a settle
+time as long as the push itself took. Either way, step 6 verifies the tag holds the
+digest just pushed, else exit 3 "overwrite detected".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from tagger.errors import (
+    DirtyTreeError,
+    NotFound,
+    OverwriteDetected,
+    RefusedError,
+    RegistryError,
+    TagExistsError,
+    Unsupported,
+    UsageError,
+)
+from tagger.nextversion import NextOptions
+from tagger.refs import Reference
+from tagger.versioning import Derivation, ImageVersion
+
+REVISION_LABEL = "org.opencontainers.image.revision"
+CLAIM_LEASE_SECONDS = 15 * 60  # a claim older than this belongs to a run that died
+CLAIM_SETTLE_SECONDS = 0.5  # ≫ the few ms between a contender's HEAD and its PUT
+_EMPTY_CONFIG = b"{}"
+_EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
+_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+@dataclass(frozen=True)
+class BuildPushOptions:
+    image: str
+    next: NextOptions
+    context: str = "."
+    file: str | None = None
+    build_args: Sequence[str] = ()
+    target: str | None = None
+    labels: Sequence[str] = ()
+    aliases: Sequence[str] = ()
+    squash: bool = False
+    lint: bool = True
+    on_exists: str = "fail"
+    allow_dirty: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class BuildPushResult:
+    image: str
+    tag: str
+    digest: str | None
+    aliases: list[str] = field(default_factory=list)
+    pushed: bool = False
+    lint: str = "skipped"
+    derivation: Derivation | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "tag": self.tag,
+            "digest": self.digest,
+            "aliases": self.aliases,
+            "pushed": self.pushed,
+            "lint": self.lint,
+        }
+
+
+# -- pure decisions ---------------------------------------------------------------------
+
+
+def parse_key_values(items: Sequence[str], what: str) -> dict[str, str]:
+    """``K=V`` strings to a dict; a missing ``=`` is a usage error.
+
+    >>> parse_key_values(["A=1", "B=x=y"], "--build-arg")
+    {'A': '1', 'B': 'x=y'}
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def public_url(url: str | None) -> str | None:
+    """A git remote URL without credentials, as https when it is an scp-like address.
+
+    >>> public_url("https://x-access-token:ghs_abc@github.com/o/r.git")
+    'https://github.com/o/r'
+    >>> public_url("git@gitlab.com:group/app.git")
+    'https://gitlab.com/group/app'
+    """
+    if not url:
+        return None
+    url = url.strip()
+    if "://" not in url and ":" in url and "@" in url.split(":")[0]:
+        host_part, path = url.split(":", 1)
+        url = f"https://{host_part.split('@', 1)[1]}/{path}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ssh", "git"):
+        return None
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    scheme = "https" if parts.scheme in ("ssh", "git") else parts.scheme
+    path = parts.path.removesuffix(".git")
+    return urlunsplit((scheme, host, path, "", ""))
+
+
+def oci_labels(
+    derivation: Derivation, image: Reference, source: str | None, now: datetime
+) -> dict[str, str]:
+    """The OCI annotations as labels (https://github.com/opencontainers/image-spec/blob/main/annotations.md)."""
+    labels = {
+        "org.opencontainers.image.version": derivation.tag,
+        REVISION_LABEL: derivation.commit,
+        "org.opencontainers.image.created": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.title": image.repository.rsplit("/", 1)[-1],
+    }
+    if source:
+        labels["org.opencontainers.image.source"] = source
+    return labels
+
+
+_FLOATING = frozenset({"latest"})
+
+
+def is_version_alias(alias: str, version: ImageVersion) -> bool:
+    """Whether ``alias`` is one of the release aliases ``latest``, ``X``, ``X.Y``.
+
+    >>> v = ImageVersion.parse("1.4.2-7")
+    >>> [is_version_alias(a, v) for a in ("latest", "1", "1.4", "1.4.2", "main")]
+    [True, True, True, False, False]
+    """
+    return alias in _FLOATING or alias in (f"{version.major}", f"{version.major}.{version.minor}")
+
+
+def moving_aliases(
+    aliases: Sequence[str], version: ImageVersion, registry_tags: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Split ``aliases`` into (move, hold).
+
+    ``latest``, ``X`` and ``X.Y`` move only for a release that is the highest among the
+    registry's releases (of that major, or major.minor): a backport or a pre-release never
+    moves them. Other aliases (``main``, ``sha-abc``) always move.
+
+    >>> tags = ["2.0.0-1", "1.4.2-9", "1.5.0-rc.1-1"]
+    >>> moving_aliases(["latest", "1", "1.4", "edge"], ImageVersion.parse("1.4.3-1"), tags)
+    (['1', '1.4', 'edge'], ['latest'])
+    >>> moving_aliases(["latest"], ImageVersion.parse("2.1.0-rc.1-1"), tags)
+    ([], ['latest'])
+    """
+    releases = [v for v in map(ImageVersion.parse, registry_tags) if v and v.is_release]
+    move: list[str] = []
+    hold: list[str] = []
+    for alias in aliases:
+        if not is_version_alias(alias, version):
+            move.append(alias)
+            continue
+        if not version.is_release:
+            hold.append(alias)
+            continue
+        if alias in _FLOATING:
+            peers = releases
+        elif alias == f"{version.major}":
+            peers = [v for v in releases if v.major == version.major]
+        else:
+            peers = [v for v in releases if (v.major, v.minor) == (version.major, version.minor)]
+        (move if all(v <= version for v in peers) else hold).append(alias)
+    return move, hold
+
+
+def claim_tag(tag: str) -> str:
+    """The claim tag for ``tag``: stable, valid, outside the image-tag grammar.
+
+    >>> claim_tag("1.4.2-17")
+    'imgtag-claim-e094d8b6a8f355a7'
+    """
+    return "imgtag-claim-" + hashlib.sha256(tag.encode()).hexdigest()[:16]
+
+
+def claim_manifest(tag: str, nonce: str, now: datetime) -> bytes:
+    """A tiny OCI manifest, unique by ``nonce``, that marks a publish in progress."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": _OCI_MANIFEST,
+        "config": {
+            "mediaType": _EMPTY_MEDIA_TYPE,
+            "digest": "sha256:" + hashlib.sha256(_EMPTY_CONFIG).hexdigest(),
+            "size": len(_EMPTY_CONFIG),
+        },
+        "layers": [],
+        "annotations": {
+            "org.imgtag.claim.tag": tag,
+            "org.imgtag.claim.nonce": nonce,
+            "org.imgtag.claim.created": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def claim_age(raw: bytes, now: datetime) -> float | None:
+    """Seconds since a claim was made, or ``None`` if the manifest is no readable claim."""
+    try:
+        created = json.loads(raw)["annotations"]["org.imgtag.claim.created"]
+        when = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (now - when).total_seconds()
+
+
+# -- the executor -----------------------------------------------------------------------
+
+
+class Publisher:
+    """Runs the eight steps of DESIGN.md's build-push against a client and an engine."""
+
+    def __init__(
+        self,
+        options: BuildPushOptions,
+        *,
+        derive: Callable[[], Derivation],
+        client: Any,
+        engine: Any,
+        auth_config: Callable[[], Mapping[str, str] | None],
+        remote_url: Callable[[], str | None],
+        log: Callable[[str], None],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.o = options
+        self.ref = Reference.parse_repository(options.image)
+        self._derive = derive
+        self.client = client
+        self.engine = engine
+        self._auth_config = auth_config
+        self._remote_url = remote_url
+        self.log = log
+        self.now = now
+        self.sleep = sleep
+
+    def run(self) -> BuildPushResult:
+        o, ref = self.o, self.ref
+        build_args = parse_key_values(o.build_args, "--build-arg")
+        extra_labels = parse_key_values(o.labels, "--label")
+        # 1. derive; a dirty tree would make the revision label lie.
+        d = self._derive()
+        result = BuildPushResult(str(ref), d.tag, None, derivation=d)
+        if d.dirty and not o.allow_dirty:
+            raise DirtyTreeError(
+                f"the work tree has uncommitted changes, so {ref}:{d.tag} would be labelled "
+                f"with commit {d.short_commit} without being it: commit them, or pass "
+                "--allow-dirty"
+            )
+        version = d.image_version
+        # 2. existence check (every manifest type in Accept: see registry facts).
+        existing = self.client.head_manifest(ref.repository, d.tag)
+        if existing is not None:
+            return self._exists(result, existing.digest, d)
+        # 3. lint: not part of this version yet; say so rather than pretend.
+        result.lint = "not available"
+        if o.lint:
+            self.log("lint: imgtag lint is not part of this version yet; skipping it")
+        if o.dry_run:
+            self.log(f"dry run: would build and push {ref}:{d.tag}")
+            return result
+        claim = self._claim(d.tag)
+        claimed_at = time.monotonic()
+        local = f"{ref.registry}/{ref.repository}"
+        try:
+            # 4. build with the OCI labels (the user's --label wins on purpose).
+            labels = {
+                **oci_labels(d, ref, public_url(self._remote_url()), self.now()),
+                **extra_labels,
+            }
+            self.log(f"building {local}:{d.tag}")
+            dockerfile = self._dockerfile()
+            self.engine.build(
+                context=o.context,
+                dockerfile=dockerfile,
+                tag=f"{local}:{d.tag}",
+                buildargs=build_args,
+                target=o.target,
+                labels=labels,
+                progress=self.log,
+            )
+            if o.squash:
+                self.log("squash: imgtag squash is not part of this version yet; pushing as built")
+            if claim is not None:
+                self._confirm_claim(d.tag, claim, claimed_at)
+            # Right before the push: whoever got here first published while we built.
+            again = self.client.head_manifest(ref.repository, d.tag)
+            if again is not None:
+                raise TagExistsError(
+                    f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
+                    "run published it; nothing was pushed"
+                )
+            # 5. push, with progress; errors inside the stream are errors.
+            started = time.monotonic()
+            digest = self.engine.push(local, d.tag, self._auth_config(), progress=self.log)
+            pushed_for = time.monotonic() - started
+            # 6. verify: the tag holds what we pushed, else someone overwrote it.
+            self._verify(d.tag, digest)
+            if claim is None:
+                # No claim: a contender may still be pushing. Give it as long as we took.
+                self.sleep(min(30.0, max(1.0, pushed_for)))
+                self._verify(d.tag, digest)
+        finally:
+            if claim is not None:
+                self._release(claim)
+        result.digest, result.pushed = digest, True
+        # 7. aliases, only now.
+        result.aliases = self._move_aliases(version, digest)
+        return result
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _dockerfile(self) -> str | None:
+        if self.o.file is None:
+            return None
+        path = Path(self.o.file)
+        if not path.is_file():
+            raise UsageError(f"--file {self.o.file}: no such Dockerfile")
+        return str(path.resolve())
+
+    def _exists(self, result: BuildPushResult, digest: str, d: Derivation) -> BuildPushResult:
+        where = f"{self.ref}:{d.tag}"
+        if self.o.on_exists == "skip":
+            config = self.client.image_config(self.ref.repository, d.tag)
+            labels = (config.get("config") or {}).get("Labels") or {}
+            revision = labels.get(REVISION_LABEL) if isinstance(labels, dict) else None
+            if revision == d.commit:
+                self.log(f"{where} exists ({digest}) and was built from {d.short_commit}: skipped")
+                result.digest = digest
+                return result
+            shown = revision[:12] if isinstance(revision, str) else "no revision label"
+            raise TagExistsError(
+                f"{where} exists ({digest}) but was built from {shown}, not "
+                f"{d.short_commit}: imgtag never overwrites a tag"
+            )
+        raise TagExistsError(
+            f"{where} already exists ({digest}): imgtag never overwrites a tag; bump the "
+            "build number, or pass --on-exists skip to accept the same commit's image"
+        )
+
+    def _claim(self, tag: str) -> tuple[str, str] | None:
+        """Put our claim under the claim tag; ``None`` where claims cannot be cleaned up."""
+        repo = self.ref.repository
+        ctag = claim_tag(tag)
+        if not self._can_delete():
+            self.log("claim: this registry cannot delete manifests; re-verifying after the push")
+            return None
+        current = self.client.head_manifest(repo, ctag)
+        if current is not None:
+            raw = self.client.get_manifest(repo, current.digest).raw
+            age = claim_age(raw, self.now())
+            if age is not None and age < CLAIM_LEASE_SECONDS:
+                raise RefusedError(
+                    f"another imgtag run is publishing {self.ref}:{tag} (claimed {int(age)} s "
+                    f"ago under {ctag}); if that run died, wait {CLAIM_LEASE_SECONDS // 60} "
+                    "minutes and run again"
+                )
+        self.client.upload_blob(repo, _EMPTY_CONFIG)
+        raw = claim_manifest(tag, secrets.token_hex(16), self.now())
+        digest = self.client.put_manifest(repo, ctag, raw, _OCI_MANIFEST)
+        return ctag, digest
+
+    def _can_delete(self) -> bool:
+        # A DELETE of a digest that cannot exist: 404 means deletes work here; 405 (or
+        # 400 UNSUPPORTED) means the registry has them off; 401/403 means we may not.
+        probe = "sha256:" + "0" * 64
+        try:
+            self.client.delete_manifest(self.ref.repository, probe)
+        except NotFound:
+            return True
+        except (Unsupported, RegistryError):
+            return False
+        return True
+
+    def _confirm_claim(self, tag: str, claim: tuple[str, str], claimed_at: float) -> None:
+        ctag, digest = claim
+        waited = time.monotonic() - claimed_at
+        if waited < CLAIM_SETTLE_SECONDS:
+            self.sleep(CLAIM_SETTLE_SECONDS - waited)
+        current = self.client.head_manifest(self.ref.repository, ctag)
+        if current is None or current.digest != digest:
+            raise RefusedError(
+                f"another imgtag run claimed {self.ref}:{tag} at the same time and won: "
+                "nothing was pushed"
+            )
+
+    def _release(self, claim: tuple[str, str]) -> None:
+        ctag, digest = claim
+        try:
+            # Only our claim's unique digest: never another tag.
+            self.client.delete_manifest(self.ref.repository, digest)
+        except RegistryError as exc:
+            self.log(f"claim: could not remove {ctag} ({exc}); it expires by itself")
+
+    def _verify(self, tag: str, digest: str) -> None:
+        now = self.client.head_manifest(self.ref.repository, tag)
+        if now is None or now.digest != digest:
+            found = now.digest if now is not None else "nothing"
+            raise OverwriteDetected(
+                f"overwrite detected: {self.ref}:{tag} should hold {digest} just pushed, but "
+                f"holds {found}: another run published the same tag"
+            )
+
+    def _move_aliases(self, version: ImageVersion, digest: str) -> list[str]:
+        if not self.o.aliases:
+            return []
+        repo = self.ref.repository
+        move, hold = moving_aliases(self.o.aliases, version, self.client.list_tags(repo))
+        for alias in hold:
+            self.log(f"alias {alias}: not moved, {version} is not the highest release")
+        if not move:
+            return []
+        manifest = self.client.get_manifest(repo, digest)
+        for alias in move:
+            self.client.put_manifest(repo, alias, manifest.raw, manifest.media_type)
+            self.log(f"alias {alias} -> {digest}")
+        return move
+
+
+def write_outputs(result: BuildPushResult, env_file: str | None, env: Mapping[str, str]) -> None:
+    """``$GITHUB_OUTPUT`` (``image=``, ``tag=``, ``digest=``) and ``--env-file`` dotenv."""
+    from tagger.output import to_dotenv
+
+    data = {k: v for k, v in result.as_dict().items() if k in ("image", "tag", "digest")}
+    if gh := env.get("GITHUB_OUTPUT"):
+        with open(gh, "a", encoding="utf-8") as fh:
+            for key, value in data.items():
+                fh.write(f"{key}={value or ''}\n")
+    if env_file:
+        payload = {**data, "aliases": ",".join(result.aliases), "pushed": result.pushed}
+        Path(env_file).write_text(to_dotenv(payload), encoding="utf-8")
+
+
+def remote_url(repo: str) -> str | None:
+    """``remote.origin.url`` of the checkout, if any (credentials are stripped later)."""
+    from tagger.proc import Runner
+
+    res = Runner().run(["git", "-C", repo, "config", "--get", "remote.origin.url"])
+    return (res.stdout.strip() or None) if res.ok else None
+
+
+def github_source(env: Mapping[str, str]) -> str | None:
+    server, repo = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+    return f"{server}/{repo}" if server and repo else None
+
+
+# -- wiring -----------------------------------------------------------------------------
+
+
+def publish(
+    options: BuildPushOptions,
+    env: Mapping[str, str],
+    *,
+    insecure: Sequence[str] = (),
+    ca_file: str | None = None,
+) -> BuildPushResult:
+    """Build the real collaborators (registry client, engine) and run the publisher."""
+    from tagger.engine import Engine, stderr_progress
+    from tagger.nextversion import derive
+    from tagger.registry.client import open_client
+
+    ref = Reference.parse_repository(options.image)
+    client, credentials = open_client(ref, env, insecure=insecure, ca_file=ca_file)
+
+    def auth_config() -> Mapping[str, str] | None:
+        creds = credentials()
+        if creds is None:
+            return None
+        return {**creds.auth_config(), "serveraddress": ref.registry}
+
+    def source() -> str | None:
+        return github_source(env) or remote_url(options.next.repo)
+
+    publisher = Publisher(
+        options,
+        derive=lambda: derive(
+            options.next,
+            env,
+            datetime.now(UTC),
+            registry_tags=lambda _: client.list_tags(ref.repository),
+        ),
+        client=client,
+        engine=Engine(env),
+        auth_config=auth_config,
+        remote_url=source,
+        log=stderr_progress,
+    )
+    return publisher.run()

@@ -1,0 +1,170 @@
+"""``imgtag build-push IMAGE``: build and push an immutable tag. A few lines of glue.
+
+Heavy imports (requests, the docker SDK) happen inside the command body only.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+import typer
+
+from tagger.cli.next import (
+    BuildOpt,
+    BumpOpt,
+    CounterOpt,
+    InitialVersionOpt,
+    RepoOpt,
+    TagPrefixOpt,
+    next_options,
+)
+
+
+class TextFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class OnExists(enum.StrEnum):
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+InsecureOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--insecure-registry",
+        help="Allow plain HTTP to this registry host (loopback registries always may).",
+    ),
+]
+CaFileOpt = Annotated[
+    str | None,
+    typer.Option("--ca-file", envvar="IMGTAG_CA_FILE", help="CA bundle for the registry's TLS."),
+]
+
+BUILD_PUSH_DEFAULTS: dict[str, Any] = {
+    "context": ".",
+    "file": None,
+    "build_arg": [],
+    "target": None,
+    "label": [],
+    "alias": [],
+    "squash": False,
+    "lint": True,
+    "on_exists": "fail",
+    "allow_dirty": False,
+}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build-push")
+    def build_push(
+        image: Annotated[str, typer.Argument(help="[registry/]path, without tag or digest.")],
+        repo: RepoOpt = None,
+        tag_prefix: TagPrefixOpt = None,
+        bump: BumpOpt = None,
+        initial_version: InitialVersionOpt = None,
+        build: BuildOpt = None,
+        counter: CounterOpt = None,
+        context: Annotated[
+            str | None, typer.Option("--context", help="Build context. [default: .]")
+        ] = None,
+        file: Annotated[
+            str | None,
+            typer.Option("--file", "-f", help="Dockerfile. [default: CONTEXT/Dockerfile]"),
+        ] = None,
+        build_arg: Annotated[
+            list[str] | None, typer.Option("--build-arg", help="KEY=VALUE, repeatable.")
+        ] = None,
+        target: Annotated[str | None, typer.Option("--target", help="Build stage.")] = None,
+        label: Annotated[
+            list[str] | None, typer.Option("--label", help="KEY=VALUE, repeatable.")
+        ] = None,
+        alias: Annotated[
+            list[str] | None,
+            typer.Option("--alias", help="Floating tag (latest, 1, 1.4, main); repeatable."),
+        ] = None,
+        squash: Annotated[
+            bool | None, typer.Option("--squash/--no-squash", help="Squash the image's own layers.")
+        ] = None,
+        lint: Annotated[
+            bool | None, typer.Option("--lint/--no-lint", help="Lint the Dockerfile first.")
+        ] = None,
+        on_exists: Annotated[
+            OnExists | None,
+            typer.Option(
+                "--on-exists", help="fail, or skip when the existing image is HEAD's commit."
+            ),
+        ] = None,
+        allow_dirty: Annotated[
+            bool | None, typer.Option("--allow-dirty", help="Build from a dirty work tree.")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Derive and check; build and push nothing.")
+        ] = False,
+        fmt: Annotated[
+            TextFormat, typer.Option("--format", help="text or json on stdout.")
+        ] = TextFormat.TEXT,
+        env_file: Annotated[
+            str | None, typer.Option("--env-file", help="Also write the result as dotenv.")
+        ] = None,
+        insecure_registry: InsecureOpt = None,
+        ca_file: CaFileOpt = None,
+    ) -> None:
+        """Build IMAGE:X.Y.Z-N and push it; never overwrite an existing tag."""
+        import os
+
+        from tagger import config
+        from tagger.buildpush import BuildPushOptions, publish, write_outputs
+        from tagger.output import to_json
+
+        nopts = next_options(
+            {
+                "repo": repo,
+                "tag_prefix": tag_prefix,
+                "bump": bump,
+                "initial_version": initial_version,
+                "build": build,
+                "counter": counter,
+                "image": image,
+            }
+        )
+        given = {
+            "context": context,
+            "file": file,
+            "build_arg": build_arg or None,
+            "target": target,
+            "label": label or None,
+            "alias": alias or None,
+            "squash": squash,
+            "lint": lint,
+            "on_exists": on_exists.value if on_exists else None,
+            "allow_dirty": allow_dirty,
+        }
+        values = config.load(nopts.repo).resolve("", given, BUILD_PUSH_DEFAULTS)
+        options = BuildPushOptions(
+            image=image,
+            next=nopts,
+            context=values["context"],
+            file=values["file"],
+            build_args=tuple(values["build_arg"]),
+            target=values["target"],
+            labels=tuple(values["label"]),
+            aliases=tuple(values["alias"]),
+            squash=bool(values["squash"]),
+            lint=bool(values["lint"]),
+            on_exists=str(values["on_exists"]),
+            allow_dirty=bool(values["allow_dirty"]),
+            dry_run=dry_run,
+        )
+        result = publish(
+            options, os.environ, insecure=tuple(insecure_registry or ()), ca_file=ca_file
+        )
+        write_outputs(result, env_file, os.environ)
+        if fmt is TextFormat.JSON:
+            typer.echo(to_json(result.as_dict()))
+        else:
+            typer.echo(
+                f"{result.image}:{result.tag}" + (f"@{result.digest}" if result.digest else "")
+            )

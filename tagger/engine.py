@@ -1,0 +1,203 @@
+"""The Docker engine: build, tag and push through the docker SDK. Does I/O.
+
+The only module that imports ``docker``, and only when an :class:`Engine` is first
+used: the SDK contacts the engine as soon as a client is created, and importing it
+costs ~0.2 s, which ``imgtag next`` must never pay.
+
+The engine is found as the docker CLI finds it: ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``
+and ``DOCKER_CERT_PATH``), else the current docker context. ``push()`` in the SDK does
+not raise when the push fails: every stream line is checked for ``error``/``errorDetail``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tagger.errors import EngineError, TagExistsError, redact
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(line: str) -> None:
+    sys.stderr.write(redact(line).rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    image_id: str
+
+
+class Engine:
+    """A lazily connected Docker engine."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 600.0) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self._timeout = timeout
+        self._api: Any = None
+
+    @property
+    def api(self) -> Any:
+        """The SDK's low-level ``APIClient`` (connected on first use)."""
+        if self._api is None:
+            self._api = self._connect()
+        return self._api
+
+    def _connect(self) -> Any:
+        import docker
+        from docker.utils import kwargs_from_env
+
+        try:
+            if self._env.get("DOCKER_HOST"):
+                kwargs = kwargs_from_env(environment=self._env)
+                where = self._env["DOCKER_HOST"]
+            else:
+                kwargs, where = _context_kwargs()
+            api = docker.APIClient(version="auto", timeout=self._timeout, **kwargs)
+        except docker.errors.DockerException as exc:
+            raise EngineError(
+                f"cannot reach the Docker engine ({_short(exc)}): start dockerd, or set "
+                "DOCKER_HOST or a docker context"
+            ) from None
+        except Exception as exc:  # requests' connection errors while negotiating the API
+            raise EngineError(
+                f"cannot reach the Docker engine at {where} ({type(exc).__name__}): start "
+                "dockerd, or set DOCKER_HOST or a docker context"
+            ) from None
+        return api
+
+    def build(
+        self,
+        *,
+        context: str,
+        dockerfile: str | None,
+        tag: str,
+        buildargs: Mapping[str, str],
+        target: str | None,
+        labels: Mapping[str, str],
+        progress: Progress = stderr_progress,
+    ) -> BuildResult:
+        """Build ``context`` and tag the result ``tag``; stream the build log to ``progress``."""
+        import docker
+
+        image_id = ""
+        try:
+            stream = self.api.build(
+                path=context,
+                dockerfile=dockerfile,
+                tag=tag,
+                buildargs=dict(buildargs),
+                target=target,
+                labels=dict(labels),
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            for chunk in stream:
+                if not isinstance(chunk, dict):
+                    continue
+                if "error" in chunk or "errorDetail" in chunk:
+                    raise EngineError(f"the build failed: {_stream_error(chunk)}")
+                if text := chunk.get("stream"):
+                    progress(str(text))
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+                    image_id = aux["ID"]
+        except docker.errors.APIError as exc:
+            raise EngineError(f"the build failed: {_short(exc)}") from None
+        except (docker.errors.DockerException, OSError) as exc:
+            raise EngineError(f"the build failed: {_short(exc)}") from None
+        if not image_id:
+            image_id = str(self.api.inspect_image(tag)["Id"])
+        return BuildResult(image_id)
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        import docker
+
+        try:
+            self.api.tag(image, repository, tag, force=True)
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"cannot tag {image} as {repository}:{tag}: {_short(exc)}") from None
+
+    def push(
+        self,
+        repository: str,
+        tag: str,
+        auth_config: Mapping[str, str] | None,
+        progress: Progress = stderr_progress,
+    ) -> str:
+        """Push ``repository:tag``; return the digest the registry stored.
+
+        Every stream line is checked: the SDK reports a failed push as a line with
+        ``errorDetail`` and no exception.
+        """
+        import docker
+
+        digest = ""
+        last_status: dict[str, str] = {}
+        try:
+            stream: Iterable[Any] = self.api.push(
+                repository,
+                tag=tag,
+                stream=True,
+                decode=True,
+                auth_config=dict(auth_config) if auth_config else None,
+            )
+            for line in stream:
+                if not isinstance(line, dict):
+                    continue
+                if "error" in line or "errorDetail" in line:
+                    message = _stream_error(line)
+                    if _is_immutable_refusal(message):
+                        raise TagExistsError(
+                            f"the registry refused to overwrite {repository}:{tag}: {message}"
+                        )
+                    raise EngineError(f"the push of {repository}:{tag} failed: {message}")
+                aux = line.get("aux")
+                if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+                    digest = aux["Digest"]
+                status, layer = str(line.get("status", "")), str(line.get("id", ""))
+                # One line per layer state (Preparing, Pushing, Pushed...), not per tick.
+                if status and last_status.get(layer) != status:
+                    last_status[layer] = status
+                    progress(f"{layer}: {status}" if layer else status)
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"the push of {repository}:{tag} failed: {_short(exc)}") from None
+        if not digest:
+            raise EngineError(f"the push of {repository}:{tag} reported no digest")
+        return digest
+
+
+def _context_kwargs() -> tuple[dict[str, Any], str]:
+    """Connection arguments of the current docker context (``docker context use``)."""
+    from docker.context import ContextAPI
+
+    ctx = ContextAPI.get_current_context()
+    host = getattr(ctx, "Host", None) or "unix:///var/run/docker.sock"
+    kwargs: dict[str, Any] = {"base_url": host}
+    tls = getattr(ctx, "TLSConfig", None)
+    if tls:
+        kwargs["tls"] = tls
+    return kwargs, host
+
+
+def _stream_error(chunk: Mapping[str, Any]) -> str:
+    detail = chunk.get("errorDetail")
+    message = detail.get("message") if isinstance(detail, dict) else None
+    return redact(str(message or chunk.get("error") or "unknown error").strip())[:500]
+
+
+def _is_immutable_refusal(message: str) -> bool:
+    # ECR: "tag invalid: The image tag '1.0' already exists ... cannot be overwritten
+    # because the repository is immutable"; Harbor: "... configured as immutable".
+    lowered = message.lower()
+    return "immutable" in lowered or "already exists" in lowered
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc)
+    return redact(" ".join(text.split()))[:300]

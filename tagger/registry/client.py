@@ -1,0 +1,359 @@
+"""The registry API imgtag uses, over one :class:`Transport`. Does I/O.
+
+Manifest HEAD/GET with every manifest media type in ``Accept`` (Distribution answers 404
+for an OCI image otherwise: an existence check without them would overwrite), tag lists
+that follow ``Link`` pages on the same host, config blobs, blob upload, manifest PUT and
+DELETE by digest (https://github.com/opencontainers/distribution-spec/blob/main/spec.md).
+
+Every answer is untrusted: digests are checked against the bytes, JSON is validated
+where it is used, sizes are bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from tagger.errors import NotFound, RegistryError
+from tagger.refs import Reference
+from tagger.registry.auth import Credentials
+from tagger.registry.transport import RetryPolicy, Transport, request_json
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+ACCEPT = ", ".join(MANIFEST_TYPES)
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit Distribution itself enforces
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+MAX_TAG_PAGES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestInfo:
+    """What a HEAD tells: the digest and media type a reference points at."""
+
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A manifest's raw bytes (digests are over these exact bytes) and what they are."""
+
+    digest: str
+    media_type: str
+    raw: bytes
+
+    def json(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.raw)
+        except ValueError as exc:
+            raise RegistryError(f"the manifest {self.digest} is not JSON") from exc
+        if not isinstance(doc, dict):
+            raise RegistryError(f"the manifest {self.digest} is not a JSON object")
+        return doc
+
+
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``.
+
+    >>> sha256_digest(b"{}")
+    'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
+    """
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _check_digest(expected: str, data: bytes, what: str) -> None:
+    algo, _, _hex = expected.partition(":")
+    if algo not in ("sha256", "sha512"):
+        raise RegistryError(f"{what} has an unsupported digest algorithm {algo!r}")
+    actual = algo + ":" + hashlib.new(algo, data).hexdigest()
+    if actual != expected:
+        raise RegistryError(f"{what}: the registry sent bytes that do not match {expected}")
+
+
+def scope(repository: str, *actions: str) -> str:
+    """A token scope.
+
+    >>> scope("team/app", "pull", "push")
+    'repository:team/app:pull,push'
+    """
+    return f"repository:{repository}:{','.join(actions)}"
+
+
+class RegistryClient:
+    """Registry operations on one host."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @property
+    def host(self) -> str:
+        return self.transport.host
+
+    def _where(self, repository: str, ref: str) -> str:
+        sep = "@" if ":" in ref else ":"
+        return f"{self.host}/{repository}{sep}{ref}"
+
+    # -- manifests -----------------------------------------------------------------------
+
+    def head_manifest(
+        self, repository: str, ref: str, *, actions: tuple[str, ...] = ("pull",)
+    ) -> ManifestInfo | None:
+        """The digest ``ref`` (a tag or digest) points at, or ``None`` if there is none."""
+        doing = f"checking {self._where(repository, ref)}"
+        resp = self.transport.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{ref}",
+            scope=scope(repository, *actions),
+            headers={"Accept": ACCEPT},
+            doing=doing,
+            ok=(404,),
+        )
+        if resp.status_code == 404:
+            return None
+        digest = resp.headers.get("Docker-Content-Digest", "")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if not digest.startswith(("sha256:", "sha512:")):
+            # Some registries omit the digest on HEAD; GET gives the bytes to hash.
+            manifest = self.get_manifest(repository, ref)
+            return ManifestInfo(manifest.digest, manifest.media_type, len(manifest.raw))
+        return ManifestInfo(digest, media_type, int(resp.headers.get("Content-Length") or 0))
+
+    def get_manifest(self, repository: str, ref: str) -> Manifest:
+        doing = f"reading {self._where(repository, ref)}"
+        resp = self.transport.request(
+            "GET",
+            f"/v2/{repository}/manifests/{ref}",
+            scope=scope(repository, "pull"),
+            headers={"Accept": ACCEPT},
+            doing=doing,
+        )
+        raw = resp.content
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise RegistryError(f"the manifest of {self._where(repository, ref)} is too large")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if ref.startswith(("sha256:", "sha512:")):
+            _check_digest(ref, raw, f"reading {self._where(repository, ref)}")
+            digest = ref
+        else:
+            digest = resp.headers.get("Docker-Content-Digest") or sha256_digest(raw)
+            _check_digest(digest, raw, f"reading {self._where(repository, ref)}")
+        if not media_type or media_type not in MANIFEST_TYPES:
+            media_type = str(Manifest(digest, "", raw).json().get("mediaType") or media_type)
+        return Manifest(digest, media_type, raw)
+
+    def put_manifest(self, repository: str, ref: str, raw: bytes, media_type: str) -> str:
+        """Upload a manifest under ``ref``; return its digest."""
+        doing = f"pushing the manifest {self._where(repository, ref)}"
+        resp = self.transport.request(
+            "PUT",
+            f"/v2/{repository}/manifests/{ref}",
+            scope=scope(repository, "pull", "push"),
+            headers={"Content-Type": media_type},
+            data=raw,
+            doing=doing,
+        )
+        digest = resp.headers.get("Docker-Content-Digest") or sha256_digest(raw)
+        return digest
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """DELETE by digest. On Distribution this removes every tag on that digest."""
+        self.transport.request(
+            "DELETE",
+            f"/v2/{repository}/manifests/{digest}",
+            scope=scope(repository, "delete"),
+            doing=f"deleting {self._where(repository, digest)}",
+            ok=(202, 200),
+        )
+
+    # -- tags ----------------------------------------------------------------------------
+
+    def list_tags(self, repository: str) -> list[str]:
+        """Every tag of ``repository``; an unknown repository has none."""
+        return list(self._iter_tags(repository))
+
+    def _iter_tags(self, repository: str) -> Iterator[str]:
+        base = self.transport.base_url()
+        url: str | None = f"{base}/v2/{repository}/tags/list"
+        seen: set[str] = set()
+        for _ in range(MAX_TAG_PAGES):
+            if url is None:
+                return
+            doing = f"listing the tags of {self.host}/{repository}"
+            resp = self.transport.request(
+                "GET", "", url=url, scope=scope(repository, "pull"), doing=doing, ok=(404,)
+            )
+            if resp.status_code == 404:
+                return
+            body = request_json(resp, doing)
+            # Distribution answers "tags": null for a repository whose tags are all gone.
+            tags = body.get("tags") if isinstance(body, dict) else None
+            for tag in tags or []:
+                if isinstance(tag, str) and tag not in seen:
+                    seen.add(tag)
+                    yield tag
+            url = _next_link(resp.headers.get("Link"), resp.url, base)
+        raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of tags")
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
+        doing = f"reading the blob {self._where(repository, digest)}"
+        resp = self.transport.request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=scope(repository, "pull"),
+            doing=doing,
+        )
+        data = resp.content
+        if len(data) > max_bytes:
+            raise RegistryError(f"the blob {digest} is larger than expected ({len(data)} bytes)")
+        _check_digest(digest, data, doing)
+        return data
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        resp = self.transport.request(
+            "HEAD",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=scope(repository, "pull", "push"),
+            doing=f"checking the blob {self._where(repository, digest)}",
+            ok=(404,),
+        )
+        return resp.status_code != 404
+
+    def upload_blob(self, repository: str, data: bytes) -> str:
+        """Upload a small blob monolithically (POST, then PUT with the digest)."""
+        digest = sha256_digest(data)
+        if self.has_blob(repository, digest):
+            return digest
+        doing = f"uploading a blob to {self.host}/{repository}"
+        start = self.transport.request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/",
+            scope=scope(repository, "pull", "push"),
+            doing=doing,
+            ok=(202,),
+        )
+        location = start.headers.get("Location", "")
+        upload = urljoin(start.url, location)
+        if not location or urlsplit(upload).netloc != urlsplit(start.url).netloc:
+            raise RegistryError(f"{self.host} sent an upload location on another host")
+        sep = "&" if "?" in upload else "?"
+        self.transport.request(
+            "PUT",
+            "",
+            url=f"{upload}{sep}digest={digest}",
+            scope=scope(repository, "pull", "push"),
+            headers={"Content-Type": "application/octet-stream"},
+            data=data,
+            doing=doing,
+            ok=(201,),
+        )
+        return digest
+
+    # -- images --------------------------------------------------------------------------
+
+    def image_config(self, repository: str, ref: str) -> dict[str, Any]:
+        """The image config JSON of ``ref``; for an index, of its linux/amd64 (or first)
+        image. Used for labels (``org.opencontainers.image.revision``) and ``created``."""
+        manifest = self.get_manifest(repository, ref)
+        doc = manifest.json()
+        if manifest.media_type in INDEX_TYPES or "manifests" in doc:
+            child = _pick_platform(doc.get("manifests"))
+            if child is None:
+                raise NotFound(f"{self._where(repository, ref)} is an index without images")
+            manifest = self.get_manifest(repository, child)
+            doc = manifest.json()
+        config = doc.get("config")
+        digest = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(digest, str):
+            raise RegistryError(f"the manifest of {self._where(repository, ref)} has no config")
+        try:
+            parsed = json.loads(self.get_blob(repository, digest))
+        except ValueError as exc:
+            raise RegistryError(
+                f"the config of {self._where(repository, ref)} is not JSON"
+            ) from exc
+        if not isinstance(parsed, dict):
+            raise RegistryError(f"the config of {self._where(repository, ref)} is not an object")
+        return parsed
+
+
+def open_client(
+    ref: Reference,
+    env: Mapping[str, str],
+    *,
+    insecure: Sequence[str] = (),
+    ca_file: str | None = None,
+    retry: RetryPolicy | None = None,
+) -> tuple[RegistryClient, Callable[[], Credentials | None]]:
+    """A client for ``ref``'s registry with credentials as the docker CLI finds them, and
+    the (cached) credential lookup itself, for handing the same credentials to the engine."""
+    from tagger.registry.auth import DockerConfig
+
+    config = DockerConfig.load(env)
+    cache: list[Credentials | None] = []
+
+    def credentials() -> Credentials | None:
+        if not cache:
+            cache.append(config.credentials(ref.registry))
+        return cache[0]
+
+    transport = Transport(
+        ref.api_host,
+        credentials,
+        insecure=ref.registry in insecure or ref.api_host in insecure,
+        ca_file=ca_file,
+        retry=retry,
+    )
+    return RegistryClient(transport), credentials
+
+
+def _pick_platform(manifests: Any) -> str | None:
+    if not isinstance(manifests, list):
+        return None
+    digests = []
+    for entry in manifests:
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            continue
+        platform = entry.get("platform") or {}
+        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+            return str(entry["digest"])
+        # Attestation manifests (buildx) carry platform unknown/unknown: never pick them.
+        if platform.get("os") != "unknown":
+            digests.append(str(entry["digest"]))
+    return digests[0] if digests else None
+
+
+def _next_link(header: str | None, current: str, base: str) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, resolved, on the same host only.
+
+    >>> _next_link('</v2/a/tags/list?n=2&last=b>; rel="next"', "https://r.io/v2/a/tags/list",
+    ...            "https://r.io")
+    'https://r.io/v2/a/tags/list?n=2&last=b'
+    >>> _next_link('<https://evil.example/x>; rel="next"', "https://r.io/v2/", "https://r.io")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.RegistryError: r.io sent a tag page link to another host (evil.example)
+    """
+    if not header:
+        return None
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            url = urljoin(current, target.strip().strip("<>"))
+            here, there = urlsplit(base).netloc, urlsplit(url).netloc
+            if here != there:
+                raise RegistryError(f"{here} sent a tag page link to another host ({there})")
+            return url
+    return None
