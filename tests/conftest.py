@@ -1,9 +1,11 @@
-"""Shared pytest fixtures: the real test bed (Docker engine + three registries).
+"""Shared pytest fixtures: the real test bed (Docker engine + four registries, one of
+them behind a token server) and a fault-injecting proxy.
 
 The fixtures start real processes (see ``tests/testbed.py``) the first time a test asks
 for them, once per session (once per worker under pytest-xdist), and stop them at the
 end. A bed that cannot start makes every test that needs it an ERROR with the reason and
 the service's log tail: it is never skipped, with ``CI=true`` or without.
+``fault_proxy`` (``tests/faultproxy.py``) is a thread of this process, new for every test.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+# pytest puts this directory on sys.path for a conftest outside a package ("prepend"
+# import mode), so the bed modules import by their file names, as they do from a shell.
+# (isort counts faultproxy as third-party: pyproject's known-first-party lacks it.)
+import faultproxy
 import pytest
 
-# pytest puts this directory on sys.path for a conftest outside a package ("prepend"
-# import mode), so the bed module imports by its file name, as it does from a shell.
 import testbed as tb
 
 if TYPE_CHECKING:
@@ -73,9 +77,36 @@ def registry_tls(testbed: tb.Testbed) -> tb.Registry:
     return testbed.tls
 
 
-@pytest.fixture(params=["plain", "basic", "tls"])
+@pytest.fixture(scope="session")
+def registry_token(testbed: tb.Testbed) -> tb.Registry:
+    """Plain HTTP with Docker token auth: ``token_realm``/``token_service`` on the object,
+    ``username``/``password`` for the realm; ``auth`` is a ``requests`` bearer handler."""
+    return testbed.token
+
+
+@pytest.fixture
+def token_issuer(testbed: tb.Testbed) -> Iterator[tb.TokenIssuer]:
+    """The token registry's realm, with counters at zero and its start-up configuration;
+    whatever the test changes (``configure(expires_in=2)``) is undone afterwards."""
+    issuer = testbed.token_issuer
+    issuer.reset()
+    try:
+        yield issuer
+    finally:
+        issuer.reset()
+
+
+@pytest.fixture
+def fault_proxy(registry_plain: tb.Registry) -> Iterator[faultproxy.FaultProxy]:
+    """A fresh fault-injecting proxy in front of the plain registry (no faults, counters at
+    zero, seed 0), stopped after the test."""
+    with faultproxy.FaultProxy(registry_plain.host, seed=0) as proxy:
+        yield proxy
+
+
+@pytest.fixture(params=["plain", "basic", "tls", "token"])
 def registry(request: pytest.FixtureRequest) -> tb.Registry:
-    """Each of the three registries in turn."""
+    """Each of the four registries in turn."""
     value: tb.Registry = request.getfixturevalue(f"registry_{request.param}")
     return value
 

@@ -1,13 +1,17 @@
-"""The imgtag test bed: a private Docker engine and three real registries on loopback.
+"""The imgtag test bed: a private Docker engine and four real registries on loopback.
 
 This module does I/O and starts processes. ``start()`` creates one short temporary
 directory and starts, all on 127.0.0.1 with ports chosen at run time:
 
 - ``dockerd`` (Debian ``docker.io``) as root on a private unix socket, without iptables,
   bridge or IP forwarding, with its own data root, exec root and pid file;
-- ``docker-registry`` (Debian's Distribution 2.8.2) three times: ``plain`` (HTTP, anonymous),
-  ``basic`` (HTTP, htpasswd basic auth: Distribution accepts that without TLS) and ``tls``
-  (HTTPS with a certificate signed by a CA generated for this bed with ``openssl``).
+- ``docker-registry`` (Debian's Distribution 2.8.2) four times: ``plain`` (HTTP, anonymous),
+  ``basic`` (HTTP, htpasswd basic auth: Distribution accepts that without TLS), ``tls``
+  (HTTPS with a certificate signed by a CA generated for this bed with ``openssl``) and
+  ``token`` (HTTP, Docker token auth: ``auth: token:`` with a self-signed RSA certificate as
+  ``rootcertbundle``);
+- ``tests/tokenissuer.py``, the ``token`` registry's realm: a small token server in its own
+  Python process that signs RS256 JWTs with that certificate's key for one test user.
 
 It writes the CA to ``/etc/docker/certs.d/127.0.0.1:PORT/ca.crt`` for dockerd and removes it
 again in ``stop()``. ``Testbed.stop()`` ends exactly the processes it started (by pid,
@@ -26,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import contextlib
 import http.client
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -41,6 +47,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import docker
     import docker.models.images
+    import requests
 
 #: Where beds are created. Unix socket paths are limited to ~108 bytes and containerd puts
 #: deeper sockets under the exec root, so a short base beats a long $TMPDIR.
@@ -72,6 +80,14 @@ MANIFEST_MEDIA_TYPES = (
 )
 #: The `Accept` header an existence check must send (see DESIGN.md, registry facts).
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+
+#: The token server of the ``token`` registry, run with this interpreter (stdlib only).
+TOKEN_ISSUER_SCRIPT = Path(__file__).resolve().with_name("tokenissuer.py")
+TOKEN_SERVICE = "imgtag-testbed-token"
+TOKEN_ISSUER = "imgtag-testbed-issuer"
+TOKEN_USER = "tokenuser"
+#: RSA 2048 key generation takes 0.1-1.5 s (prime search): it runs while dockerd starts.
+KEYGEN_TIMEOUT_S = 30.0
 
 DEBIAN_PACKAGE_OF = {
     "dockerd": "docker.io",
@@ -98,9 +114,78 @@ class Engine:
     storage_driver: str
 
 
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """``Bearer realm="...",service="...",scope="..."`` to ``("bearer", {...})``.
+
+    Quoted values may hold commas (``scope="repository:a:pull,push"``), so this is a small
+    tokenizer rather than a split on ``,``.
+    """
+    scheme, _, rest = header.strip().partition(" ")
+    params = {
+        match.group(1).lower(): match.group(2) if match.group(2) is not None else match.group(3)
+        for match in re.finditer(r'([A-Za-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))', rest)
+    }
+    return scheme.lower(), params
+
+
+class BearerAuth:
+    """``requests``' ``auth=`` for a token registry, the way registry clients do it: on a
+    401 with a ``Bearer`` challenge it fetches a token from the realm with the basic
+    credentials and the challenge's service and scope, and sends the request once more.
+
+    No token is cached: every authorised request costs challenge + token + retry, which
+    keeps what a test sees (and the issuer counts) predictable.
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+
+    def __repr__(self) -> str:  # never show the password
+        return f"BearerAuth({self.username!r}, ***)"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]
+        return request
+
+    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        import requests
+
+        sent = response.request
+        # A 401 for a request that already carried a token is the answer: no second round.
+        already_bearer = str(sent.headers.get("Authorization", "")).startswith("Bearer ")
+        if response.status_code != 401 or already_bearer:
+            return response
+        scheme, params = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        if scheme != "bearer" or "realm" not in params:
+            return response
+        query = {k: v for k, v in params.items() if k in ("service", "scope")}
+        token_resp = requests.get(
+            params["realm"], params=query, auth=(self.username, self.password), timeout=10
+        )
+        if token_resp.status_code != 200:
+            return response
+        answer = token_resp.json()
+        # The spec lets a server send either name (OAuth2 clients look for access_token).
+        token = answer.get("token") or answer.get("access_token")
+        response.content  # noqa: B018 (drain the body so the connection can be reused)
+        response.close()
+        retry = sent.copy()
+        retry.headers["Authorization"] = f"Bearer {token}"
+        assert response.connection is not None
+        new = response.connection.send(retry, **kwargs)
+        new.history.append(response)
+        new.request = retry
+        return new
+
+
 @dataclass(frozen=True)
 class Registry:
-    """One running ``docker-registry``. ``host`` is what goes in an image reference."""
+    """One running ``docker-registry``. ``host`` is what goes in an image reference.
+
+    The ``token`` registry also has ``token_realm`` and ``token_service``; its
+    ``username``/``password`` are the issuer's test user.
+    """
 
     name: str
     host: str
@@ -113,20 +198,26 @@ class Registry:
     root: Path
     log_file: Path
     config_file: Path
+    token_realm: str | None = None
+    token_service: str | None = None
 
     @property
-    def auth(self) -> tuple[str, str] | None:
-        """``requests`` basic-auth tuple, or None for an anonymous registry."""
+    def auth(self) -> tuple[str, str] | BearerAuth | None:
+        """``requests``' ``auth=``: a basic-auth tuple, a BearerAuth for the token registry,
+        or None for an anonymous registry."""
         if self.username is None or self.password is None:
             return None
+        if self.token_realm is not None:
+            return BearerAuth(self.username, self.password)
         return (self.username, self.password)
 
     @property
     def auth_config(self) -> dict[str, str] | None:
-        """The docker SDK's ``auth_config`` for push/pull, or None when anonymous."""
-        if self.auth is None:
+        """The docker SDK's ``auth_config`` for push/pull, or None when anonymous. The engine
+        does the token dance itself with these for the token registry."""
+        if self.username is None or self.password is None:
             return None
-        return {"username": self.auth[0], "password": self.auth[1]}
+        return {"username": self.username, "password": self.password}
 
     @property
     def verify(self) -> str | bool:
@@ -137,6 +228,76 @@ class Registry:
         """``127.0.0.1:PORT/repository[:tag]``."""
         ref = f"{self.host}/{repository}"
         return f"{ref}:{tag}" if tag else ref
+
+
+@dataclass(frozen=True)
+class TokenIssuer:
+    """The ``token`` registry's realm (``tests/tokenissuer.py``), with its admin API."""
+
+    url: str
+    realm: str
+    service: str
+    issuer: str
+    username: str
+    password: str
+    pid: int
+    root: Path
+    log_file: Path
+    config_file: Path
+    key_file: Path
+    cert_file: Path
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise ValueError(f"token issuer {method} {path}: {exc.code} {exc.read()!r}") from exc
+
+    def stats(self) -> dict[str, Any]:
+        """``issued``, ``anonymous``, ``denied``, ``by_user``, ``recent`` (subject and access
+        of the last tokens), ``config``."""
+        result: dict[str, Any] = self._call("GET", "/_stats")
+        return result
+
+    def configure(
+        self,
+        *,
+        expires_in: int | None = None,
+        grant: Sequence[str] | Literal["unchanged"] | None = "unchanged",
+        registry_leeway: int | None = None,
+    ) -> dict[str, Any]:
+        """Change what the next tokens look like: ``expires_in`` seconds of life (what the
+        registry accepts, its 60 s leeway included), ``grant`` caps the actions of every
+        token (e.g. ``["pull", "push"]``: nobody may delete; None: no cap)."""
+        body: dict[str, Any] = {}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        if grant != "unchanged":
+            body["grant"] = list(grant) if grant is not None else None
+        if registry_leeway is not None:
+            body["registry_leeway"] = registry_leeway
+        result: dict[str, Any] = self._call("POST", "/_config", body)
+        return result
+
+    def reset(self) -> None:
+        """Counters to zero and the configuration of start-up back."""
+        self._call("POST", "/_reset", {})
+
+    def token(self, *scopes: str, auth: tuple[str, str] | Literal["user"] | None = "user") -> str:
+        """A token for ``scopes`` (``repository:NAME:pull,push``), as the test user by default."""
+        query = urllib.parse.urlencode([("service", self.service), *(("scope", s) for s in scopes)])
+        request = urllib.request.Request(f"{self.realm}?{query}")
+        credentials = (self.username, self.password) if auth == "user" else auth
+        if credentials is not None:
+            basic = base64.b64encode(":".join(credentials).encode()).decode()
+            request.add_header("Authorization", f"Basic {basic}")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return str(json.loads(resp.read())["token"])
 
 
 @dataclass(frozen=True)
@@ -153,10 +314,12 @@ class Testbed:
     ca_file: Path
     docker_config: Path
     certs_d_file: Path
+    token: Registry
+    token_issuer: TokenIssuer
 
     @property
     def registries(self) -> dict[str, Registry]:
-        return {r.name: r for r in (self.plain, self.basic, self.tls)}
+        return {r.name: r for r in (self.plain, self.basic, self.tls, self.token)}
 
     def env(self) -> dict[str, str]:
         """Environment for a process that should use the bed (imgtag, docker CLI, skopeo)."""
@@ -171,6 +334,11 @@ class Testbed:
             "IMGTAG_TESTBED_BASIC_PASSWORD": self.basic.password or "",
             "IMGTAG_TESTBED_TLS": self.tls.host,
             "IMGTAG_TESTBED_CA_FILE": str(self.ca_file),
+            "IMGTAG_TESTBED_TOKEN": self.token.host,
+            "IMGTAG_TESTBED_TOKEN_USER": self.token.username or "",
+            "IMGTAG_TESTBED_TOKEN_PASSWORD": self.token.password or "",
+            # Admin API: GET /_stats, POST /_config {"expires_in": 2}, POST /_reset.
+            "IMGTAG_TESTBED_TOKEN_ISSUER": self.token_issuer.url,
         }
 
     def stop(self) -> None:
@@ -358,7 +526,9 @@ def _start_engine_with(root: Path, dockerd: str, driver: str) -> Engine:
     # An empty config file of our own, so that a host's /etc/docker/daemon.json cannot
     # change (or conflict with) the flags below.
     daemon_json.write_text("{}\n")
-    namespace = f"imgtag-{root.name}"
+    # containerd namespaces must match [A-Za-z0-9]+([._-][A-Za-z0-9]+)*: mkdtemp names may
+    # hold "-_" (seen: "itb-_9dvgwwb"), so keep only the letters and digits.
+    namespace = "imgtag" + "".join(ch for ch in root.name if ch.isalnum())
     argv = [
         dockerd,
         "--iptables=false",
@@ -490,6 +660,7 @@ def _start_registry(
     password: str | None = None,
     htpasswd_file: Path | None = None,
     tls: tuple[Path, Path, Path] | None = None,
+    token: TokenIssuer | None = None,
 ) -> Registry:
     binary = _which("docker-registry")
     reg_dir = root / f"reg-{name}"
@@ -498,11 +669,20 @@ def _start_registry(
     storage.mkdir()
     log_file = reg_dir / "registry.log"
     config_file = reg_dir / "config.yml"
-    auth = (
-        {"htpasswd": {"realm": f"imgtag-testbed-{name}", "path": str(htpasswd_file)}}
-        if htpasswd_file is not None
-        else None
-    )
+    auth: dict[str, Any] | None = None
+    if htpasswd_file is not None:
+        auth = {"htpasswd": {"realm": f"imgtag-testbed-{name}", "path": str(htpasswd_file)}}
+    elif token is not None:
+        auth = {
+            "token": {
+                "realm": token.realm,
+                "service": token.service,
+                "issuer": token.issuer,
+                # The issuer's self-signed certificate is the trust root; tokens carry it
+                # in their x5c header and Distribution verifies that chain against this.
+                "rootcertbundle": str(token.cert_file),
+            }
+        }
     tls_cfg = {"certificate": str(tls[1]), "key": str(tls[2])} if tls is not None else None
     scheme = "https" if tls is not None else "http"
     context = ssl.create_default_context(cafile=str(tls[0])) if tls is not None else None
@@ -534,6 +714,8 @@ def _start_registry(
                     root=reg_dir,
                     log_file=log_file,
                     config_file=config_file,
+                    token_realm=token.realm if token is not None else None,
+                    token_service=token.service if token is not None else None,
                 )
             if time.monotonic() > deadline:
                 _stop_pid(pid, f"{root}/")
@@ -543,6 +725,95 @@ def _start_registry(
         if "address already in use" not in log_file.read_text(errors="replace"):
             break  # a real failure: retrying on another port would only hide it
     raise _fail(service, last_error, log_file)
+
+
+def _make_token_key(root: Path) -> tuple[Path, Path]:
+    """The token issuer's RSA 2048 key and self-signed certificate, made with openssl."""
+    token_dir = root / "token"
+    token_dir.mkdir()
+    key_file, cert_file = token_dir / "issuer.key", token_dir / "issuer.crt"
+    argv = [
+        _which("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+        "-keyout", str(key_file), "-out", str(cert_file),
+        "-days", "7", "-subj", f"/CN=imgtag test bed token issuer {root.name}",
+    ]  # fmt: skip
+    try:
+        _run(argv, "the token issuer's key (openssl)", timeout=KEYGEN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        why = f"openssl did not make an RSA key within {KEYGEN_TIMEOUT_S:.0f} s"
+        raise _fail("the token issuer's key (openssl)", why) from None
+    return key_file, cert_file
+
+
+def _start_token_side(root: Path) -> tuple[TokenIssuer, Registry]:
+    """Key, issuer and token registry, in that order. Runs in a thread of its own while
+    the engine and the other registries start: RSA 2048 key generation alone takes
+    0.1-1.5 s (a random prime search), which would otherwise add to every start-up.
+    On failure it stops what it started itself; on success the caller owns both pids."""
+    key_file, cert_file = _make_token_key(root)
+    issuer = _start_token_issuer(root, key_file, cert_file)
+    try:
+        registry = _start_registry(
+            root, "token", username=issuer.username, password=issuer.password, token=issuer
+        )
+    except BaseException:
+        _stop_pid(issuer.pid, f"{root}/")
+        raise
+    return issuer, registry
+
+
+def _start_token_issuer(root: Path, key_file: Path, cert_file: Path) -> TokenIssuer:
+    """Start ``tests/tokenissuer.py`` on a port of its choosing (it binds port 0 and
+    reports the port in a file: no race for a free port)."""
+    service = "the token issuer (tests/tokenissuer.py)"
+    token_dir = root / "token"
+    password = secrets.token_urlsafe(12)
+    config_file = token_dir / "issuer.json"
+    # The password goes in a file readable by root only, never in argv (visible to all).
+    config_file.touch(mode=0o600)
+    config_file.write_text(
+        json.dumps(
+            {
+                "service": TOKEN_SERVICE,
+                "issuer": TOKEN_ISSUER,
+                "key": str(key_file),
+                "cert": str(cert_file),
+                "users": {TOKEN_USER: password},
+            }
+        )
+    )
+    ready_file = token_dir / "port"
+    log_file = token_dir / "issuer.log"
+    # -I: isolated from PYTHON* variables and the user site; the issuer needs the stdlib only.
+    argv = [sys.executable, "-I", "-u", str(TOKEN_ISSUER_SCRIPT), "--config", str(config_file),
+            "--ready-file", str(ready_file)]  # fmt: skip
+    pid = _spawn(argv, log_file)
+    deadline = time.monotonic() + REGISTRY_TIMEOUT_S
+    while True:
+        if not _alive(pid):
+            raise _fail(service, "it exited", log_file)
+        with contextlib.suppress(OSError, ValueError):
+            port = int(ready_file.read_text().strip())
+            url = f"http://127.0.0.1:{port}"
+            if _http_status(f"{url}/healthz", None) == 200:
+                return TokenIssuer(
+                    url=url,
+                    realm=f"{url}/token",
+                    service=TOKEN_SERVICE,
+                    issuer=TOKEN_ISSUER,
+                    username=TOKEN_USER,
+                    password=password,
+                    pid=pid,
+                    root=token_dir,
+                    log_file=log_file,
+                    config_file=config_file,
+                    key_file=key_file,
+                    cert_file=cert_file,
+                )
+        if time.monotonic() > deadline:
+            _stop_pid(pid, f"{root}/")
+            raise _fail(service, f"no answer within {REGISTRY_TIMEOUT_S:.0f} s", log_file)
+        time.sleep(0.02)
 
 
 def _http_status(url: str, context: ssl.SSLContext | None) -> int | None:
@@ -603,6 +874,8 @@ def start(base: Path | None = None) -> Testbed:
     root = Path(tempfile.mkdtemp(prefix="itb-", dir=base))
     state: dict[str, Any] = {"root": str(root), "pids": [], "certs_d_dirs": []}
     _write_state(root, state)
+    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="testbed-token")
+    token_side = executor.submit(_start_token_side, root)
     try:
         engine = _start_engine(root)
         state["pids"].append(engine.pid)
@@ -638,12 +911,19 @@ def start(base: Path | None = None) -> Testbed:
         state["certs_d_dirs"] = [str(p) for p in created]
         _write_state(root, state)
 
+        issuer, token = token_side.result()
+        state["pids"] += [issuer.pid, token.pid]
+        _write_state(root, state)
+
         docker_config = root / "docker-config"
         docker_config.mkdir()
-        token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        (docker_config / "config.json").write_text(
-            json.dumps({"auths": {basic.host: {"auth": token}}}, indent=2)
-        )
+        # As `docker login` writes them; for the token registry the CLI stores the basic
+        # credentials too and the client fetches tokens with them.
+        auths = {
+            reg.host: {"auth": base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()}
+            for reg in (basic, token)
+        }
+        (docker_config / "config.json").write_text(json.dumps({"auths": auths}, indent=2))
         bed = Testbed(
             root=root,
             engine=engine,
@@ -653,14 +933,25 @@ def start(base: Path | None = None) -> Testbed:
             ca_file=ca_crt,
             docker_config=docker_config,
             certs_d_file=installed,
+            token=token,
+            token_issuer=issuer,
         )
         state["env"] = bed.env()
         _write_state(root, state)
         return bed
     except BaseException:
+        # The token thread may still be starting its processes: let it finish (its own
+        # timeouts bound the wait) so that stop_dir() below knows their pids.
+        with contextlib.suppress(BaseException):
+            issuer, token = token_side.result(timeout=KEYGEN_TIMEOUT_S + 2 * REGISTRY_TIMEOUT_S)
+            if issuer.pid not in state["pids"]:
+                state["pids"] += [issuer.pid, token.pid]
+                _write_state(root, state)
         # Keep the logs that the error message points to; the processes are gone.
         stop_dir(root, keep_files=True)
         raise
+    finally:
+        executor.shutdown(wait=False)
 
 
 def _mounts_under(root: Path) -> list[str]:

@@ -1,0 +1,580 @@
+"""A fault-injecting HTTP reverse proxy for registry tests: the bed's only fake.
+
+This module does I/O: ``FaultProxy`` listens on 127.0.0.1 (a ``ThreadingHTTPServer`` in a
+daemon thread) and forwards every request (method, path, query, headers, body) to one
+plain-HTTP target such as the bed's ``plain`` registry, then the answer back. ``Location``
+and ``Link`` headers that point at the target are rewritten to the proxy, so a client that
+follows an upload URL stays on the proxy. Request bodies are buffered (chunked ones too,
+as the Docker engine sends blob uploads), response bodies streamed when their length is
+known; both are capped at ``max_body`` bytes.
+
+Faults are set at run time and apply to the requests whose method and path match::
+
+    proxy.fail(429, times=2, retry_after=1)            # the next two requests: 429 + Retry-After
+    proxy.fail(503, probability=0.3)                   # 30 % of requests (seeded: repeatable)
+    proxy.reset_connection(times=1, method="DELETE")   # close with a TCP RST, no answer
+    proxy.delay(0.5, path=r"/manifests/")              # wait, then forward as usual
+    proxy.clear()                                      # no more faults
+
+Faults are checked in the order they were added; delays add up and the request goes on to
+the next fault, the first ``fail``/``reset_connection`` that fires answers it. Every request
+is counted (``count()``, ``seen``) before any fault applies. Random decisions come from
+``random.Random(seed)``: the same sequence of requests meets the same faults.
+
+Only loopback: the proxy binds 127.0.0.1 and refuses a target elsewhere.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import http.client
+import json
+import random
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+#: Headers that describe one connection, not the message (RFC 9110, section 7.6.1), plus
+#: the framing headers the proxy sets itself.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+        # The proxy answers 100-continue itself (BaseHTTPRequestHandler does) and then
+        # forwards the whole body; http.client could not wait for the target's 100.
+        "expect",
+    }
+)
+DEFAULT_MAX_BODY = 256 * 1024 * 1024
+#: Longest single delay: a typo of 500 for 0.5 must not hang a test run.
+MAX_DELAY_S = 60.0
+#: Upper bound on chunks of one chunked request body (each at least 1 byte anyway).
+_MAX_CHUNKS = 1 << 20
+_COPY_CHUNK = 256 * 1024
+_ERROR_CODES = {
+    429: "TOOMANYREQUESTS",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "UNAVAILABLE",
+}
+
+
+@dataclass
+class Fault:
+    """One configured fault. ``times`` counts down as it fires (None: no limit);
+    ``hits`` counts how often it fired."""
+
+    kind: Literal["status", "reset", "delay"]
+    status: int = 0
+    retry_after: float | None = None
+    seconds: float = 0.0
+    times: int | None = None
+    probability: float | None = None
+    method: re.Pattern[str] | None = None
+    path: re.Pattern[str] | None = None
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.method is not None and not self.method.fullmatch(method):
+            return False
+        return self.path is None or self.path.search(path) is not None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the proxy saw it; ``outcome`` is the status answered, ``"reset"``,
+    or ``"error"`` when the target could not be reached; ``fault`` names the fault."""
+
+    method: str
+    path: str
+    query: str
+    outcome: int | str
+    fault: str | None
+    at: float = field(default_factory=time.monotonic)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class FaultProxy:
+    """A reverse proxy on 127.0.0.1 in front of ``target`` (``host:port``, plain HTTP).
+
+    Use as a context manager or call ``start()``/``stop()``. ``url``, ``host`` and
+    ``image()`` mirror the bed's ``Registry`` so a test can swap one for the other.
+    """
+
+    def __init__(self, target: str, *, seed: int = 0, max_body: int = DEFAULT_MAX_BODY) -> None:
+        host, _, port = target.rpartition(":")
+        if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+            raise ValueError(f"fault proxy: target must be 127.0.0.1:PORT, got {target!r}")
+        self.target = target
+        self.target_url = f"http://{target}"
+        self.max_body = max_body
+        self._seed = seed
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        # Bounded: a long test keeps the last 100,000 requests.
+        self._seen: collections.deque[Seen] = collections.deque(maxlen=100_000)
+        self._server: _ProxyServer | None = None
+        self._thread: threading.Thread | None = None
+        # Kept after stop(): a handler still finishing an answer rewrites headers with it.
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FaultProxy:
+        if self._server is not None:
+            return self
+        self._server = _ProxyServer(self)
+        self._port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"faultproxy-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and cut every open connection, so no handler thread outlives
+        the proxy for longer than its current read."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_all_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("fault proxy is not started")
+        return self._port
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, what goes in an image reference."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def image(self, repository: str, tag: str | None = None) -> str:
+        ref = f"{self.host}/{repository}"
+        return f"{ref}:{tag}" if tag else ref
+
+    # ------------------------------------------------------------------ faults
+
+    def fail(
+        self,
+        status: int = 503,
+        *,
+        times: int | None = None,
+        probability: float | None = None,
+        retry_after: float | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> Fault:
+        """Answer ``status`` (e.g. 429, 502, 503, 504) instead of forwarding, with a
+        Distribution-style JSON error body and ``Retry-After`` when given."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"fault proxy: a fault status is 4xx/5xx, got {status}")
+        return self._add(
+            Fault("status", status=status, retry_after=retry_after),
+            times, probability, method, path,
+        )  # fmt: skip
+
+    def throttle(
+        self,
+        times: int | None = 1,
+        *,
+        retry_after: float = 1,
+        probability: float | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> Fault:
+        """429 Too Many Requests with ``Retry-After``."""
+        return self.fail(
+            429, times=times, probability=probability, retry_after=retry_after,
+            method=method, path=path,
+        )  # fmt: skip
+
+    def reset_connection(
+        self,
+        *,
+        times: int | None = None,
+        probability: float | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> Fault:
+        """Close the client's connection without an answer, with a TCP RST (the client
+        sees ``ECONNRESET``: ``requests.ConnectionError``)."""
+        return self._add(Fault("reset"), times, probability, method, path)
+
+    def delay(
+        self,
+        seconds: float,
+        *,
+        times: int | None = None,
+        probability: float | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> Fault:
+        """Wait ``seconds`` before forwarding (or before a later fault answers)."""
+        if not 0 <= seconds <= MAX_DELAY_S:
+            raise ValueError(f"fault proxy: delay must be within 0..{MAX_DELAY_S:.0f} s")
+        return self._add(Fault("delay", seconds=seconds), times, probability, method, path)
+
+    def remove(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults = [f for f in self._faults if f is not fault]
+
+    def clear(self) -> None:
+        """No more faults; counters stay."""
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self, seed: int | None = None) -> None:
+        """No faults, no counters, the random sequence from its start (or a new seed)."""
+        with self._lock:
+            self._faults.clear()
+            self._counts.clear()
+            self._seen.clear()
+            self._seed = self._seed if seed is None else seed
+            self._rng = random.Random(self._seed)
+
+    @property
+    def faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def _add(
+        self,
+        fault: Fault,
+        times: int | None,
+        probability: float | None,
+        method: str | None,
+        path: str | None,
+    ) -> Fault:
+        if times is not None and times < 0:
+            raise ValueError("fault proxy: times must be >= 0")
+        if probability is not None and not 0.0 <= probability <= 1.0:
+            raise ValueError("fault proxy: probability must be within 0..1")
+        fault.times = times
+        fault.probability = probability
+        fault.method = re.compile(method, re.IGNORECASE) if method is not None else None
+        fault.path = re.compile(path) if path is not None else None
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def _decide(self, method: str, path: str) -> tuple[float, Fault | None]:
+        """Total delay and the terminal fault (or None: forward) for one request."""
+        delay = 0.0
+        with self._lock:
+            self._counts[(method, path)] += 1
+            for fault in self._faults:
+                if not fault.matches(method, path):
+                    continue
+                # Draw only for matching faults, so that adding a fault for DELETE does
+                # not change which GETs another probabilistic fault hits.
+                if fault.probability is not None and self._rng.random() >= fault.probability:
+                    continue
+                fault.hits += 1
+                if fault.times is not None:
+                    fault.times -= 1
+                if fault.kind == "delay":
+                    delay += fault.seconds
+                    continue
+                return delay, fault
+        return delay, None
+
+    # ------------------------------------------------------------------ observations
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """Requests seen whose method matches ``method`` (a regex, case-insensitive, whole)
+        and whose path contains a match of ``path`` (a regex); None matches all."""
+        method_re = re.compile(method, re.IGNORECASE) if method is not None else None
+        path_re = re.compile(path) if path is not None else None
+        with self._lock:
+            return sum(
+                n
+                for (m, p), n in self._counts.items()
+                if (method_re is None or method_re.fullmatch(m))
+                and (path_re is None or path_re.search(p))
+            )
+
+    @property
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Requests seen by ``(method, path)``."""
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def seen(self) -> list[Seen]:
+        """Every request seen, oldest first: a copy, since handler threads keep appending."""
+        with self._lock:
+            return list(self._seen)
+
+    def _record(self, seen: Seen) -> None:
+        with self._lock:
+            self._seen.append(seen)
+
+    def _rewrite(self, value: str) -> str:
+        # Distribution builds absolute upload URLs from the Host it was sent (the target):
+        # pointing them back at the proxy keeps the whole upload on the proxy.
+        return value.replace(self.target_url, self.url)
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Many parallel layer uploads from the engine must not overflow the default backlog of 5.
+    request_queue_size = 64
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (or a connection we reset) is routine here; anything else
+        # is a bug of the proxy and gets the default traceback on stderr.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+    def track(self, sock: socket.socket, alive: bool) -> None:
+        with self._connections_lock:
+            if alive:
+                self._connections.add(sock)
+            else:
+                self._connections.discard(sock)
+
+    def close_all_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ProxyServer
+    protocol_version = "HTTP/1.1"
+    server_version = "imgtag-faultproxy/1"
+    # An idle keep-alive connection ends after this; bounds every read of a request, too.
+    timeout = 60
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, alive=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass  # the connection was reset on purpose, or by the client
+        finally:
+            self.server.track(self.connection, alive=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Silent: pytest shows the requests through ``proxy.seen`` when a test needs them.
+        pass
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
+
+    def _handle(self) -> None:
+        proxy = self.server.proxy
+        split = urllib.parse.urlsplit(self.path)
+        method, path, query = self.command, split.path, split.query
+
+        # Every outcome is recorded *before* the client can see it: a test that reads
+        # `seen` right after its response must find the request there.
+        def record(outcome: int | str, fault_name: str | None = None) -> None:
+            proxy._record(Seen(method, path, query, outcome, fault_name))
+
+        delay, fault = proxy._decide(method, path)
+        if delay:
+            time.sleep(delay)
+        if fault is not None and fault.kind == "reset":
+            record("reset", "reset")
+            self._reset()
+            return
+        try:
+            body = self._read_body()
+        except _BodyTooLarge:
+            record(413)
+            self._answer_error(413, "SIZE_INVALID", f"body over {proxy.max_body} bytes")
+            return
+        except (ValueError, OSError):
+            record("error")
+            self.close_connection = True
+            return
+        if fault is not None:
+            headers = {}
+            if fault.retry_after is not None:
+                # Retry-After is whole seconds (RFC 9110); round up so it is never 0 early.
+                headers["Retry-After"] = str(max(0, int(-(-fault.retry_after // 1))))
+            code = _ERROR_CODES.get(fault.status, "UNKNOWN")
+            record(fault.status, f"status {fault.status}")
+            self._answer_error(fault.status, code, "injected by the test bed", headers)
+            return
+        self._forward(method, body, record)
+
+    # ------------------------------------------------------------------ pieces
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN: the
+        # client gets "connection reset by peer", the rudest failure a server can produce.
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _read_body(self) -> bytes | None:
+        limit = self.server.proxy.max_body
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked(limit)
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return None
+        length = int(length_header)
+        if length > limit:
+            raise _BodyTooLarge
+        data = self.rfile.read(length)
+        if len(data) != length:
+            raise ValueError("client closed the connection mid-body")
+        return data
+
+    def _read_chunked(self, limit: int) -> bytes:
+        body = bytearray()
+        for _ in range(_MAX_CHUNKS):
+            size_line = self.rfile.readline(1024)
+            if not size_line:
+                raise ValueError("client closed the connection mid-body")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                for _ in range(100):  # trailer fields, ended by an empty line
+                    if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
+                        break
+                return bytes(body)
+            if len(body) + size > limit:
+                raise _BodyTooLarge
+            chunk = self.rfile.read(size)
+            if len(chunk) != size:
+                raise ValueError("client closed the connection mid-body")
+            body += chunk
+            self.rfile.readline(8)  # the CRLF after the chunk
+        raise ValueError("too many chunks")
+
+    def _answer_error(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _forward(
+        self, method: str, body: bytes | None, record: Callable[[int | str], None]
+    ) -> None:
+        proxy = self.server.proxy
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        upstream = http.client.HTTPConnection(proxy.target, timeout=120)
+        try:
+            try:
+                upstream.request(method, self.path, body=body, headers=headers)
+                resp = upstream.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                record("error")
+                self._answer_error(502, "UNAVAILABLE", f"fault proxy: target unreachable: {exc}")
+                return
+            length = resp.getheader("Content-Length")
+            no_body = method == "HEAD" or resp.status in (204, 304) or resp.status < 200
+            buffered = b""
+            if not no_body and length is None:
+                # Chunked or close-delimited: buffer it, so the client gets a length.
+                buffered = resp.read(proxy.max_body + 1)
+                if len(buffered) > proxy.max_body:
+                    record("error")
+                    self._answer_error(502, "UNAVAILABLE", "fault proxy: answer too large")
+                    return
+                length = str(len(buffered))
+            record(resp.status)
+            # send_response() would add a second Server and Date: pass the target's through.
+            self.log_request(resp.status)
+            self.send_response_only(resp.status, resp.reason)
+            for name, value in resp.getheaders():
+                lower = name.lower()
+                if lower in _HOP_BY_HOP:
+                    continue
+                if lower in ("location", "link"):
+                    value = proxy._rewrite(value)
+                self.send_header(name, value)
+            if length is not None:
+                # Also for HEAD: a manifest HEAD tells the size in Content-Length.
+                self.send_header("Content-Length", length)
+            self.end_headers()
+            if no_body:
+                return
+            if buffered or length == "0":
+                self.wfile.write(buffered)
+                return
+            remaining = int(length) if length is not None else 0
+            while remaining > 0:
+                chunk = resp.read(min(_COPY_CHUNK, remaining))
+                if not chunk:
+                    # The target broke off: so must we, or the client waits for bytes.
+                    self.close_connection = True
+                    break
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+        finally:
+            upstream.close()
+
+
+__all__ = ["Fault", "FaultProxy", "Seen"]
