@@ -268,7 +268,11 @@ class Transport:
         # dockerd's rule for insecure registries: HTTPS first, then plain HTTP.
         try:
             self.session.get(f"https://{self.host}/v2/", timeout=min(self.timeout, 10.0))
-        except requests.exceptions.SSLError:
+        except requests.exceptions.SSLError as exc:
+            # A TLS server with a certificate we cannot verify is still a TLS server:
+            # stay on HTTPS so the next request says so, instead of sending plain HTTP.
+            if "certificate verify failed" in str(exc).lower():
+                return "https"
             return "http"
         except requests.exceptions.ConnectionError:
             return "http"

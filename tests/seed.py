@@ -1,0 +1,76 @@
+"""Seed images into a real registry through its API (no engine): fast fixtures for client,
+build-push and prune tests. Does I/O against the registry given.
+
+Each image is a real, pullable single-layer image: a gzip tar layer with one file, and a
+config whose ``created`` and labels the caller chooses.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Mapping
+
+from tagger.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient
+
+
+def _layer(content: str) -> tuple[bytes, str]:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        data = content.encode()
+        info = tarfile.TarInfo("content.txt")
+        info.size, info.mtime, info.mode = len(data), 0, 0o644
+        tar.addfile(info, io.BytesIO(data))
+    diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+    return gzip.compress(raw.getvalue(), mtime=0), diff_id
+
+
+def seed_image(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    content: str,
+    *,
+    created: str | None = "2026-11-01T00:00:00Z",
+    labels: Mapping[str, str] | None = None,
+    media_type: str = DOCKER_MANIFEST,
+) -> str:
+    """Push a one-layer image under ``tag``; return its manifest digest."""
+    layer, diff_id = _layer(content)
+    config: dict[str, object] = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": dict(labels or {})},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+    if created is not None:
+        config["created"] = created
+    config_raw = json.dumps(config, sort_keys=True).encode()
+    config_digest = client.upload_blob(repository, config_raw)
+    layer_digest = client.upload_blob(repository, layer)
+    oci = media_type == OCI_MANIFEST
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json"
+            if oci
+            else "application/vnd.docker.container.image.v1+json",
+            "digest": config_digest,
+            "size": len(config_raw),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"
+                if oci
+                else "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "digest": layer_digest,
+                "size": len(layer),
+            }
+        ],
+    }
+    raw = json.dumps(manifest, sort_keys=True).encode()
+    return client.put_manifest(repository, tag, raw, media_type)
