@@ -11,8 +11,11 @@ not raise when the push fails: every stream line is checked for ``error``/``erro
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,14 +88,15 @@ class Engine:
         import docker
 
         image_id = ""
+        labelled = dockerfile_with_labels(context, dockerfile, target, labels)
         try:
             stream = self.api.build(
                 path=context,
-                dockerfile=dockerfile,
+                dockerfile=labelled.path if labelled else dockerfile,
                 tag=tag,
                 buildargs=dict(buildargs),
                 target=target,
-                labels=dict(labels),
+                labels=None if labelled else dict(labels),
                 rm=True,
                 forcerm=True,
                 decode=True,
@@ -111,6 +115,9 @@ class Engine:
             raise EngineError(f"the build failed: {_short(exc)}") from None
         except (docker.errors.DockerException, OSError) as exc:
             raise EngineError(f"the build failed: {_short(exc)}") from None
+        finally:
+            if labelled:
+                labelled.remove()
         if not image_id:
             image_id = str(self.api.inspect_image(tag)["Id"])
         return BuildResult(image_id)
@@ -170,6 +177,64 @@ class Engine:
         if not digest:
             raise EngineError(f"the push of {repository}:{tag} reported no digest")
         return digest
+
+
+@dataclass(frozen=True, slots=True)
+class _TempDockerfile:
+    path: str
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def label_instruction(labels: Mapping[str, str]) -> str | None:
+    """One ``LABEL`` instruction for all labels, or ``None`` if a value cannot be written
+    safely (a newline). ``$`` is escaped: LABEL expands variables.
+
+    >>> print(label_instruction({"a.b": 'x "y" $HOME'}))
+    LABEL "a.b"="x \\"y\\" \\$HOME"
+    """
+    parts = []
+    for key, value in labels.items():
+        if "\n" in key or "\n" in value or "\r" in key or "\r" in value:
+            return None
+        parts.append(f"{_dockerfile_quote(key)}={_dockerfile_quote(value)}")
+    return "LABEL " + " ".join(parts) if parts else None
+
+
+def _dockerfile_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def dockerfile_with_labels(
+    context: str, dockerfile: str | None, target: str | None, labels: Mapping[str, str]
+) -> _TempDockerfile | None:
+    """The Dockerfile plus one ``LABEL`` line, in a temporary file outside the context.
+
+    The classic builder turns the API's ``labels`` into one build step per label, each a
+    container created, committed and removed (moby's ``buildLabelOptions``): four labels
+    cost ~0.6 s against ~0.2 s for one LABEL line here. Falls back (``None``) where
+    appending is not obviously right: a ``--target`` stage (the label belongs to it, not
+    to the last stage), a file ending in a line continuation, an unreadable file.
+    """
+    instruction = label_instruction(labels)
+    if instruction is None or target:
+        return None
+    path = dockerfile or os.path.join(context, "Dockerfile")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    last = text.rstrip().splitlines()[-1] if text.strip() else ""
+    escape = "`" if re.search(r"(?im)^#\s*escape\s*=\s*`", text) else "\\"
+    if not last or last.endswith(escape) or last.lstrip().startswith("#"):
+        return None
+    fd, temp = tempfile.mkstemp(prefix="imgtag-", suffix=".Dockerfile")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text.rstrip("\n") + "\n" + instruction + "\n")
+    return _TempDockerfile(temp)
 
 
 def _context_kwargs() -> tuple[dict[str, Any], str]:
