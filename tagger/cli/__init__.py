@@ -51,9 +51,11 @@ def _root(
 # Command registration: importing these modules is cheap by design.
 from tagger.cli import build_push as _build_push  # noqa: E402
 from tagger.cli import next as _next  # noqa: E402
+from tagger.cli import prune as _prune  # noqa: E402
 
 _next.register(app)
 _build_push.register(app)
+_prune.register(app)
 
 
 def _err(message: str) -> None:

@@ -1,0 +1,106 @@
+"""``imgtag prune IMAGE...``: plan, print, and (with ``--apply``) carry out. Glue only.
+
+Heavy imports (requests) happen inside the command body.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+import typer
+
+from tagger.cli.build_push import CaFileOpt, InsecureOpt
+
+
+class PruneFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+PRUNE_DEFAULTS: dict[str, Any] = {
+    "keep_last": 10,
+    "keep_per_version": 1,
+    "keep_within": None,
+    "keep": [],
+    "match": None,
+    "max_delete": None,
+    "concurrency": 8,
+}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("prune")
+    def prune(
+        images: Annotated[list[str], typer.Argument(help="[registry/]path of each repository.")],
+        apply: Annotated[
+            bool, typer.Option("--apply", help="Delete; without it, a dry run.")
+        ] = False,
+        policy: Annotated[
+            str | None, typer.Option("--policy", help="TOML file with the keys below.")
+        ] = None,
+        keep_last: Annotated[
+            int | None,
+            typer.Option("--keep-last", min=0, help="Keep the N highest tags. [default: 10]"),
+        ] = None,
+        keep_per_version: Annotated[
+            int | None,
+            typer.Option(
+                "--keep-per-version",
+                min=0,
+                help="Keep the N highest builds of each X.Y.Z[-PRE]. [default: 1]",
+            ),
+        ] = None,
+        keep_within: Annotated[
+            str | None,
+            typer.Option(
+                "--keep-within", help="Keep what was created within this long (30d, 12h)."
+            ),
+        ] = None,
+        keep: Annotated[
+            list[str] | None,
+            typer.Option("--keep", help="Keep tags matching this regex; repeatable."),
+        ] = None,
+        match: Annotated[
+            str | None,
+            typer.Option(
+                "--match", help="Candidates: tags matching this regex. [default: X.Y.Z[-PRE]-N]"
+            ),
+        ] = None,
+        max_delete: Annotated[
+            int | None,
+            typer.Option("--max-delete", min=0, help="Refuse a plan that removes more tags."),
+        ] = None,
+        concurrency: Annotated[
+            int | None, typer.Option("--concurrency", min=1, help="Parallel requests. [default: 8]")
+        ] = None,
+        fmt: Annotated[
+            PruneFormat, typer.Option("--format", help="text or json.")
+        ] = PruneFormat.TEXT,
+        insecure_registry: InsecureOpt = None,
+        ca_file: CaFileOpt = None,
+    ) -> None:
+        """Remove old tags from registries, digest-safely. A dry run unless --apply."""
+        import os
+
+        from tagger.prune_run import PruneSettings, run_prune
+
+        given = {
+            "keep_last": keep_last,
+            "keep_per_version": keep_per_version,
+            "keep_within": keep_within,
+            "keep": keep or None,
+            "match": match,
+            "max_delete": max_delete,
+            "concurrency": concurrency,
+        }
+        settings = PruneSettings.resolve(given, PRUNE_DEFAULTS, policy_file=policy)
+        run_prune(
+            images,
+            settings,
+            apply=apply,
+            json_output=fmt is PruneFormat.JSON,
+            env=os.environ,
+            insecure=tuple(insecure_registry or ()),
+            ca_file=ca_file,
+        )

@@ -1,0 +1,236 @@
+"""``imgtag prune`` across repositories: settings, progress, the plan table, the summary.
+
+Does I/O (registry, stdout/stderr); the decisions are ``tagger.prune.plan``'s.
+Settings: option > ``IMGTAG_*`` variable > ``--policy`` file > ``[tool.imgtag.prune]`` >
+default. The plan prints first, then a summary; exit 0 when every action succeeded, 5
+when any failed (each named), so a re-run finishes the job.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tagger.errors import ConfigError, PolicyError, RegistryError
+from tagger.prune import (
+    DEFAULT_MATCH,
+    DELETE,
+    KEEP,
+    SKIP,
+    UNTAG,
+    Action,
+    Policy,
+    apply,
+    compile_regex,
+    gather,
+    parse_duration,
+    plan,
+    removals,
+)
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    policy: Policy
+    concurrency: int
+
+    @classmethod
+    def resolve(
+        cls, given: Mapping[str, Any], defaults: Mapping[str, Any], policy_file: str | None
+    ) -> PruneSettings:
+        from tagger import config
+
+        project = config.load(".")
+        layered = dict(project.sections.get("prune", {}))
+        if policy_file:
+            layered.update(_read_policy(policy_file))
+        values = config.Config(None, {"prune": layered}).resolve("prune", given, defaults)
+        within = values["keep_within"]
+        policy = Policy(
+            keep_last=int(values["keep_last"]),
+            keep_per_version=int(values["keep_per_version"]),
+            keep_within=parse_duration(within) if within else None,
+            keep=tuple(compile_regex(p, "--keep") for p in values["keep"]),
+            match=compile_regex(values["match"] or DEFAULT_MATCH, "--match"),
+            max_delete=values["max_delete"],
+        )
+        return cls(policy, int(values["concurrency"]))
+
+
+def _read_policy(path: str) -> dict[str, Any]:
+    from tagger.config import SCHEMA, _read_toml, _validate_section
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--policy {path}: no such file")
+    table = _read_toml(file)
+    # The keys of [tool.imgtag.prune], at the top level or under [prune].
+    if isinstance(table.get("prune"), dict) and len(table) == 1:
+        table = table["prune"]
+    return _validate_section(table, SCHEMA["prune"], file, "")
+
+
+def _log(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def run_prune(
+    images: Sequence[str],
+    settings: PruneSettings,
+    *,
+    apply: bool,
+    json_output: bool,
+    env: Mapping[str, str],
+    insecure: Sequence[str] = (),
+    ca_file: str | None = None,
+) -> None:
+    from tagger.refs import Reference
+    from tagger.registry.client import open_client
+
+    now = datetime.now(UTC)
+    refs = [Reference.parse_repository(image) for image in images]
+    clients: dict[str, Any] = {}
+    plans: list[tuple[Reference, list[Action]]] = []
+    for ref in refs:
+        if ref.registry not in clients:
+            clients[ref.registry] = open_client(ref, env, insecure=insecure, ca_file=ca_file)[0]
+        client = clients[ref.registry]
+        _log(f"{ref}: reading tags")
+        states, children = gather(client, ref.repository, settings.policy, settings.concurrency)
+        actions = plan(states, settings.policy, now, children)
+        plans.append((ref, actions))
+        limit = settings.policy.max_delete
+        if limit is not None and removals(actions) > limit:
+            _print_plans(plans, json_output, {})
+            raise PolicyError(
+                f"{ref}: the plan removes {removals(actions)} tags, more than --max-delete "
+                f"{limit}: nothing was deleted; raise the limit or narrow the policy"
+            )
+
+    results: dict[tuple[str, str], tuple[str, str, bool, str]] = {}
+    if apply:
+        for ref, actions in plans:
+            if not removals(actions):
+                continue
+            _log(f"{ref}: removing {removals(actions)} tags")
+            outcomes = apply_plan(
+                clients[ref.registry], ref.repository, actions, settings.concurrency
+            )
+            for o in outcomes:
+                results[(str(ref), o.action.tag)] = (
+                    o.action.action,
+                    o.action.reason,
+                    o.ok,
+                    o.detail,
+                )
+    _print_plans(plans, json_output, results)
+    failed = [(key, r) for key, r in results.items() if not r[2]]
+    summary = _summary(plans, results, apply)
+    if not json_output:
+        sys.stdout.write(summary + "\n")
+    for (image, tag), (_, _, _, detail) in failed:
+        _log(f"failed: {image}:{tag}: {detail}")
+    if failed:
+        raise RegistryError(
+            f"{len(failed)} of {sum(removals(a) for _, a in plans)} removals failed (named "
+            "above): run the same command again to finish"
+        )
+
+
+def apply_plan(
+    client: Any, repository: str, actions: Sequence[Action], concurrency: int
+) -> list[Any]:
+    return apply(client, repository, actions, concurrency, lambda: secrets.token_hex(8))
+
+
+def _rows(
+    plans: Sequence[tuple[Any, list[Action]]],
+    results: Mapping[tuple[str, str], tuple[str, str, bool, str]],
+) -> list[dict[str, Any]]:
+    rows = []
+    for ref, actions in plans:
+        for a in actions:
+            row = {"image": str(ref), **a.as_dict()}
+            done = results.get((str(ref), a.tag))
+            if done is not None:
+                row["action"], row["reason"] = done[0], done[1]
+                row["result"] = "ok" if done[2] else f"failed: {done[3]}"
+            rows.append(row)
+    return rows
+
+
+def _print_plans(
+    plans: Sequence[tuple[Any, list[Action]]],
+    json_output: bool,
+    results: Mapping[tuple[str, str], tuple[str, str, bool, str]],
+) -> None:
+    from tagger.output import to_json
+
+    rows = _rows(plans, results)
+    if json_output:
+        sys.stdout.write(to_json({"plan": rows, "summary": _counts(rows)}) + "\n")
+        return
+    headers = ("IMAGE", "TAG", "DIGEST", "CREATED", "ACTION", "REASON")
+    table = [
+        (
+            r["image"],
+            r["tag"],
+            r["digest"][:19],
+            r["created"] or "-",
+            r["action"],
+            r["reason"] + (f" [{r['result']}]" if "result" in r and r["result"] != "ok" else ""),
+        )
+        for r in rows
+    ]
+    widths = [
+        max([len(h)] + [len(_safe(str(row[i]))) for row in table])
+        for i, h in enumerate(headers[:-1])
+    ]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(headers[:-1], widths, strict=True))
+        + "  "
+        + headers[-1]
+    ]
+    for row in table:
+        cells = [_safe(str(c)).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join(cells) + "  " + _safe(str(row[-1])))
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def _safe(text: str) -> str:
+    # Tag names come from the registry: no terminal escapes on the way to a screen.
+    return _UNSAFE.sub("?", text)
+
+
+def _counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    counts = {KEEP: 0, DELETE: 0, UNTAG: 0, SKIP: 0, "failed": 0}
+    for row in rows:
+        counts[row["action"]] = counts.get(row["action"], 0) + 1
+        if str(row.get("result", "ok")).startswith("failed"):
+            counts["failed"] += 1
+    return counts
+
+
+def _summary(
+    plans: Sequence[tuple[Any, list[Action]]],
+    results: Mapping[tuple[str, str], tuple[str, str, bool, str]],
+    applied: bool,
+) -> str:
+    counts = _counts(_rows(plans, results))
+    text = (
+        f"{len(plans)} repositories: keep {counts[KEEP]}, delete {counts[DELETE]}, "
+        f"untag {counts[UNTAG]}, skip {counts[SKIP]}"
+    )
+    if applied:
+        return text + (f", failed {counts['failed']}" if counts["failed"] else ", all done")
+    return text + " (dry run: nothing deleted; pass --apply)"
