@@ -27,6 +27,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # Plain help: rich markup would eat "[registry/]" and "[default: ...]" in help texts.
+    rich_markup_mode=None,
 )
 
 

@@ -37,16 +37,23 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--apply", help="Delete; without it, a dry run.")
         ] = False,
         policy: Annotated[
-            str | None, typer.Option("--policy", help="TOML file with the keys below.")
+            str | None,
+            typer.Option("--policy", envvar="IMGTAG_POLICY", help="TOML file with the keys below."),
         ] = None,
         keep_last: Annotated[
             int | None,
-            typer.Option("--keep-last", min=0, help="Keep the N highest tags. [default: 10]"),
+            typer.Option(
+                "--keep-last",
+                envvar="IMGTAG_KEEP_LAST",
+                min=0,
+                help="Keep the N highest tags. [default: 10]",
+            ),
         ] = None,
         keep_per_version: Annotated[
             int | None,
             typer.Option(
                 "--keep-per-version",
+                envvar="IMGTAG_KEEP_PER_VERSION",
                 min=0,
                 help="Keep the N highest builds of each X.Y.Z[-PRE]. [default: 1]",
             ),
@@ -54,7 +61,9 @@ def register(app: typer.Typer) -> None:
         keep_within: Annotated[
             str | None,
             typer.Option(
-                "--keep-within", help="Keep what was created within this long (30d, 12h)."
+                "--keep-within",
+                envvar="IMGTAG_KEEP_WITHIN",
+                help="Keep what was created within this long (30d, 12h).",
             ),
         ] = None,
         keep: Annotated[
@@ -64,15 +73,28 @@ def register(app: typer.Typer) -> None:
         match: Annotated[
             str | None,
             typer.Option(
-                "--match", help="Candidates: tags matching this regex. [default: X.Y.Z[-PRE]-N]"
+                "--match",
+                envvar="IMGTAG_MATCH",
+                help="Candidates: tags matching this regex. [default: X.Y.Z[-PRE]-N]",
             ),
         ] = None,
         max_delete: Annotated[
             int | None,
-            typer.Option("--max-delete", min=0, help="Refuse a plan that removes more tags."),
+            typer.Option(
+                "--max-delete",
+                envvar="IMGTAG_MAX_DELETE",
+                min=0,
+                help="Refuse a plan that removes more tags.",
+            ),
         ] = None,
         concurrency: Annotated[
-            int | None, typer.Option("--concurrency", min=1, help="Parallel requests. [default: 8]")
+            int | None,
+            typer.Option(
+                "--concurrency",
+                envvar="IMGTAG_CONCURRENCY",
+                min=1,
+                help="Parallel requests. [default: 8]",
+            ),
         ] = None,
         fmt: Annotated[
             PruneFormat, typer.Option("--format", help="text or json.")
