@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tagger.errors import (
     DirtyTreeError,
+    EngineError,
     NotFound,
     OverwriteDetected,
     RefusedError,
@@ -148,16 +150,16 @@ def oci_labels(
 
 
 _FLOATING = frozenset({"latest"})
+_VERSION_ALIAS_RE = re.compile(r"(0|[1-9]\d*)(\.(0|[1-9]\d*))?\Z")
 
 
-def is_version_alias(alias: str, version: ImageVersion) -> bool:
-    """Whether ``alias`` is one of the release aliases ``latest``, ``X``, ``X.Y``.
+def is_version_alias(alias: str) -> bool:
+    """Whether ``alias`` is a release alias: ``latest``, ``X`` or ``X.Y``.
 
-    >>> v = ImageVersion.parse("1.4.2-7")
-    >>> [is_version_alias(a, v) for a in ("latest", "1", "1.4", "1.4.2", "main")]
-    [True, True, True, False, False]
+    >>> [is_version_alias(a) for a in ("latest", "1", "1.4", "1.4.2", "main", "01")]
+    [True, True, True, False, False, False]
     """
-    return alias in _FLOATING or alias in (f"{version.major}", f"{version.major}.{version.minor}")
+    return alias in _FLOATING or _VERSION_ALIAS_RE.match(alias) is not None
 
 
 def moving_aliases(
@@ -166,28 +168,32 @@ def moving_aliases(
     """Split ``aliases`` into (move, hold).
 
     ``latest``, ``X`` and ``X.Y`` move only for a release that is the highest among the
-    registry's releases (of that major, or major.minor): a backport or a pre-release never
-    moves them. Other aliases (``main``, ``sha-abc``) always move.
+    registry's releases (all of them, that major, or that major.minor), and ``X``/``X.Y``
+    only when they are this build's own: a backport, a pre-release or a build of another
+    line never moves them. Other aliases (``main``, ``sha-abc``) always move.
 
     >>> tags = ["2.0.0-1", "1.4.2-9", "1.5.0-rc.1-1"]
     >>> moving_aliases(["latest", "1", "1.4", "edge"], ImageVersion.parse("1.4.3-1"), tags)
     (['1', '1.4', 'edge'], ['latest'])
-    >>> moving_aliases(["latest"], ImageVersion.parse("2.1.0-rc.1-1"), tags)
-    ([], ['latest'])
+    >>> moving_aliases(["latest", "2"], ImageVersion.parse("2.1.0-rc.1-1"), tags)
+    ([], ['latest', '2'])
+    >>> moving_aliases(["1", "1.0"], ImageVersion.parse("0.9.1-1"), tags)
+    ([], ['1', '1.0'])
     """
     releases = [v for v in map(ImageVersion.parse, registry_tags) if v and v.is_release]
+    own_major, own_minor = f"{version.major}", f"{version.major}.{version.minor}"
     move: list[str] = []
     hold: list[str] = []
     for alias in aliases:
-        if not is_version_alias(alias, version):
+        if not is_version_alias(alias):
             move.append(alias)
             continue
-        if not version.is_release:
+        if not version.is_release or alias not in (*_FLOATING, own_major, own_minor):
             hold.append(alias)
             continue
         if alias in _FLOATING:
             peers = releases
-        elif alias == f"{version.major}":
+        elif alias == own_major:
             peers = [v for v in releases if v.major == version.major]
         else:
             peers = [v for v in releases if (v.major, v.minor) == (version.major, version.minor)]
@@ -300,10 +306,13 @@ class Publisher:
             }
             self.log(f"building {local}:{d.tag}")
             dockerfile = self._dockerfile()
-            self.engine.build(
+            # A name of this run's own: another job on the same engine building the same
+            # tag must not be able to swap the image between our build and our push.
+            build_name = f"imgtag-build-{secrets.token_hex(6)}"
+            built = self.engine.build(
                 context=o.context,
                 dockerfile=dockerfile,
-                tag=f"{local}:{d.tag}",
+                tag=f"{local}:{build_name}",
                 buildargs=build_args,
                 target=o.target,
                 labels=labels,
@@ -322,7 +331,8 @@ class Publisher:
                 )
             # 5. push, with progress; errors inside the stream are errors.
             started = time.monotonic()
-            digest = self.engine.push(local, d.tag, self._auth_config(), progress=self.log)
+            digest = self._push(local, d.tag, built.image_id)
+            self.engine.untag(f"{local}:{build_name}")
             pushed_for = time.monotonic() - started
             # 6. verify: the tag holds what we pushed, else someone overwrote it.
             self._verify(d.tag, digest)
@@ -421,6 +431,26 @@ class Publisher:
             self.client.delete_manifest(self.ref.repository, digest)
         except RegistryError as exc:
             self.log(f"claim: could not remove {ctag} ({exc}); it expires by itself")
+
+    def _push(self, local: str, tag: str, image_id: str) -> str:
+        """Name the image we built ``local:tag`` and push it; check the registry got *that*
+        image (its config digest is the engine's image ID), once more if another job on the
+        engine re-tagged the name in the moment between."""
+        for _attempt in range(2):
+            self.engine.tag(image_id, local, tag)
+            digest: str = self.engine.push(local, tag, self._auth_config(), progress=self.log)
+            if self._config_digest(digest) == image_id:
+                return digest
+            self.log(f"{local}:{tag} was re-tagged on the engine during the push; pushing again")
+        raise EngineError(
+            f"another job on this Docker engine keeps re-tagging {local}:{tag} while imgtag "
+            "pushes it: run one build of a tag at a time per engine"
+        )
+
+    def _config_digest(self, digest: str) -> str | None:
+        config = self.client.get_manifest(self.ref.repository, digest).json().get("config")
+        value = config.get("digest") if isinstance(config, dict) else None
+        return value if isinstance(value, str) else None
 
     def _verify(self, tag: str, digest: str) -> None:
         now = self.client.head_manifest(self.ref.repository, tag)

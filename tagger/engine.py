@@ -62,9 +62,10 @@ class Engine:
                 kwargs, where = _context_kwargs()
             api = docker.APIClient(version="auto", timeout=self._timeout, **kwargs)
         except docker.errors.DockerException as exc:
+            where = self._env.get("DOCKER_HOST") or "the docker context's engine"
             raise EngineError(
-                f"cannot reach the Docker engine ({_short(exc)}): start dockerd, or set "
-                "DOCKER_HOST or a docker context"
+                f"cannot reach the Docker engine at {where} ({_reason(exc)}): start dockerd, "
+                "or set DOCKER_HOST or a docker context"
             ) from None
         except Exception as exc:  # requests' connection errors while negotiating the API
             raise EngineError(
@@ -129,6 +130,13 @@ class Engine:
             self.api.tag(image, repository, tag, force=True)
         except docker.errors.DockerException as exc:
             raise EngineError(f"cannot tag {image} as {repository}:{tag}: {_short(exc)}") from None
+
+    def untag(self, name: str) -> None:
+        """Remove one name of an image (the image stays while another name has it)."""
+        import docker
+
+        with contextlib.suppress(docker.errors.DockerException):
+            self.api.remove_image(name, noprune=True)
 
     def push(
         self,
@@ -261,6 +269,25 @@ def _is_immutable_refusal(message: str) -> bool:
     # because the repository is immutable"; Harbor: "... configured as immutable".
     lowered = message.lower()
     return "immutable" in lowered or "already exists" in lowered
+
+
+def _reason(exc: BaseException) -> str:
+    # The SDK wraps a socket error in several layers; name the innermost cause plainly.
+    inner: BaseException = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    if isinstance(inner, FileNotFoundError):
+        return "no such socket"
+    if isinstance(inner, PermissionError):
+        return "permission denied on the socket"
+    if isinstance(inner, ConnectionRefusedError):
+        return "connection refused"
+    text = str(inner)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "No such file" in text:
+        return "no such socket"
+    return type(inner).__name__
 
 
 def _short(exc: BaseException) -> str:

@@ -344,9 +344,14 @@ class Transport:
         else:
             resp = self._send_retrying("GET", realm, {}, None, params, doing, auth=auth)
         if resp.status_code in (401, 403):
+            if creds is None:
+                raise AuthenticationError(
+                    f"{self.host} needs credentials and none were found: docker login "
+                    f"{self.host} (or point DOCKER_CONFIG at a config.json that has them)"
+                )
             raise AuthenticationError(
-                f"the token service of {self.host} rejected the credentials"
-                + ("" if creds else " (none were found: docker login " + self.host + ")")
+                f"the token service of {self.host} rejected the credentials: check them "
+                f"(docker login {self.host}, DOCKER_CONFIG)"
             )
         raise_for_status(resp, doing)
         try:
@@ -399,8 +404,14 @@ class Transport:
         else:
             hdrs = dict(headers or {})
             hdrs.update(self._auth_headers(scope))
-            if "Authorization" not in hdrs or had_auth:
-                return resp  # no credentials to offer, or they were just refused
+            if "Authorization" not in hdrs:
+                raise AuthenticationError(
+                    f"{self.host} needs credentials and none were found while {doing}: "
+                    f"docker login {self.host} (or point DOCKER_CONFIG at a config.json "
+                    "that has them)"
+                )
+            if had_auth:
+                return resp  # they were just refused: raise_for_status says so
         resp = self._send_retrying(method, url, hdrs, data, params, doing)
         bearer = self._challenge is not None and self._challenge.scheme == "bearer"
         if resp.status_code == 401 and bearer and self._creds() is not None:
