@@ -18,6 +18,7 @@ digest just pushed, else exit 3 "overwrite detected".
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -515,6 +516,12 @@ def publish(
     ca_file: str | None = None,
 ) -> BuildPushResult:
     """Build the real collaborators (registry client, engine) and run the publisher."""
+    if not options.dry_run:
+        # The docker SDK takes ~0.2-0.3 s to import; git, the existence check and the claim
+        # mostly wait on I/O, so let the import run beside them instead of after them.
+        import threading
+
+        threading.Thread(target=_preload_docker, name="imgtag-preload", daemon=True).start()
     from tagger.engine import Engine, stderr_progress
     from tagger.nextversion import derive
     from tagger.registry.client import open_client
@@ -546,3 +553,8 @@ def publish(
         log=stderr_progress,
     )
     return publisher.run()
+
+
+def _preload_docker() -> None:
+    with contextlib.suppress(Exception):  # the real import later reports any problem
+        import docker  # noqa: F401

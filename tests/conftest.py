@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import pytest
+
 # pytest puts this directory on sys.path for a conftest outside a package ("prepend"
 # import mode), so the bed modules import by their file names, as they do from a shell.
 # (isort counts faultproxy as third-party: pyproject's known-first-party lacks it.)
 import faultproxy
-import pytest
-
 import testbed as tb
 
 if TYPE_CHECKING:

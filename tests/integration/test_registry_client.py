@@ -7,10 +7,10 @@ import time
 
 import pytest
 import requests
-from faultproxy import FaultProxy
-from seed import seed_image
 
 import testbed as tb
+from faultproxy import FaultProxy
+from seed import seed_image
 from tagger.errors import (
     AccessDenied,
     AuthenticationError,

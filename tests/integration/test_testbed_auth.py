@@ -16,10 +16,10 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-import faultproxy
 import pytest
 import requests
 
+import faultproxy
 import testbed as tb
 
 if TYPE_CHECKING:
