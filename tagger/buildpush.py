@@ -34,12 +34,10 @@ from urllib.parse import urlsplit, urlunsplit
 from tagger.errors import (
     DirtyTreeError,
     EngineError,
-    NotFound,
     OverwriteDetected,
     RefusedError,
     RegistryError,
     TagExistsError,
-    Unsupported,
     UsageError,
 )
 from tagger.nextversion import NextOptions
@@ -402,16 +400,9 @@ class Publisher:
         return ctag, digest
 
     def _can_delete(self) -> bool:
-        # A DELETE of a digest that cannot exist: 404 means deletes work here; 405 (or
-        # 400 UNSUPPORTED) means the registry has them off; 401/403 means we may not.
-        probe = "sha256:" + "0" * 64
-        try:
-            self.client.delete_manifest(self.ref.repository, probe)
-        except NotFound:
-            return True
-        except (Unsupported, RegistryError):
-            return False
-        return True
+        from tagger.prune import can_delete
+
+        return can_delete(self.client, self.ref.repository)
 
     def _confirm_claim(self, tag: str, claim: tuple[str, str], claimed_at: float) -> None:
         ctag, digest = claim

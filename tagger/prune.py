@@ -24,7 +24,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tagger.errors import NotFound, RegistryError, Unsupported, UsageError
+from tagger.errors import (
+    AccessDenied,
+    AuthenticationError,
+    NotFound,
+    RegistryError,
+    Unsupported,
+    UsageError,
+)
 from tagger.versioning import ImageVersion
 
 # The image-tag grammar of DESIGN.md: X.Y.Z[-PRE]-N.
@@ -84,6 +91,7 @@ class TagState:
     digest: str
     created: datetime | None = None
     is_index: bool = False
+    placeholder: bool = False  # left by an interrupted untag: always removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +145,23 @@ def plan(
     policy: Policy,
     now: datetime,
     index_children: Mapping[str, frozenset[str]] | None = None,
+    missing_subjects: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Decide every tag's fate. Pure.
 
-    ``index_children`` maps an index digest to the digests of its manifests.
+    ``index_children`` maps an index digest to the digests of its manifests (nested
+    indexes included); ``missing_subjects`` are signature subjects the registry no longer
+    has (a run that failed half-way deleted the image but not its signature).
     """
     index_children = index_children or {}
     signatures = {s.tag for s in states if _SIGNATURE_RE.match(s.tag)}
+    placeholders = {s.tag for s in states if s.placeholder and s.tag not in signatures}
     candidates = [
-        s for s in states if s.tag not in signatures and policy.match.search(s.tag) is not None
+        s
+        for s in states
+        if s.tag not in signatures
+        and s.tag not in placeholders
+        and policy.match.search(s.tag) is not None
     ]
     reasons: dict[str, str] = {}
 
@@ -178,25 +194,38 @@ def plan(
         # Never an empty repository by policy: the highest candidate stays.
         reasons[ordered[0].tag] = "the last candidate always survives"
         doomed = [s for s in doomed if s.tag != ordered[0].tag]
-    doomed_tags = {s.tag for s in doomed}
+    doomed_tags = {s.tag for s in doomed} | placeholders
+    for tag in placeholders:
+        reasons[tag] = "a placeholder left by an interrupted untag"
 
-    # --- digest safety, and signatures follow their subject ---
+    # --- digest safety: what survives, with everything a surviving index holds ---
     tags_on: dict[str, set[str]] = defaultdict(set)
     for state in states:
         tags_on[state.digest].add(state.tag)
+
+    def protected(doomed_now: set[str]) -> set[str]:
+        alive = {st.digest for st in states if st.tag not in doomed_now}
+        queue = list(alive)
+        while queue:  # transitive: an index inside a kept index keeps its own children
+            for child in index_children.get(queue.pop(), ()):
+                if child not in alive:
+                    alive.add(child)
+                    queue.append(child)
+        return alive
+
+    # --- signatures follow their subject: they go only when the subject goes ---
+    surviving = protected(doomed_tags - signatures)
     for tag in sorted(signatures):
         m = _SIGNATURE_RE.match(tag)
         assert m is not None
         subject = f"{m[1]}:{m[2]}"
-        # The subject leaves only if every tag on it leaves (an untag keeps the digest).
-        if subject in tags_on and tags_on[subject] <= doomed_tags:
+        if subject in missing_subjects:
+            doomed_tags.add(tag)
+            reasons[tag] = f"signature of {subject[:19]}, which is gone"
+        elif subject in tags_on and subject not in surviving:
             doomed_tags.add(tag)
             reasons[tag] = f"signature of {subject[:19]}, which is deleted"
-    surviving_digests = {s.digest for s in states if s.tag not in doomed_tags}
-    protected_children: set[str] = set()
-    for index_digest, children in index_children.items():
-        if index_digest in surviving_digests:
-            protected_children |= children
+    surviving = protected(doomed_tags)
 
     actions: list[Action] = []
     # Highest first, as a reader scans a list of versions.
@@ -207,7 +236,7 @@ def plan(
                 reason = (
                     "not a candidate (--match)"
                     if state.tag not in signatures
-                    else ("signature of a kept image")
+                    else "signature of a kept image"
                 )
             actions.append(Action(state.tag, state.digest, state.created, KEEP, reason))
             continue
@@ -216,7 +245,7 @@ def plan(
             kept = sorted(others)[0]
             reason = f"shares its digest with {kept}, which stays: the tag goes alone"
             actions.append(Action(state.tag, state.digest, state.created, UNTAG, reason))
-        elif state.digest in protected_children:
+        elif state.digest in surviving:
             reason = "its digest is in a kept index: the tag goes alone"
             actions.append(Action(state.tag, state.digest, state.created, UNTAG, reason))
         else:
@@ -241,29 +270,72 @@ class Outcome:
 
 def gather(
     client: Any, repository: str, policy: Policy, concurrency: int
-) -> tuple[list[TagState], dict[str, frozenset[str]]]:
-    """What the registry holds for ``repository``: one tag list, concurrent HEADs, and
-    config blobs only when a rule needs created times (once per digest)."""
+) -> tuple[list[TagState], dict[str, frozenset[str]], frozenset[str]]:
+    """What the registry holds for ``repository``: one tag list, concurrent HEADs, index
+    children (nested ones too), config blobs only where a rule needs created times (once
+    per digest), and the signature subjects that are gone."""
     tags = client.list_tags(repository)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         heads = list(pool.map(lambda t: (t, client.head_manifest(repository, t)), tags))
         infos = {t: h for t, h in heads if h is not None}  # vanished since the list: skip
-        index_digests = {h.digest for h in infos.values() if _is_index(h.media_type)}
-        children: dict[str, frozenset[str]] = {}
-        for digest, kids in pool.map(
-            lambda d: (d, _children(client, repository, d)), sorted(index_digests)
-        ):
-            children[digest] = kids
-        created: dict[str, datetime | None] = {}
-        if policy.needs_created:
-            digests = sorted({h.digest for h in infos.values()})
-            for digest, when in pool.map(lambda d: (d, _created(client, repository, d)), digests):
-                created[digest] = when
+        children = _index_children(
+            client, repository, pool, {h.digest for h in infos.values() if _is_index(h.media_type)}
+        )
+        # Created times: every digest for --keep-within; otherwise only where keep-last
+        # must order candidates outside the X.Y.Z-N grammar (a custom --match).
+        wanted = {
+            h.digest
+            for t, h in infos.items()
+            if policy.needs_created
+            or (policy.match.search(t) and ImageVersion.parse(t) is None and policy.keep_last)
+        }
+        created = dict(pool.map(lambda d: (d, _created(client, repository, d)), sorted(wanted)))
+        # Placeholders of an interrupted untag: tiny OCI manifests; read only those.
+        small = sorted(
+            {
+                h.digest
+                for h in infos.values()
+                if h.media_type == _OCI_MANIFEST and 0 < h.size < 1024
+            }
+        )
+        placeholders = {
+            d
+            for d, is_ph in pool.map(lambda d: (d, _is_placeholder(client, repository, d)), small)
+            if is_ph
+        }
+        subjects = {f"{m[1]}:{m[2]}" for t in infos if (m := _SIGNATURE_RE.match(t)) is not None}
+        known = {h.digest for h in infos.values()} | {c for cs in children.values() for c in cs}
+        unknown = sorted(subjects - known)
+        missing = frozenset(
+            d
+            for d, gone in pool.map(
+                lambda d: (d, client.head_manifest(repository, d) is None), unknown
+            )
+            if gone
+        )
     states = [
-        TagState(t, h.digest, created.get(h.digest), h.digest in index_digests)
+        TagState(
+            t, h.digest, created.get(h.digest), _is_index(h.media_type), h.digest in placeholders
+        )
         for t, h in infos.items()
     ]
-    return states, children
+    return states, children, missing
+
+
+def _index_children(
+    client: Any, repository: str, pool: ThreadPoolExecutor, indexes: set[str]
+) -> dict[str, frozenset[str]]:
+    children: dict[str, frozenset[str]] = {}
+    todo = sorted(indexes)
+    for _depth in range(8):  # nesting deeper than this is not an image anyone builds
+        if not todo:
+            break
+        found = dict(pool.map(lambda d: (d, _children(client, repository, d)), todo))
+        children.update({d: frozenset(k for k, _ in kids) for d, kids in found.items()})
+        todo = sorted(
+            {k for kids in found.values() for k, is_index in kids if is_index} - children.keys()
+        )
+    return children
 
 
 def _is_index(media_type: str) -> bool:
@@ -273,16 +345,21 @@ def _is_index(media_type: str) -> bool:
     )
 
 
-def _children(client: Any, repository: str, digest: str) -> frozenset[str]:
+def _children(client: Any, repository: str, digest: str) -> list[tuple[str, bool]]:
     doc = client.get_manifest(repository, digest).json()
     manifests = doc.get("manifests")
     if not isinstance(manifests, list):
-        return frozenset()
-    return frozenset(
-        str(m["digest"])
+        return []
+    return [
+        (str(m["digest"]), _is_index(str(m.get("mediaType", ""))))
         for m in manifests
         if isinstance(m, dict) and isinstance(m.get("digest"), str)
-    )
+    ]
+
+
+def _is_placeholder(client: Any, repository: str, digest: str) -> bool:
+    annotations = client.get_manifest(repository, digest).json().get("annotations")
+    return isinstance(annotations, dict) and "org.imgtag.prune.untag" in annotations
 
 
 def _created(client: Any, repository: str, digest: str) -> datetime | None:
@@ -320,8 +397,15 @@ def apply(
     concurrency: int,
     unique: Callable[[], str],
 ) -> list[Outcome]:
-    """Carry out the deletes and untags, compare-and-delete: each tag is HEADed again
-    just before, and skipped if its digest changed since planning."""
+    """Carry out the deletes and untags, compare-and-delete.
+
+    Each tag is HEADed again just before it is touched, and skipped if its digest
+    changed since planning; kept tags are HEADed again before the deletes, and a digest a
+    kept tag now points at is not deleted. Untags run one at a time (Distribution answers
+    500 or DIGEST_INVALID when placeholder uploads and deletes by digest interleave);
+    signatures go before the images they sign, so a run that fails half-way never
+    strands a signature.
+    """
     deletes: dict[str, list[Action]] = defaultdict(list)
     untags: list[Action] = []
     for action in actions:
@@ -329,6 +413,19 @@ def apply(
             deletes[action.digest].append(action)
         elif action.action == UNTAG:
             untags.append(action)
+    if not deletes and not untags:
+        return []
+    everything = [*untags, *(a for group in deletes.values() for a in group)]
+    try:
+        deletable = can_delete(client, repository)
+    except RegistryError as exc:  # the registry failed to answer: each removal failed
+        return [Outcome(a, False, str(exc)) for a in everything]
+    if not deletable:
+        reason = "the registry does not delete manifests (Distribution: storage.delete.enabled)"
+        return [Outcome(a, False, reason) for a in everything]
+
+    def skipped(group: Sequence[Action], why: str) -> list[Outcome]:
+        return [Outcome(replace(a, action=SKIP, reason=why), True) for a in group]
 
     def delete_digest(group: list[Action]) -> list[Outcome]:
         digest = group[0].digest
@@ -336,14 +433,7 @@ def apply(
             for action in group:
                 now = client.head_manifest(repository, action.tag)
                 if now is None or now.digest != digest:
-                    changed = Outcome(
-                        replace(action, action=SKIP, reason="changed since planning"), True
-                    )
-                    return [changed] + [
-                        Outcome(replace(a, action=SKIP, reason="changed since planning"), True)
-                        for a in group
-                        if a is not action
-                    ]
+                    return skipped(group, "changed since planning")
             client.delete_manifest(repository, digest)
         except NotFound:
             return [Outcome(a, True, "already gone") for a in group]
@@ -362,28 +452,45 @@ def apply(
         except RegistryError as exc:
             return Outcome(action, False, str(exc))
 
-    if (deletes or untags) and not can_delete(client, repository):
-        reason = "the registry does not delete manifests (Distribution: storage.delete.enabled)"
-        return [
-            Outcome(a, False, reason) for a in [*untags, *(x for g in deletes.values() for x in g)]
-        ]
     outcomes: list[Outcome] = []
+    if untags:
+        try:
+            client.upload_blob(repository, b"{}")  # the placeholders' config, once
+        except RegistryError as exc:
+            outcomes.extend(Outcome(a, False, str(exc)) for a in untags)
+            untags = []
+        outcomes.extend(untag(a) for a in untags)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        # Untags first: their placeholders must be gone before deletes rescan the tags.
-        outcomes.extend(pool.map(untag, untags))
-        for group_outcomes in pool.map(delete_digest, list(deletes.values())):
-            outcomes.extend(group_outcomes)
+        # A kept tag moved onto a doomed digest since planning (a rollback of `latest`)
+        # makes that digest a keeper: deleting it would take the kept tag along.
+        kept = [a for a in actions if a.action == KEEP]
+        now_kept = {
+            h.digest
+            for h in pool.map(lambda a: client.head_manifest(repository, a.tag), kept)
+            if h is not None
+        }
+        groups = list(deletes.values())
+        for group in groups:
+            if group[0].digest in now_kept:
+                outcomes.extend(skipped(group, "a kept tag points at it now"))
+        groups = [g for g in groups if g[0].digest not in now_kept]
+        signatures = [g for g in groups if all(_SIGNATURE_RE.match(a.tag) for a in g)]
+        others = [g for g in groups if not all(_SIGNATURE_RE.match(a.tag) for a in g)]
+        for phase in (signatures, others):
+            for group_outcomes in pool.map(delete_digest, phase):
+                outcomes.extend(group_outcomes)
     return outcomes
 
 
 def can_delete(client: Any, repository: str) -> bool:
     """Whether DELETE works here: a digest that cannot exist answers 404 where it does,
-    405 (or 400 UNSUPPORTED) where deletes are off, 401/403 where we may not."""
+    405 (or 400 UNSUPPORTED) where deletes are off, 401/403 where we may not. Anything
+    else (5xx, 429, no answer) is a failure of its own, not an answer: it is raised."""
     try:
         client.delete_manifest(repository, "sha256:" + "0" * 64)
     except NotFound:
         return True
-    except RegistryError:
+    except (Unsupported, AuthenticationError, AccessDenied):
         return False
     return True
 
@@ -400,7 +507,6 @@ def _untag(client: Any, repository: str, action: Action, unique: Callable[[], st
     # 2. Distribution 2.8 cannot: point the tag at a unique placeholder, then delete that
     #    placeholder by its digest, which no other tag shares.
     placeholder = placeholder_manifest(action.tag, unique())
-    client.upload_blob(repository, b"{}")
     digest = client.put_manifest(repository, action.tag, placeholder, _OCI_MANIFEST)
     client.delete_manifest(repository, digest)
     return Outcome(action, True, "via a placeholder")

@@ -103,8 +103,10 @@ def run_prune(
             clients[ref.registry] = open_client(ref, env, insecure=insecure, ca_file=ca_file)[0]
         client = clients[ref.registry]
         _log(f"{ref}: reading tags")
-        states, children = gather(client, ref.repository, settings.policy, settings.concurrency)
-        actions = plan(states, settings.policy, now, children)
+        states, children, missing = gather(
+            client, ref.repository, settings.policy, settings.concurrency
+        )
+        actions = plan(states, settings.policy, now, children, missing)
         plans.append((ref, actions))
         limit = settings.policy.max_delete
         if limit is not None and removals(actions) > limit:
@@ -227,8 +229,9 @@ def _summary(
     applied: bool,
 ) -> str:
     counts = _counts(_rows(plans, results))
+    noun = "repository" if len(plans) == 1 else "repositories"
     text = (
-        f"{len(plans)} repositories: keep {counts[KEEP]}, delete {counts[DELETE]}, "
+        f"{len(plans)} {noun}: keep {counts[KEEP]}, delete {counts[DELETE]}, "
         f"untag {counts[UNTAG]}, skip {counts[SKIP]}"
     )
     if applied:

@@ -46,7 +46,12 @@ def run_cli(
                 for var, _ in system.detect:
                     os.environ.pop(var, None)
                 os.environ.pop(system.counter_var, None)
-            for var in [v for v in os.environ if v.startswith("IMGTAG_")]:
+            # IMGTAG_RETRY_* stay: tests that inject faults shorten the backoff with them.
+            for var in [
+                v
+                for v in os.environ
+                if v.startswith("IMGTAG_") and not v.startswith("IMGTAG_RETRY")
+            ]:
                 os.environ.pop(var)
             os.environ.pop("CI", None)
         os.environ.update(env or {})

@@ -12,9 +12,9 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from tagger.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient
+from tagger.registry.client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, RegistryClient
 
 
 def _layer(content: str) -> tuple[bytes, str]:
@@ -73,4 +73,33 @@ def seed_image(
         ],
     }
     raw = json.dumps(manifest, sort_keys=True).encode()
+    return client.put_manifest(repository, tag, raw, media_type)
+
+
+_ARCHES = ("amd64", "arm64", "ppc64le", "s390x", "riscv64")
+
+
+def seed_index(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    child_digests: Sequence[str],
+    media_type: str = OCI_INDEX,
+) -> str:
+    """Push an index (OCI image index or Docker manifest list) under ``tag`` whose
+    ``manifests`` are ``child_digests`` (already in ``repository``); return its digest."""
+    entries = []
+    for number, digest in enumerate(child_digests):
+        child = client.get_manifest(repository, digest)
+        entries.append(
+            {
+                "mediaType": child.media_type,
+                "digest": digest,
+                "size": len(child.raw),
+                # Distinct platforms, as a multi-arch build has.
+                "platform": {"os": "linux", "architecture": _ARCHES[number % len(_ARCHES)]},
+            }
+        )
+    doc = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
+    raw = json.dumps(doc, sort_keys=True).encode()
     return client.put_manifest(repository, tag, raw, media_type)

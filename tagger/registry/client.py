@@ -314,7 +314,7 @@ def open_client(
         credentials,
         insecure=ref.registry in insecure or ref.api_host in insecure,
         ca_file=ca_file,
-        retry=retry,
+        retry=retry or RetryPolicy.from_env(env),
     )
     return RegistryClient(transport), credentials
 

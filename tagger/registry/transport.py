@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +44,7 @@ from tagger.errors import (
     RegistryError,
     RegistryUnreachable,
     Unsupported,
+    UsageError,
     redact,
     register_secret,
 )
@@ -63,6 +64,22 @@ class RetryPolicy:
     backoff: float = 0.5  # seconds before the first retry; doubles each time
     max_backoff: float = 8.0
     max_retry_after: float = 60.0  # a registry asking for longer is not waited for
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
+        """``IMGTAG_RETRIES`` (attempts, first try included) and ``IMGTAG_RETRY_BACKOFF``
+        (seconds before the first retry) tune the defaults, e.g. for a flaky mirror."""
+        policy = cls()
+        try:
+            if raw := env.get("IMGTAG_RETRIES"):
+                policy = replace(policy, attempts=max(1, int(raw)))
+            if raw := env.get("IMGTAG_RETRY_BACKOFF"):
+                policy = replace(policy, backoff=max(0.0, float(raw)))
+        except ValueError:
+            raise UsageError(
+                "IMGTAG_RETRIES must be a whole number and IMGTAG_RETRY_BACKOFF a number of seconds"
+            ) from None
+        return policy
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based).
@@ -460,7 +477,8 @@ class Transport:
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
                 last_error = exc
-                if attempt == self.retry.attempts:
+                # A name that does not resolve will not resolve in a second either.
+                if attempt == self.retry.attempts or "NameResolutionError" in repr(exc):
                     break
                 self._sleep(self.retry.delay(attempt, None))
                 continue
