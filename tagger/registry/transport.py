@@ -10,8 +10,8 @@ pooling for concurrent HEADs and DELETEs) and does what every request needs:
   ``WWW-Authenticate`` challenge says Basic or Bearer; Bearer tokens are fetched from the
   realm per scope, cached until they expire, and fetched again when a request answers 401
   with a token that was good a moment ago (tokens can expire mid-run).
-- **Retries**: 429, 502, 503 and 504 and dropped connections, with exponential backoff
-  honouring ``Retry-After``, a bounded number of times.
+- **Retries**: 429, 502, 503 and 504 (and 500 on reads) and dropped connections, with
+  exponential backoff honouring ``Retry-After``, a bounded number of times.
 - **Errors**: :func:`raise_for_status` is the one place that turns HTTP statuses into the
   typed errors of ``tagger.errors``.
 
@@ -52,6 +52,14 @@ from tagger.refs import is_loopback_host
 from tagger.registry.auth import Credentials
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Reads are also retried on 500: Distribution answers 500 to a HEAD of a tag that another
+# client is rewriting at that moment (seen in the concurrent-publish test), and
+# go-containerregistry retries 500 too. Writes are not: a 500 there may have taken effect.
+_READS = frozenset({"GET", "HEAD"})
+
+
+def _retryable(method: str, status: int) -> bool:
+    return status in RETRY_STATUSES or (status == 500 and method in _READS)
 _USER_AGENT = "imgtag"
 _CERTS_D = Path("/etc/docker/certs.d")
 
@@ -482,7 +490,7 @@ class Transport:
                     break
                 self._sleep(self.retry.delay(attempt, None))
                 continue
-            if resp.status_code not in RETRY_STATUSES or attempt == self.retry.attempts:
+            if not _retryable(method, resp.status_code) or attempt == self.retry.attempts:
                 return resp
             retry_after = resp.headers.get("Retry-After")
             with contextlib.suppress(Exception):

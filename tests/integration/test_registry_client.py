@@ -175,12 +175,15 @@ def test_retries_are_bounded(fault_proxy: FaultProxy) -> None:
         client.head_manifest("client/bounded", "x")
 
 
-def test_a_500_is_not_retried(fault_proxy: FaultProxy) -> None:
+def test_a_500_is_retried_on_a_read_but_not_on_a_write(fault_proxy: FaultProxy) -> None:
     client = client_for(fault_proxy.host)
-    fault_proxy.fail(500, times=None, path="/manifests/")
+    fault_proxy.fail(500, times=2, method="HEAD", path="/manifests/")
+    assert client.head_manifest("client/500", "x") is None  # read: retried
+    assert fault_proxy.count(method="HEAD", path="/manifests/") == 3
+    fault_proxy.fail(500, times=None, method="PUT", path="/manifests/")
     with pytest.raises(RegistryError, match="HTTP 500"):
-        client.head_manifest("client/500", "x")
-    assert fault_proxy.count(path="/manifests/") == 1
+        seed_image(client, "client/500", "1.0.0-1", "x")  # write: a 500 may have taken effect
+    assert fault_proxy.count(method="PUT", path="/manifests/") == 1
 
 
 def test_unreachable_registry() -> None:
