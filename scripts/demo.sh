@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole imgtag flow on the example app in examples/hello, against a local engine and
-# registry: imgtag next, imgtag build-push, the same push refused, --on-exists skip.
+# registry: imgtag next, imgtag build-push, the same push refused, --on-exists skip, and a
+# prune plan.
 #
 #   bash scripts/demo.sh            # starts the test bed (dockerd + registries), then stops it
 #   DOCKER_HOST=... IMGTAG_DEMO_REGISTRY=127.0.0.1:5000 bash scripts/demo.sh   # use running ones
@@ -60,3 +61,11 @@ imgtag build-push "$image" --counter commits --on-exists skip
 
 step docker run --rm "$image:latest"
 /usr/bin/docker run --rm --network none "$image:latest"
+
+# A few more builds, then the retention plan a cleanup cron would carry out.
+for n in 1 2 3; do
+    echo "Hello, build $n." >greeting.txt && git commit -qam "fix: greeting $n"
+    imgtag build-push "$image" --counter commits >/dev/null 2>&1
+done
+step imgtag prune "$image" --keep-last 2 "   # a dry run: the plan only"
+imgtag prune "$image" --keep-last 2 2>/dev/null

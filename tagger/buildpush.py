@@ -32,11 +32,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tagger.errors import (
+    AccessDenied,
+    AuthenticationError,
     DirtyTreeError,
     EngineError,
     OverwriteDetected,
     RefusedError,
     RegistryError,
+    RegistryUnreachable,
     TagExistsError,
     UsageError,
 )
@@ -394,9 +397,22 @@ class Publisher:
                     f"ago under {ctag}); if that run died, wait {CLAIM_LEASE_SECONDS // 60} "
                     "minutes and run again"
                 )
-        self.client.upload_blob(repo, _EMPTY_CONFIG)
         raw = claim_manifest(tag, secrets.token_hex(16), self.now())
-        digest = self.client.put_manifest(repo, ctag, raw, _OCI_MANIFEST)
+        try:
+            self.client.upload_blob(repo, _EMPTY_CONFIG)
+            digest = self.client.put_manifest(repo, ctag, raw, _OCI_MANIFEST)
+        except (RegistryUnreachable, AuthenticationError, AccessDenied):
+            raise
+        except RegistryError:
+            # Distribution answers 500 when two clients write one tag at once: if another
+            # claim stands there now, this was a lost race, not a broken registry.
+            other = self.client.head_manifest(repo, ctag)
+            if other is not None:
+                raise RefusedError(
+                    f"another imgtag run claimed {self.ref}:{tag} at the same time: nothing "
+                    "was pushed"
+                ) from None
+            raise
         return ctag, digest
 
     def _can_delete(self) -> bool:
