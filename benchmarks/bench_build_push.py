@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -62,11 +61,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TESTBED_SCRIPT = REPO_ROOT / "tests" / "testbed.py"
+from benchlib import BenchError, find_tool, load_testbed, log
+
 BUSYBOX = Path("/bin/busybox")
 DOCKER_CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker", "docker")
 
@@ -109,14 +107,6 @@ PHASES = (
 # What imgtag puts on every image (DESIGN.md, build-push step 4); with --docker-labels the
 # docker side gets the same keys, so the ratio leaves the classic builder's label steps out.
 OCI_LABEL_KEYS = ("created", "revision", "title", "version")
-
-
-class BenchError(Exception):
-    """A failure that ends the run with exit status 1 and one message on stderr."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def median_ms(samples: Sequence[float]) -> float:
@@ -197,14 +187,6 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def find_tool(name: str) -> str | None:
-    """A console script next to this interpreter first (the venv's imgtag), then on PATH."""
-    here = Path(sys.executable).parent / name
-    if here.is_file() and os.access(here, os.X_OK):
-        return str(here)
-    return shutil.which(name)
-
-
 # --------------------------------------------------------------------------- the bed
 
 
@@ -220,17 +202,6 @@ class Bed:
         if self.docker_config:
             env["DOCKER_CONFIG"] = self.docker_config
         return env
-
-
-def load_testbed() -> ModuleType:
-    # tests/ is no package; load the module from its file (it needs the stdlib only to start).
-    spec = importlib.util.spec_from_file_location("imgtag_testbed", TESTBED_SCRIPT)
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot load {TESTBED_SCRIPT}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.contextmanager

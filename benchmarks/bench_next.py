@@ -48,6 +48,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from benchlib import BenchError, find_tool, log
+
 # Bump when the generated repository changes, so that cached repositories are rebuilt.
 GENERATOR_VERSION = 1
 META_FILE = "imgtag-bench-next.json"  # lives in .git/, so the work tree stays clean
@@ -80,14 +82,6 @@ TARGET_MAX_RATIO = 1.0
 # overrides) or which repository git works on, or would slow it (GIT_TRACE*). Dropped so
 # every command does its real work on the generated repository.
 DROPPED_ENV_PREFIXES = ("GIT_", "IMGTAG_", "SETUPTOOLS_SCM_", "VCS_VERSIONING_")
-
-
-class BenchError(Exception):
-    """A failure that ends the run with exit status 1 and one message on stderr."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- repository
@@ -321,19 +315,6 @@ def prepare_repo(workdir: Path, spec: RepoSpec) -> RepoInfo:
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV_PREFIXES)}
-
-
-def find_tool(name: str) -> str | None:
-    """Find a console script, first next to this interpreter, then on PATH.
-
-    `pip install -e '.[bench]'` puts `imgtag` and `dunamai` into the interpreter's bin
-    directory; looking there first lets `venv/bin/python benchmarks/bench_next.py` work
-    without activating the venv, and keeps all tools from one installation.
-    """
-    here = Path(sys.executable).parent / name
-    if here.is_file() and os.access(here, os.X_OK):
-        return str(here)
-    return shutil.which(name)
 
 
 @dataclass

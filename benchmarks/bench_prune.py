@@ -58,7 +58,6 @@ import argparse
 import contextlib
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -76,15 +75,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
 import requests.adapters
+from benchlib import BenchError, find_tool, load_testbed, log
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TESTBED_SCRIPT = REPO_ROOT / "tests" / "testbed.py"
 THIS_SCRIPT = Path(__file__).resolve()
 
 # Distribution answers 404 for an OCI image unless the OCI types are accepted (DESIGN.md,
@@ -125,14 +122,6 @@ SKOPEO_LOOP = (
     'skopeo=$1; ref=$2; shift 2; for t in "$@"; do '
     '"$skopeo" delete --tls-verify=false "docker://$ref:$t" || exit 1; done'
 )
-
-
-class BenchError(Exception):
-    """A failure that ends the run with exit status 1 and one message on stderr."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def tag_key(tag: str) -> tuple[int, ...] | None:
@@ -399,17 +388,6 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def load_testbed() -> ModuleType:
-    # tests/ is no package; load the module from its file (it needs the stdlib only to start).
-    spec = importlib.util.spec_from_file_location("imgtag_testbed", TESTBED_SCRIPT)
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot load {TESTBED_SCRIPT}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def open_bed(args: argparse.Namespace) -> Iterator[Bed]:
     registry = args.registry or os.environ.get("IMGTAG_TESTBED_PLAIN")
@@ -441,14 +419,6 @@ def clean_env() -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(DROPPED_ENV_PREFIXES) and k not in DROPPED_ENV
     }
-
-
-def find_tool(name: str) -> str | None:
-    """A console script next to this interpreter first (the venv's imgtag), then on PATH."""
-    here = Path(sys.executable).parent / name
-    if here.is_file() and os.access(here, os.X_OK):
-        return str(here)
-    return shutil.which(name)
 
 
 @dataclass
