@@ -137,6 +137,18 @@ def find_root(start: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+def load_section(path: str | os.PathLike[str], section: str) -> dict[str, Any]:
+    """A file holding one section's keys (``prune --policy FILE``), validated: the keys at
+    the top level, or under a single ``[section]`` table."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: no such file")
+    table = _read_toml(file)
+    if isinstance(table.get(section), dict) and len(table) == 1:
+        table = table[section]
+    return _validate_section(table, SCHEMA[section], file, "")
+
+
 def load(start: str | os.PathLike[str]) -> Config:
     """Read the configuration at the repository root above ``start``.
 

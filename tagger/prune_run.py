@@ -14,10 +14,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from tagger.errors import ConfigError, PolicyError, RegistryError
+from tagger.errors import PolicyError, RegistryError
 from tagger.prune import (
     DEFAULT_MATCH,
     DELETE,
@@ -49,7 +48,7 @@ class PruneSettings:
         project = config.load(".")
         layered = dict(project.sections.get("prune", {}))
         if policy_file:
-            layered.update(_read_policy(policy_file))
+            layered.update(config.load_section(policy_file, "prune"))
         values = config.Config(None, {"prune": layered}).resolve("prune", given, defaults)
         within = values["keep_within"]
         policy = Policy(
@@ -61,19 +60,6 @@ class PruneSettings:
             max_delete=values["max_delete"],
         )
         return cls(policy, int(values["concurrency"]))
-
-
-def _read_policy(path: str) -> dict[str, Any]:
-    from tagger.config import SCHEMA, _read_toml, _validate_section
-
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"--policy {path}: no such file")
-    table = _read_toml(file)
-    # The keys of [tool.imgtag.prune], at the top level or under [prune].
-    if isinstance(table.get("prune"), dict) and len(table) == 1:
-        table = table["prune"]
-    return _validate_section(table, SCHEMA["prune"], file, "")
 
 
 def _log(text: str) -> None:

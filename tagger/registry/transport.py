@@ -60,6 +60,8 @@ _READS = frozenset({"GET", "HEAD"})
 
 def _retryable(method: str, status: int) -> bool:
     return status in RETRY_STATUSES or (status == 500 and method in _READS)
+
+
 _USER_AGENT = "imgtag"
 _CERTS_D = Path("/etc/docker/certs.d")
 
