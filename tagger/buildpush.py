@@ -36,6 +36,7 @@ from tagger.errors import (
     AuthenticationError,
     DirtyTreeError,
     EngineError,
+    NotFound,
     OverwriteDetected,
     RefusedError,
     RegistryError,
@@ -389,8 +390,11 @@ class Publisher:
             return None
         current = self.client.head_manifest(repo, ctag)
         if current is not None:
-            raw = self.client.get_manifest(repo, current.digest).raw
-            age = claim_age(raw, self.now())
+            try:
+                held = self.client.get_manifest(repo, current.digest).raw
+            except NotFound:  # released between the HEAD and the GET: no claim now
+                held = b""
+            age = claim_age(held, self.now()) if held else None
             if age is not None and age < CLAIM_LEASE_SECONDS:
                 raise RefusedError(
                     f"another imgtag run is publishing {self.ref}:{tag} (claimed {int(age)} s "
@@ -398,22 +402,29 @@ class Publisher:
                     "minutes and run again"
                 )
         raw = claim_manifest(tag, secrets.token_hex(16), self.now())
-        try:
-            self.client.upload_blob(repo, _EMPTY_CONFIG)
-            digest = self.client.put_manifest(repo, ctag, raw, _OCI_MANIFEST)
-        except (RegistryUnreachable, AuthenticationError, AccessDenied):
-            raise
-        except RegistryError:
-            # Distribution answers 500 when two clients write one tag at once: if another
-            # claim stands there now, this was a lost race, not a broken registry.
-            other = self.client.head_manifest(repo, ctag)
-            if other is not None:
-                raise RefusedError(
-                    f"another imgtag run claimed {self.ref}:{tag} at the same time: nothing "
-                    "was pushed"
-                ) from None
-            raise
-        return ctag, digest
+        ours = "sha256:" + hashlib.sha256(raw).hexdigest()
+        for attempt in range(3):
+            try:
+                self.client.upload_blob(repo, _EMPTY_CONFIG)
+                return ctag, self.client.put_manifest(repo, ctag, raw, _OCI_MANIFEST)
+            except (RegistryUnreachable, AuthenticationError, AccessDenied):
+                raise
+            except RegistryError:
+                # Distribution answers 500 or DIGEST_INVALID when several clients write one
+                # tag (and its blobs) at once. A claim that stands there now settles it:
+                # ours (the write took effect after all) or another run's (a lost race).
+                other = self.client.head_manifest(repo, ctag)
+                if other is not None and other.digest == ours:
+                    return ctag, ours
+                if other is not None:
+                    raise RefusedError(
+                        f"another imgtag run claimed {self.ref}:{tag} at the same time: "
+                        "nothing was pushed"
+                    ) from None
+                if attempt == 2:
+                    raise
+                self.sleep(0.1 + secrets.randbelow(200) / 1000)
+        raise AssertionError("unreachable")
 
     def _can_delete(self) -> bool:
         from tagger.prune import can_delete
