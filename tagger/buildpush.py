@@ -46,14 +46,12 @@ from tagger.errors import (
 )
 from tagger.nextversion import NextOptions
 from tagger.refs import Reference
+from tagger.registry.client import EMPTY_CONFIG, OCI_MANIFEST, marker_manifest, sha256_digest
 from tagger.versioning import Derivation, ImageVersion
 
 REVISION_LABEL = "org.opencontainers.image.revision"
 CLAIM_LEASE_SECONDS = 15 * 60  # a claim older than this belongs to a run that died
 CLAIM_SETTLE_SECONDS = 0.5  # ≫ the few ms between a contender's HEAD and its PUT
-_EMPTY_CONFIG = b"{}"
-_EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @dataclass(frozen=True)
@@ -214,23 +212,14 @@ def claim_tag(tag: str) -> str:
 
 
 def claim_manifest(tag: str, nonce: str, now: datetime) -> bytes:
-    """A tiny OCI manifest, unique by ``nonce``, that marks a publish in progress."""
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": _OCI_MANIFEST,
-        "config": {
-            "mediaType": _EMPTY_MEDIA_TYPE,
-            "digest": "sha256:" + hashlib.sha256(_EMPTY_CONFIG).hexdigest(),
-            "size": len(_EMPTY_CONFIG),
-        },
-        "layers": [],
-        "annotations": {
+    """A marker manifest, unique by ``nonce``, saying a publish of ``tag`` is in progress."""
+    return marker_manifest(
+        {
             "org.imgtag.claim.tag": tag,
             "org.imgtag.claim.nonce": nonce,
             "org.imgtag.claim.created": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-    }
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        }
+    )
 
 
 def claim_age(raw: bytes, now: datetime) -> float | None:
@@ -385,7 +374,7 @@ class Publisher:
         """Put our claim under the claim tag; ``None`` where claims cannot be cleaned up."""
         repo = self.ref.repository
         ctag = claim_tag(tag)
-        if not self._can_delete():
+        if not self.client.can_delete(repo):
             self.log("claim: this registry cannot delete manifests; re-verifying after the push")
             return None
         current = self.client.head_manifest(repo, ctag)
@@ -402,11 +391,11 @@ class Publisher:
                     "minutes and run again"
                 )
         raw = claim_manifest(tag, secrets.token_hex(16), self.now())
-        ours = "sha256:" + hashlib.sha256(raw).hexdigest()
+        ours = sha256_digest(raw)
         for attempt in range(3):
             try:
-                self.client.upload_blob(repo, _EMPTY_CONFIG)
-                return ctag, self.client.put_manifest(repo, ctag, raw, _OCI_MANIFEST)
+                self.client.upload_blob(repo, EMPTY_CONFIG)
+                return ctag, self.client.put_manifest(repo, ctag, raw, OCI_MANIFEST)
             except (RegistryUnreachable, AuthenticationError, AccessDenied):
                 raise
             except RegistryError:
@@ -425,11 +414,6 @@ class Publisher:
                     raise
                 self.sleep(0.1 + secrets.randbelow(200) / 1000)
         raise AssertionError("unreachable")
-
-    def _can_delete(self) -> bool:
-        from tagger.prune import can_delete
-
-        return can_delete(self.client, self.ref.repository)
 
     def _confirm_claim(self, tag: str, claim: tuple[str, str], claimed_at: float) -> None:
         ctag, digest = claim

@@ -24,14 +24,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tagger.errors import (
-    AccessDenied,
-    AuthenticationError,
-    NotFound,
-    RegistryError,
-    Unsupported,
-    UsageError,
-)
+from tagger.errors import NotFound, RegistryError, Unsupported, UsageError
+from tagger.registry.client import EMPTY_CONFIG, OCI_MANIFEST, marker_manifest
 from tagger.versioning import ImageVersion
 
 # The image-tag grammar of DESIGN.md: X.Y.Z[-PRE]-N.
@@ -292,11 +286,7 @@ def gather(
         created = dict(pool.map(lambda d: (d, _created(client, repository, d)), sorted(wanted)))
         # Placeholders of an interrupted untag: tiny OCI manifests; read only those.
         small = sorted(
-            {
-                h.digest
-                for h in infos.values()
-                if h.media_type == _OCI_MANIFEST and 0 < h.size < 1024
-            }
+            {h.digest for h in infos.values() if h.media_type == OCI_MANIFEST and 0 < h.size < 1024}
         )
         placeholders = {
             d
@@ -417,7 +407,7 @@ def apply(
         return []
     everything = [*untags, *(a for group in deletes.values() for a in group)]
     try:
-        deletable = can_delete(client, repository)
+        deletable = client.can_delete(repository)
     except RegistryError as exc:  # the registry failed to answer: each removal failed
         return [Outcome(a, False, str(exc)) for a in everything]
     if not deletable:
@@ -455,7 +445,7 @@ def apply(
     outcomes: list[Outcome] = []
     if untags:
         try:
-            client.upload_blob(repository, b"{}")  # the placeholders' config, once
+            client.upload_blob(repository, EMPTY_CONFIG)  # the placeholders' config, once
         except RegistryError as exc:
             outcomes.extend(Outcome(a, False, str(exc)) for a in untags)
             untags = []
@@ -482,19 +472,6 @@ def apply(
     return outcomes
 
 
-def can_delete(client: Any, repository: str) -> bool:
-    """Whether DELETE works here: a digest that cannot exist answers 404 where it does,
-    405 (or 400 UNSUPPORTED) where deletes are off, 401/403 where we may not. Anything
-    else (5xx, 429, no answer) is a failure of its own, not an answer: it is raised."""
-    try:
-        client.delete_manifest(repository, "sha256:" + "0" * 64)
-    except NotFound:
-        return True
-    except (Unsupported, AuthenticationError, AccessDenied):
-        return False
-    return True
-
-
 def _untag(client: Any, repository: str, action: Action, unique: Callable[[], str]) -> Outcome:
     # 1. OCI distribution spec 1.1: DELETE /v2/<name>/manifests/<tag> removes the tag alone.
     try:
@@ -506,28 +483,9 @@ def _untag(client: Any, repository: str, action: Action, unique: Callable[[], st
         pass
     # 2. Distribution 2.8 cannot: point the tag at a unique placeholder, then delete that
     #    placeholder by its digest, which no other tag shares.
-    placeholder = placeholder_manifest(action.tag, unique())
-    digest = client.put_manifest(repository, action.tag, placeholder, _OCI_MANIFEST)
+    placeholder = marker_manifest(
+        {"org.imgtag.prune.untag": action.tag, "org.imgtag.prune.nonce": unique()}
+    )
+    digest = client.put_manifest(repository, action.tag, placeholder, OCI_MANIFEST)
     client.delete_manifest(repository, digest)
     return Outcome(action, True, "via a placeholder")
-
-
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def placeholder_manifest(tag: str, nonce: str) -> bytes:
-    import hashlib
-    import json
-
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": _OCI_MANIFEST,
-        "config": {
-            "mediaType": "application/vnd.oci.empty.v1+json",
-            "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
-            "size": 2,
-        },
-        "layers": [],
-        "annotations": {"org.imgtag.prune.untag": tag, "org.imgtag.prune.nonce": nonce},
-    }
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()

@@ -25,13 +25,13 @@ from tagger.prune import (
     UNTAG,
     Action,
     Policy,
-    apply,
     compile_regex,
     gather,
     parse_duration,
     plan,
     removals,
 )
+from tagger.prune import apply as apply_actions
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,12 @@ def run_prune(
             if not removals(actions):
                 continue
             _log(f"{ref}: removing {removals(actions)} tags")
-            outcomes = apply_plan(
-                clients[ref.registry], ref.repository, actions, settings.concurrency
+            outcomes = apply_actions(
+                clients[ref.registry],
+                ref.repository,
+                actions,
+                settings.concurrency,
+                lambda: secrets.token_hex(8),
             )
             for o in outcomes:
                 results[(str(ref), o.action.tag)] = (
@@ -130,12 +134,6 @@ def run_prune(
             f"{len(failed)} of {sum(removals(a) for _, a in plans)} removals failed (named "
             "above): run the same command again to finish"
         )
-
-
-def apply_plan(
-    client: Any, repository: str, actions: Sequence[Action], concurrency: int
-) -> list[Any]:
-    return apply(client, repository, actions, concurrency, lambda: secrets.token_hex(8))
 
 
 def _rows(

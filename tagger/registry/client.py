@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from tagger.errors import NotFound, RegistryError
+from tagger.errors import (
+    AccessDenied,
+    AuthenticationError,
+    NotFound,
+    RegistryError,
+    Unsupported,
+)
 from tagger.refs import Reference
 from tagger.registry.auth import Credentials
 from tagger.registry.transport import RetryPolicy, Transport, request_json
@@ -30,6 +36,10 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 ACCEPT = ", ".join(MANIFEST_TYPES)
+
+# The OCI empty descriptor's content: the config of marker manifests (claims, placeholders).
+EMPTY_CONFIG = b"{}"
+EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit Distribution itself enforces
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
@@ -79,6 +89,28 @@ def _check_digest(expected: str, data: bytes, what: str) -> None:
     actual = algo + ":" + hashlib.new(algo, data).hexdigest()
     if actual != expected:
         raise RegistryError(f"{what}: the registry sent bytes that do not match {expected}")
+
+
+def marker_manifest(annotations: Mapping[str, str]) -> bytes:
+    """A tiny OCI manifest with no layers, made unique by its ``annotations``: a claim of
+    build-push, a placeholder of prune. Its config is :data:`EMPTY_CONFIG`, which must be
+    in the repository (``upload_blob``) before the manifest is pushed.
+
+    >>> len(marker_manifest({"a": "1"})) < 300
+    True
+    """
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": EMPTY_CONFIG_TYPE,
+            "digest": sha256_digest(EMPTY_CONFIG),
+            "size": len(EMPTY_CONFIG),
+        },
+        "layers": [],
+        "annotations": dict(annotations),
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
 
 def scope(repository: str, *actions: str) -> str:
@@ -175,6 +207,18 @@ class RegistryClient:
             doing=f"deleting {self._where(repository, digest)}",
             ok=(202, 200),
         )
+
+    def can_delete(self, repository: str) -> bool:
+        """Whether DELETE works here: a digest that cannot exist answers 404 where it does,
+        405 (or 400 UNSUPPORTED) where deletes are off, 401/403 where we may not. Anything
+        else (5xx, 429, no answer) is a failure of its own, not an answer: it is raised."""
+        try:
+            self.delete_manifest(repository, "sha256:" + "0" * 64)
+        except NotFound:
+            return True
+        except (Unsupported, AuthenticationError, AccessDenied):
+            return False
+        return True
 
     # -- tags ----------------------------------------------------------------------------
 
