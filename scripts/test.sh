@@ -61,6 +61,19 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 
+# gitlab-ci-local runs the GitLab template end to end (tests/integration/test_ci_gitlab.py).
+# 4.52.x is the newest that runs on Debian's Node 20; it lives in .tools, not globally.
+GLCI_VERSION=4.52.2
+if [[ "$(.tools/node_modules/.bin/gitlab-ci-local --version 2>/dev/null)" != "$GLCI_VERSION" ]]; then
+    if ! command -v npm >/dev/null; then
+        echo "test.sh: installing Debian packages: nodejs npm" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+    fi
+    mkdir -p .tools
+    npm install --silent --no-audit --no-fund --prefix .tools "gitlab-ci-local@$GLCI_VERSION" >&2
+fi
+export PATH="$PATH:$PWD/.tools/node_modules/.bin"
+
 failed=()
 echo "== ruff check tagger tests" >&2
 ruff check tagger tests || failed+=(ruff)

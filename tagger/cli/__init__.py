@@ -51,13 +51,21 @@ def _root(
 
 
 # Command registration: importing these modules is cheap by design.
+from tagger.cli import analyze as _analyze  # noqa: E402
 from tagger.cli import build_push as _build_push  # noqa: E402
+from tagger.cli import ci as _ci  # noqa: E402
+from tagger.cli import lint as _lint  # noqa: E402
 from tagger.cli import next as _next  # noqa: E402
 from tagger.cli import prune as _prune  # noqa: E402
+from tagger.cli import squash as _squash  # noqa: E402
 
 _next.register(app)
 _build_push.register(app)
 _prune.register(app)
+_lint.register(app)
+_ci.register(app)
+_analyze.register(app)
+_squash.register(app)
 
 
 def _err(message: str) -> None:
