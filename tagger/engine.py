@@ -18,9 +18,9 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from tagger.errors import EngineError, TagExistsError, redact
+from tagger.errors import EngineError, ImageNotFoundError, TagExistsError, redact
 
 Progress = Callable[[str], None]
 
@@ -185,6 +185,70 @@ class Engine:
         if not digest:
             raise EngineError(f"the push of {repository}:{tag} reported no digest")
         return digest
+
+    # --- images: inspect, save and load (analyze and squash read and write whole images) ---
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        """The engine's ``docker image inspect`` document for ``image`` (a name or ID).
+
+        A name the engine does not know is bad input (exit 2), not an engine failure.
+        """
+        import docker
+
+        try:
+            doc = self.api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            raise ImageNotFoundError(
+                f"the Docker engine has no image {image!r}: build or pull it first, "
+                "or read it from a registry with --from-registry"
+            ) from None
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"cannot inspect {image}: {_short(exc)}") from None
+        return dict(doc)
+
+    def images(self) -> list[dict[str, Any]]:
+        """Every tagged or dangling top-level image the engine has (``docker images``)."""
+        import docker
+
+        try:
+            return [dict(image) for image in self.api.images()]
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"cannot list the engine's images: {_short(exc)}") from None
+
+    def save(self, image: str, dest: BinaryIO, chunk_size: int = 1 << 20) -> None:
+        """Write ``docker save IMAGE`` (a tar) to ``dest``, streaming."""
+        import docker
+
+        self.inspect_image(image)  # a clear exit 2 for a missing image, before streaming
+        try:
+            for chunk in self.api.get_image(image, chunk_size=chunk_size):
+                dest.write(chunk)
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"cannot save {image} from the engine: {_short(exc)}") from None
+
+    def load(self, archive: BinaryIO) -> list[str]:
+        """``docker load`` the tar in ``archive``; return what the engine reported loading
+        (``Loaded image: NAME`` / ``Loaded image ID: ID`` lines' values).
+
+        The SDK reports a failed load as a stream line with ``errorDetail``, like push.
+        """
+        import docker
+
+        loaded: list[str] = []
+        try:
+            for line in self.api.load_image(archive, quiet=True):
+                if not isinstance(line, dict):
+                    continue
+                if "error" in line or "errorDetail" in line:
+                    raise EngineError(f"the engine could not load the image: {_stream_error(line)}")
+                text = str(line.get("stream", "")).strip()
+                for prefix in ("Loaded image ID: ", "Loaded image: "):
+                    if text.startswith(prefix):
+                        loaded.append(text[len(prefix) :])
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"the engine could not load the image: {_short(exc)}") from None
+        return loaded
+
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,15 @@ class EngineError(ImgtagError):
     exit_code = ExitCode.ENGINE
 
 
+class ImageNotFoundError(UsageError):
+    """The Docker engine has no image of that name (bad input to analyze or squash)."""
+
+
+class ImageFormatError(UsageError):
+    """An image archive or manifest imgtag cannot read: malformed, truncated, or a layer
+    compression it does not support."""
+
+
 class RegistryUnreachable(RegistryError):
     """No answer from the registry: DNS, connection refused or reset, TLS, timeout."""
 
