@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from tagger.errors import ImageFormatError
 
@@ -127,34 +128,34 @@ def decompressed(raw: IO[bytes], what: str) -> Iterator[IO[bytes]]:
         raise ImageFormatError(f"{what} cannot be read")
     if head.startswith(ZSTD_MAGIC):
         raise ImageFormatError(f"{what} is zstd-compressed, which imgtag cannot read yet")
-    rest = _Prefixed(head, raw)
+    rest = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 20)
     if head.startswith(GZIP_MAGIC):
         with gzip.GzipFile(fileobj=rest, mode="rb") as plain:
-            yield plain  # type: ignore[misc]  # GzipFile is an IO[bytes] in practice
+            yield cast(IO[bytes], plain)
     else:
-        yield rest  # type: ignore[misc]
+        yield cast(IO[bytes], rest)
 
 
-class _Prefixed:
-    """A read-only stream: ``head`` (already read from ``raw``), then the rest of ``raw``."""
+class _Prefixed(io.RawIOBase):
+    """A read-only raw stream: ``head`` (already read from ``raw``), then the rest of it."""
 
     def __init__(self, head: bytes, raw: IO[bytes]) -> None:
         self._head = head
         self._raw = raw
 
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size is None or size < 0:
-                data, self._head = self._head + self._raw.read(), b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            if len(data) < size:
-                data += self._raw.read(size - len(data))
-            return data
-        return self._raw.read(size)
-
     def readable(self) -> bool:
         return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._raw.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 class SavedImage:
