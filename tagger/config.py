@@ -38,6 +38,19 @@ def _nonneg_int(value: Any) -> int:
     return value
 
 
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("a number")
+    return float(value)
+
+
+def _int_or_str(value: Any) -> int | str:
+    # analyze's sizes ("20MiB" or 20971520) and bases ("3" layers or an image name).
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError("an integer or a string")
+    return value
+
+
 def _str_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -97,6 +110,13 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "ignore": _str_list,
         "fail_on": _choice("error", "warning", "info", "none"),
         "hadolint": _bool,
+    },
+    "analyze": {
+        "lowest_efficiency": _number,
+        "highest_wasted_bytes": _int_or_str,
+        "highest_user_wasted_percent": _number,
+        "top": _nonneg_int,
+        "base": _int_or_str,
     },
 }
 

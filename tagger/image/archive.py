@@ -23,6 +23,7 @@ import contextlib
 import gzip
 import io
 import json
+import posixpath
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -252,7 +253,17 @@ class SavedImage:
 
     def _member(self, name: str, what: str) -> tarfile.TarInfo:
         member = self._members.get(name)
-        # Only regular files: a symlink member could point anywhere in (or out of) the tar.
+        # dockerd 20.10's save writes a layer identical to an earlier one as a symlink
+        # "<id>/layer.tar -> ../<other>/layer.tar". Resolve links inside the tar only,
+        # a few hops at most, and never to a name that climbs out of it.
+        for _ in range(8):
+            if member is None or not (member.issym() or member.islnk()):
+                break
+            base = posixpath.dirname(member.name.removeprefix("./")) if member.issym() else ""
+            target = posixpath.normpath(posixpath.join(base, member.linkname)).removeprefix("./")
+            if target == ".." or target.startswith(("../", "/")):
+                break
+            member = self._members.get(target)
         if member is None or not member.isfile():
             raise ImageFormatError(f"the archive has no {what} file {name!r}")
         return member

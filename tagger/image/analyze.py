@@ -1,0 +1,750 @@
+"""How much of an image is waste: per-layer sizes, wasted bytes, efficiency, worst paths.
+
+Pure: no I/O beyond reading the layer streams an :class:`~tagger.image.archive.ImageSource`
+hands out. One sequential pass over each layer's tar, bottom layer first, replays the
+layers onto an in-memory tree of paths (memory grows with the number of paths, never with
+the bytes), as the engine does when it applies them:
+
+- an entry at a path that exists replaces it, except a directory over a directory, which
+  merges (moby ``pkg/archive`` ``UnpackLayer``: "remove and replace, unless both are
+  directories"); so a file replaced by a directory, or a directory by a file, removes the
+  old one and its whole subtree;
+- ``.wh.NAME`` removes ``NAME`` and everything below it, ``.wh..wh..opq`` everything below
+  its directory, from the *lower* layers only: what the same layer writes stays
+  (https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts);
+- a hard link shares its target's data: a regular file's bytes stay alive while any of its
+  names does, and a hard link entry carries no data of its own.
+
+Only tar headers are needed: a plain ``layer.tar`` inside a saved archive is walked with seeks
+over the file data; a compressed or remote layer is read through once, as it arrives.
+
+The figures (DESIGN.md, "imgtag analyze"):
+
+- ``size``: the bytes of regular files over all layers (what dive calls the image size);
+- ``wasted_bytes``: every stored copy of a file that does not reach the final file system,
+  counted once: copies a later entry overwrote (a 4 MiB file written twice wastes 4 MiB, not
+  the 8 dive reports, its issue #684) and files removed later (whiteouts, opaque
+  directories, type changes). So ``wasted_bytes = size - bytes of the final files``;
+- ``efficiency = 1 - wasted_bytes / size`` (1.0 for an image without file bytes), in 0..1;
+- ``user_wasted_percent``: the waste whose wasted copy lives in the image's own layers (the
+  layers above its base), as a percent of those layers' file bytes, in 0..100. A base file
+  deleted by the image's own layer is the base's waste: the image's layers do not hold it.
+  dive's ``userWastedPercent`` divides *all* waste by the size of every layer but the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import re
+import tarfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Literal
+
+from tagger.errors import ImageFormatError, UsageError
+from tagger.image.archive import GZIP_MAGIC, ZSTD_MAGIC, ImageSource, LayerInfo, SavedImage
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+
+_DIR, _FILE, _OTHER = 0, 1, 2
+
+# A tar entry as the replay needs it: (kind, name, data bytes, hard link target).
+E_DIR, E_FILE, E_LINK, E_OTHER = 0, 1, 2, 3
+Record = tuple[int, str, int, str]
+
+
+def record_of(info: tarfile.TarInfo) -> Record:
+    """The replay's view of a tar entry."""
+    if info.isdir():
+        return (E_DIR, info.name, 0, "")
+    if info.islnk():
+        return (E_LINK, info.name, 0, info.linkname)
+    if info.isreg():
+        return (E_FILE, info.name, max(0, info.size), "")
+    return (E_OTHER, info.name, 0, "")
+
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerReport:
+    """One layer's figures. ``size``: regular-file bytes in its tar; ``stored_size``: what it
+    takes where it is stored; ``wasted_bytes``: its bytes that do not reach the final file
+    system; ``entries``: tar entries (whiteouts included)."""
+
+    index: int
+    digest: str
+    size: int
+    stored_size: int
+    wasted_bytes: int
+    entries: int
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class WastedPath:
+    """A path whose copies were wasted: ``layers`` wrote it (every copy, the final one too),
+    ``removed_in`` overwrote or deleted a copy."""
+
+    path: str
+    wasted_bytes: int
+    layers: tuple[int, ...]
+    removed_in: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """The figures of one image; see the module docstring for their definitions."""
+
+    image: str
+    size: int
+    stored_size: int
+    wasted_bytes: int
+    user_wasted_bytes: int
+    user_size: int
+    base_layers: int
+    layers: tuple[LayerReport, ...]
+    worst: tuple[WastedPath, ...]
+
+    @property
+    def final_size(self) -> int:
+        """Bytes of the regular files in the final file system (each inode once)."""
+        return self.size - self.wasted_bytes
+
+    @property
+    def efficiency(self) -> float:
+        """``1 - wasted / size`` in 0..1; 1.0 for an image without file bytes.
+
+        >>> Analysis("x", 8, 8, 2, 0, 0, 0, (), ()).efficiency
+        0.75
+        """
+        return 1.0 - self.wasted_bytes / self.size if self.size else 1.0
+
+    @property
+    def user_wasted_percent(self) -> float:
+        """Waste in the image's own layers as a percent (0..100) of their file bytes."""
+        return 100.0 * self.user_wasted_bytes / self.user_size if self.user_size else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document of ``analyze --format json`` (keys fixed by DESIGN.md first)."""
+        return {
+            "image": self.image,
+            "size": self.size,
+            "efficiency": self.efficiency,
+            "wasted_bytes": self.wasted_bytes,
+            "user_wasted_percent": self.user_wasted_percent,
+            "layers": [
+                {
+                    "digest": layer.digest,
+                    "size": layer.size,
+                    "created_by": layer.created_by,
+                    "index": layer.index,
+                    "stored_size": layer.stored_size,
+                    "wasted_bytes": layer.wasted_bytes,
+                    "entries": layer.entries,
+                    "base": layer.index < self.base_layers,
+                }
+                for layer in self.layers
+            ],
+            "worst": [
+                {
+                    "path": path.path,
+                    "wasted_bytes": path.wasted_bytes,
+                    "layers": list(path.layers),
+                    "removed_in": list(path.removed_in),
+                }
+                for path in self.worst
+            ],
+            "final_size": self.final_size,
+            "stored_size": self.stored_size,
+            "user_wasted_bytes": self.user_wasted_bytes,
+            "user_size": self.user_size,
+            "base_layers": self.base_layers,
+        }
+
+
+# --- the replay -------------------------------------------------------------------------
+
+
+class _Inode:
+    """The data of a regular file: shared by its hard links, alive while one name is."""
+
+    __slots__ = ("layer", "links", "size")
+
+    def __init__(self, size: int, layer: int) -> None:
+        self.size = size
+        self.layer = layer
+        self.links = 1
+
+
+class _Node:
+    """A path of the replayed file system. ``layer``: the layer whose entry last wrote it
+    (-1 for a directory nobody declared, made for a child)."""
+
+    __slots__ = ("children", "inode", "kind", "layer")
+
+    def __init__(self, kind: int, layer: int, inode: _Inode | None = None) -> None:
+        self.kind = kind
+        self.layer = layer
+        self.inode = inode
+        self.children: dict[str, _Node] | None = {} if kind == _DIR else None
+
+
+class _Waste:
+    __slots__ = ("bytes", "layers", "removed_in")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.layers: set[int] = set()
+        self.removed_in: set[int] = set()
+
+
+class _Replay:
+    """The layers applied one after the other, counting what each removal wastes."""
+
+    def __init__(self, layer_count: int) -> None:
+        self.root = _Node(_DIR, -1)
+        self.current = 0
+        self.layer_bytes = [0] * layer_count
+        self.layer_wasted = [0] * layer_count
+        self.layer_entries = [0] * layer_count
+        self.wasted: dict[str, _Waste] = {}
+
+    # -- entries -----------------------------------------------------------------------
+
+    def entry(self, record: Record) -> None:
+        kind, name, size, linkname = record
+        parts = split_path(name)
+        self.layer_entries[self.current] += 1
+        if not parts:
+            return  # the root directory itself: nothing to count
+        base = parts[-1]
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(parts[:-1], base)
+            return
+        parent, parent_path = self._parent(parts)
+        children = parent.children
+        assert children is not None
+        path = parent_path + "/" + base
+        existing = children.get(base)
+        if kind == E_DIR:
+            if existing is not None and existing.kind == _DIR:
+                existing.layer = self.current  # a directory over a directory merges
+                return
+            if existing is not None:
+                self._remove_all(children, base, path)
+            children[base] = _Node(_DIR, self.current)
+            return
+        if kind == E_LINK:
+            # Look the target up before removing what is at the path (a link to itself).
+            target = self._lookup(split_path(linkname))
+            inode = target.inode if target is not None and target.kind == _FILE else None
+            if existing is not None:
+                self._remove_all(children, base, path)
+            if inode is not None and inode.links > 0:
+                inode.links += 1
+                children[base] = _Node(_FILE, self.current, inode)
+            else:
+                # A link to nothing (or to a directory): the engine would fail to apply
+                # it; it carries no data, so count it as an empty file and go on.
+                children[base] = _Node(_OTHER, self.current)
+            self._note_writer(path)
+            return
+        if existing is not None:
+            self._remove_all(children, base, path)
+        if kind == E_FILE:
+            self.layer_bytes[self.current] += size
+            children[base] = _Node(_FILE, self.current, _Inode(size, self.current))
+            self._note_writer(path)
+        else:  # symlinks, devices, fifos: no data
+            children[base] = _Node(_OTHER, self.current)
+
+    def _note_writer(self, path: str) -> None:
+        # Paths with waste list every layer that wrote them, the final copy's too.
+        record = self.wasted.get(path)
+        if record is not None:
+            record.layers.add(self.current)
+
+    def _whiteout(self, dir_parts: list[str], base: str) -> None:
+        directory = self._lookup(dir_parts)
+        if directory is None or directory.children is None:
+            return  # whiting out what is not there (or below a file) removes nothing
+        dir_path = "".join("/" + p for p in dir_parts)
+        if base == OPAQUE_WHITEOUT:
+            for name in list(directory.children):
+                self._remove_lower(directory.children, name, dir_path + "/" + name)
+            return
+        name = base[len(WHITEOUT_PREFIX) :]
+        if name in directory.children and name not in ("", ".", ".."):
+            self._remove_lower(directory.children, name, dir_path + "/" + name)
+
+    def _parent(self, parts: list[str]) -> tuple[_Node, str]:
+        """The directory that holds ``parts``, made where missing; a non-directory in the
+        way is removed and replaced by a directory, as the engine's MkdirAll would need."""
+        node = self.root
+        path = ""
+        for name in parts[:-1]:
+            children = node.children
+            assert children is not None
+            path += "/" + name
+            child = children.get(name)
+            if child is None or child.kind != _DIR:
+                if child is not None:
+                    self._remove_all(children, name, path)
+                child = _Node(_DIR, self.current)
+                children[name] = child
+            node = child
+        return node, path
+
+    def _lookup(self, parts: list[str]) -> _Node | None:
+        node: _Node | None = self.root
+        for name in parts:
+            if node is None or node.children is None:
+                return None
+            node = node.children.get(name)
+        return node
+
+    # -- removals ----------------------------------------------------------------------
+
+    def _drop(self, node: _Node, path: str) -> None:
+        inode = node.inode
+        if inode is None:
+            return
+        inode.links -= 1
+        if inode.links == 0 and inode.size:
+            self.layer_wasted[inode.layer] += inode.size
+            record = self.wasted.get(path)
+            if record is None:
+                record = self.wasted[path] = _Waste()
+            record.bytes += inode.size
+            record.layers.add(inode.layer)
+            record.removed_in.add(self.current)
+
+    def _remove_all(self, children: dict[str, _Node], name: str, path: str) -> None:
+        """Remove ``name`` and its whole subtree (an iterative walk: paths may be deep)."""
+        stack = [(children.pop(name), path)]
+        while stack:
+            node, where = stack.pop()
+            if node.children:
+                stack.extend((child, f"{where}/{n}") for n, child in node.children.items())
+            else:
+                self._drop(node, where)
+
+    def _remove_lower(self, children: dict[str, _Node], name: str, path: str) -> None:
+        """Remove ``name`` and what is below it, but keep what the current layer wrote
+        (and the directories that hold it): whiteouts only hide lower layers."""
+        # Post-order without recursion: (parent's children, name, path, expanded?).
+        stack: list[tuple[dict[str, _Node], str, str, bool]] = [(children, name, path, False)]
+        while stack:
+            owner, key, where, expanded = stack.pop()
+            node = owner.get(key)
+            if node is None:
+                continue
+            if node.kind == _DIR:
+                if node.children and not expanded:
+                    stack.append((owner, key, where, True))
+                    stack.extend(
+                        (node.children, n, f"{where}/{n}", False) for n in list(node.children)
+                    )
+                elif not node.children and node.layer != self.current:
+                    del owner[key]
+                # else: it holds (or is) what this layer wrote, so it stays
+            elif node.layer != self.current:
+                del owner[key]
+                self._drop(node, where)
+
+
+def split_path(name: str) -> list[str]:
+    """A tar member name as path components below ``/``; ``..`` above ``/`` is bad input.
+
+    Absolute names and ``.`` are normalised as the engine's ``filepath.Join(root, name)``
+    does; a name that climbs out of the root is refused, as the engine refuses to apply
+    such a layer ("invalid path").
+
+    >>> split_path("./usr//lib/../bin/")
+    ['usr', 'bin']
+    >>> split_path("/etc/passwd")
+    ['etc', 'passwd']
+    >>> split_path("a/../../etc")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.ImageFormatError: a layer has an entry outside the image root: 'a/../../etc'
+    """
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ImageFormatError(
+                    f"a layer has an entry outside the image root: {name[:200]!r}"
+                )
+            parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+# --- reading the layers ----------------------------------------------------------------
+
+_READ_ERRORS = (tarfile.TarError, zlib.error, gzip.BadGzipFile, EOFError, ValueError)
+
+
+@contextlib.contextmanager
+def _layer_tar(source: ImageSource, layer: LayerInfo) -> Iterator[tarfile.TarFile | None]:
+    """The layer as a tar reader (``None`` for a layer of 0 bytes): seekable, so that file
+    data is skipped rather than read, for a plain tar inside a saved archive; else a
+    sequential stream (gzip must be read through anyway)."""
+    if isinstance(source, SavedImage):
+        raw = source.open_raw(source.layer_member(layer.index))
+        head = raw.read(4)
+        if not head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
+            raw.seek(0)
+            with raw, _open_tar(raw, "r:", layer) as tar:
+                yield tar
+            return
+        raw.close()
+    with source.open_layer(layer.index) as stream, _open_tar(stream, "r|", layer) as tar:
+        yield tar
+
+
+@contextlib.contextmanager
+def _open_tar(
+    stream: IO[bytes], mode: Literal["r:", "r|"], layer: LayerInfo
+) -> Iterator[tarfile.TarFile | None]:
+    try:
+        # 1 MiB reads: with tarfile's default 10 KiB, skipping data is a Python call per block.
+        tar = tarfile.open(fileobj=stream, mode=mode, bufsize=1 << 20)  # noqa: SIM115
+    except tarfile.ReadError as exc:
+        if str(exc) == "empty file":  # a layer of 0 bytes: no entries
+            yield None
+            return
+        raise ImageFormatError(f"layer {layer.index} is not a tar archive ({exc})") from None
+    except _READ_ERRORS as exc:
+        raise ImageFormatError(f"layer {layer.index} cannot be read ({exc})") from None
+    with tar:
+        yield tar
+
+
+def _entries(tar: tarfile.TarFile | None, what: int | str | None) -> Iterator[tarfile.TarInfo]:
+    if tar is None:
+        return
+    # next() keeps every member for getmembers(); we never need them again.
+    members: list[tarfile.TarInfo] = tar.members  # type: ignore[attr-defined]
+    try:
+        while True:
+            info = tar.next()
+            if info is None:
+                return
+            members.clear()
+            yield info
+    except _READ_ERRORS as exc:
+        where = f"layer {what}" if isinstance(what, int) else what or "the saved image"
+        raise ImageFormatError(f"{where} is damaged ({exc})") from None
+
+
+def analyze(
+    source: ImageSource,
+    *,
+    base_layers: int = 0,
+    top: int = 10,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Replay ``source``'s layers bottom first and measure them (see the module docstring).
+
+    ``base_layers`` bottom layers are the base image's; ``top`` worst paths are kept.
+    """
+    layers = list(source.layers)
+
+    @contextlib.contextmanager
+    def records(layer: LayerInfo) -> Iterator[Iterable[Record]]:
+        if progress is not None:
+            progress(
+                f"reading layer {layer.index + 1}/{len(layers)} "
+                f"({short_digest(layer.diff_id)}, {human_size(layer.size)})"
+            )
+        with _layer_tar(source, layer) as tar:
+            yield (record_of(info) for info in _entries(tar, layer.index))
+
+    return _measure(source.name, layers, records, base_layers=base_layers, top=top)
+
+
+def _measure(
+    name: str,
+    layers: Sequence[LayerInfo],
+    records: Callable[[LayerInfo], contextlib.AbstractContextManager[Iterable[Record]]],
+    *,
+    base_layers: int,
+    top: int,
+) -> Analysis:
+    if not 0 <= base_layers <= len(layers):
+        raise UsageError(f"the base cannot be {base_layers} layers of an image with {len(layers)}")
+    replay = _Replay(len(layers))
+    for layer in layers:
+        replay.current = layer.index
+        with records(layer) as entries:
+            for entry in entries:
+                replay.entry(entry)
+    reports = tuple(
+        LayerReport(
+            index=layer.index,
+            digest=layer.diff_id,
+            size=replay.layer_bytes[i],
+            stored_size=layer.size,
+            wasted_bytes=replay.layer_wasted[i],
+            entries=replay.layer_entries[i],
+            created_by=layer.created_by,
+        )
+        for i, layer in enumerate(layers)
+    )
+    ranked = sorted(replay.wasted.items(), key=lambda item: (-item[1].bytes, item[0]))
+    worst = tuple(
+        WastedPath(
+            path, record.bytes, tuple(sorted(record.layers)), tuple(sorted(record.removed_in))
+        )
+        for path, record in ranked[: max(0, top)]
+    )
+    user = reports[base_layers:]
+    return Analysis(
+        image=name,
+        size=sum(r.size for r in reports),
+        stored_size=sum(r.stored_size for r in reports),
+        wasted_bytes=sum(r.wasted_bytes for r in reports),
+        user_wasted_bytes=sum(r.wasted_bytes for r in user),
+        user_size=sum(r.size for r in user),
+        base_layers=base_layers,
+        layers=reports,
+        worst=worst,
+    )
+
+
+# --- thresholds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One CI threshold and how the image fared (``passed``)."""
+
+    option: str
+    limit: float  # an int for --highest-wasted-bytes
+    value: float
+    passed: bool
+    message: str
+
+
+def check_thresholds(
+    analysis: Analysis,
+    *,
+    lowest_efficiency: float | None = None,
+    highest_wasted_bytes: int | None = None,
+    highest_user_wasted_percent: float | None = None,
+) -> list[Check]:
+    """Each threshold given, checked as dive's CI rules do: below the lowest efficiency or
+    above a highest value fails; the limit itself passes.
+
+    >>> a = Analysis("x", 100, 100, 30, 30, 100, 0, (), ())
+    >>> [c.passed for c in check_thresholds(a, lowest_efficiency=0.7,
+    ...                                     highest_wasted_bytes=29)]
+    [True, False]
+    """
+    checks: list[Check] = []
+    if lowest_efficiency is not None:
+        value = analysis.efficiency
+        checks.append(
+            Check(
+                "--lowest-efficiency",
+                lowest_efficiency,
+                value,
+                value >= lowest_efficiency,
+                f"efficiency {value:.4f} is below --lowest-efficiency {lowest_efficiency:g}",
+            )
+        )
+    if highest_wasted_bytes is not None:
+        wasted = analysis.wasted_bytes
+        checks.append(
+            Check(
+                "--highest-wasted-bytes",
+                highest_wasted_bytes,
+                wasted,
+                wasted <= highest_wasted_bytes,
+                f"wasted bytes {wasted} ({human_size(wasted)}) are above --highest-wasted-bytes "
+                f"{highest_wasted_bytes} ({human_size(highest_wasted_bytes)})",
+            )
+        )
+    if highest_user_wasted_percent is not None:
+        percent = analysis.user_wasted_percent
+        checks.append(
+            Check(
+                "--highest-user-wasted-percent",
+                highest_user_wasted_percent,
+                percent,
+                percent <= highest_user_wasted_percent,
+                f"user wasted percent {percent:.2f} is above --highest-user-wasted-percent "
+                f"{highest_user_wasted_percent:g}",
+            )
+        )
+    return checks
+
+
+# --- sizes --------------------------------------------------------------------------------
+
+_SIZE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]*)\s*\Z", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "ki": 2**10,
+    "kib": 2**10,
+    "mi": 2**20,
+    "mib": 2**20,
+    "gi": 2**30,
+    "gib": 2**30,
+    "ti": 2**40,
+    "tib": 2**40,
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``1024``, ``20MB`` (SI, as dive's go-humanize reads it), ``20MiB``,
+    ``1.5GB``; case does not matter.
+
+    >>> parse_size("20MB"), parse_size("20MiB"), parse_size("1.5gb"), parse_size("512")
+    (20000000, 20971520, 1500000000, 512)
+    >>> parse_size("lots")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.UsageError: "lots" is not a size: write bytes, or e.g. 20MB, 20MiB, 1.5GB
+    """
+    match = _SIZE_RE.match(text)
+    unit = _UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        raise UsageError(f'"{text}" is not a size: write bytes, or e.g. 20MB, 20MiB, 1.5GB')
+    return int(float(match.group(1)) * unit)
+
+
+def human_size(size: float) -> str:
+    """Binary units, as ``docker images`` and ``du -h`` show them.
+
+    >>> human_size(0), human_size(1023), human_size(20971520), human_size(1536 * 2**20)
+    ('0 B', '1023 B', '20.0 MiB', '1.5 GiB')
+    """
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def short_digest(digest: str) -> str:
+    """``sha256:`` and the first 12 hex digits.
+
+    >>> short_digest("sha256:0123456789abcdef0123")
+    'sha256:0123456789ab'
+    """
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:12]}" if hexpart else digest[:19]
+
+
+# --- the text report -----------------------------------------------------------------------
+
+
+def render_text(
+    analysis: Analysis, checks: Sequence[Check] = (), *, base_note: str = "", width: int = 120
+) -> str:
+    """The human report: a summary like dive's CI output, a layer table, the worst paths and
+    the threshold results. Returns the text (rich renders into a string, no colour)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    out = io.StringIO()
+    console = Console(
+        file=out, width=width, no_color=True, highlight=False, emoji=False, color_system=None
+    )
+    a = analysis
+
+    def line(text: str) -> None:
+        console.print(text, markup=False, soft_wrap=True)
+
+    base = f"{a.base_layers}" + (f" ({base_note})" if base_note else "")
+    line(f"Image: {a.image}")
+    line(f"  layers: {len(a.layers)}, base layers: {base}")
+    line(
+        f"  size: {a.size} bytes ({human_size(a.size)}), final {human_size(a.final_size)}, "
+        f"stored {human_size(a.stored_size)}"
+    )
+    line(f"  efficiency: {100 * a.efficiency:.4f} %")
+    line(f"  wasted bytes: {a.wasted_bytes} bytes ({human_size(a.wasted_bytes)})")
+    line(
+        f"  user wasted percent: {a.user_wasted_percent:.4f} % "
+        f"({human_size(a.user_wasted_bytes)} of {human_size(a.user_size)})"
+    )
+    layers = Table(box=box.SIMPLE, title="Layers", title_justify="left", pad_edge=False)
+    for header, justify in (
+        ("#", "right"),
+        ("Size", "right"),
+        ("Wasted", "right"),
+        ("Stored", "right"),
+        ("Digest", "left"),
+        ("Created by", "left"),
+    ):
+        layers.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    # The instruction gets what the figures leave, cut with an ellipsis.
+    layers.columns[-1].overflow = "ellipsis"
+    layers.columns[-1].max_width = max(20, width - 75)
+    for layer in a.layers:
+        mark = "*" if layer.index < a.base_layers else ""
+        layers.add_row(
+            f"{mark}{layer.index}",
+            human_size(layer.size),
+            human_size(layer.wasted_bytes) if layer.wasted_bytes else "-",
+            human_size(layer.stored_size),
+            short_digest(layer.digest),
+            " ".join(layer.created_by.split()) or "-",
+        )
+    console.print(layers)
+    if a.base_layers:
+        line("  * a layer of the base image")
+    if a.worst:
+        worst = Table(box=box.SIMPLE, title="Wasted space", title_justify="left", pad_edge=False)
+        worst.add_column("Wasted", justify="right", no_wrap=True)
+        worst.add_column("Written in", justify="left", no_wrap=True)
+        worst.add_column("Removed in", justify="left", no_wrap=True)
+        worst.add_column("Path", justify="left", overflow="fold")
+        for path in a.worst:
+            worst.add_row(
+                human_size(path.wasted_bytes),
+                ",".join(map(str, path.layers)),
+                ",".join(map(str, path.removed_in)),
+                path.path,
+            )
+        console.print(worst)
+    else:
+        line("No wasted space.")
+    if checks:
+        line("Results:")
+        for check in checks:
+            verdict = "PASS" if check.passed else "FAIL"
+            detail = "" if check.passed else f": {check.message}"
+            limit = f"{check.limit:g}" if isinstance(check.limit, float) else str(check.limit)
+            line(f"  {verdict}: {check.option} {limit}{detail}")
+        failed = sum(not c.passed for c in checks)
+        line(
+            f"Result: {'FAIL' if failed else 'PASS'} [total {len(checks)}] "
+            f"[passed {len(checks) - failed}] [failed {failed}]"
+        )
+    # rich pads lines to the width; a CI log is easier to read (and diff) without.
+    return "".join(text.rstrip() + "\n" for text in out.getvalue().splitlines())

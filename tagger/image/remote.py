@@ -1,0 +1,275 @@
+"""An image read straight from a registry, as an :class:`~tagger.image.archive.ImageSource`.
+Does I/O (HTTP, through :class:`~tagger.registry.client.RegistryClient`).
+
+The manifest is fetched with every manifest media type in ``Accept`` (DESIGN.md, registry
+facts); an index (OCI index or Docker manifest list) is resolved to one platform,
+``linux/amd64`` unless asked otherwise. The config is a verified blob; each layer is a
+blob streamed when :meth:`RemoteImage.open_layer` is entered, decompressed on the fly, its
+digest checked as it arrives (https://github.com/opencontainers/image-spec/blob/main/manifest.md).
+No engine is needed and nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Any, cast
+
+from tagger.errors import ImageFormatError, ImageNotFoundError, NotFound
+from tagger.image.archive import (
+    GZIP_MAGIC,
+    LayerInfo,
+    decompressed,
+    diff_ids,
+    layer_history,
+    load_json,
+)
+from tagger.refs import Reference
+from tagger.registry.client import INDEX_TYPES, RegistryClient
+
+DEFAULT_PLATFORM = "linux/amd64"
+
+# Layers whose blobs a registry may not hold (Windows base layers): nothing to analyse.
+_FOREIGN = ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "nondistributable")
+
+
+def parse_platform(text: str) -> tuple[str, str, str | None]:
+    """``os/arch[/variant]``.
+
+    >>> parse_platform("linux/arm64/v8")
+    ('linux', 'arm64', 'v8')
+    >>> parse_platform("linux")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.UsageError: --platform linux is not os/arch[/variant] (e.g. linux/amd64)
+    """
+    from tagger.errors import UsageError
+
+    parts = text.strip().split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"--platform {text} is not os/arch[/variant] (e.g. linux/amd64)")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def pick_platform(manifests: Any, platform: str) -> str | None:
+    """The digest of the index entry for ``platform``; ``None`` when there is none.
+
+    >>> index = [{"digest": "sha256:a", "platform": {"os": "linux", "architecture": "arm64",
+    ...           "variant": "v8"}}, {"digest": "sha256:b", "platform": {"os": "linux",
+    ...           "architecture": "amd64"}}]
+    >>> pick_platform(index, "linux/amd64"), pick_platform(index, "linux/arm64")
+    ('sha256:b', 'sha256:a')
+    >>> pick_platform(index, "linux/arm64/v7") is None
+    True
+    """
+    want_os, want_arch, want_variant = parse_platform(platform)
+    for entry in manifests if isinstance(manifests, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            continue
+        got = entry.get("platform")
+        if not isinstance(got, dict):
+            continue
+        if got.get("os") != want_os or got.get("architecture") != want_arch:
+            continue
+        if want_variant is not None and got.get("variant") != want_variant:
+            continue
+        return str(entry["digest"])
+    return None
+
+
+def _platforms(manifests: Any) -> list[str]:
+    found = []
+    for entry in manifests if isinstance(manifests, list) else []:
+        got = entry.get("platform") if isinstance(entry, dict) else None
+        if isinstance(got, dict) and got.get("os") not in (None, "unknown"):
+            parts = [str(got.get("os")), str(got.get("architecture"))]
+            if got.get("variant"):
+                parts.append(str(got["variant"]))
+            found.append("/".join(parts))
+    return found
+
+
+class RemoteImage:
+    """An image in a registry: manifest and config read at construction, layers streamed."""
+
+    def __init__(
+        self, client: RegistryClient, ref: Reference, *, platform: str = DEFAULT_PLATFORM
+    ) -> None:
+        self._client = client
+        self._repository = ref.repository
+        target = ref.digest or ref.tag or "latest"
+        where = f"{client.host}/{ref.repository}" + (f"@{target}" if ref.digest else f":{target}")
+        try:
+            manifest = client.get_manifest(ref.repository, target)
+        except NotFound:
+            raise ImageNotFoundError(
+                f"the registry has no image {where}: check the name and tag"
+            ) from None
+        doc = manifest.json()
+        if manifest.media_type in INDEX_TYPES or "manifests" in doc:
+            child = pick_platform(doc.get("manifests"), platform)
+            if child is None:
+                available = ", ".join(_platforms(doc.get("manifests"))) or "none"
+                raise ImageNotFoundError(
+                    f"{where} has no image for {platform} (it has: {available}): "
+                    "choose one with --platform"
+                )
+            manifest = client.get_manifest(ref.repository, child)
+            doc = manifest.json()
+        #: The digest of the image manifest read (the platform's, for an index).
+        self.digest = manifest.digest
+        config_desc, layer_descs = doc.get("config"), doc.get("layers")
+        if not isinstance(config_desc, dict) or not isinstance(layer_descs, list):
+            raise ImageFormatError(f"the manifest of {where} has no config and layers")
+        config_digest = config_desc.get("digest")
+        if not isinstance(config_digest, str):
+            raise ImageFormatError(f"the manifest of {where} has no config digest")
+        self._config_bytes = client.get_blob(ref.repository, config_digest)
+        config = load_json(self._config_bytes, "image config")
+        if not isinstance(config, dict):
+            raise ImageFormatError(f"the config of {where} is not a JSON object")
+        self._config: dict[str, Any] = config
+        ids = diff_ids(config)
+        if len(ids) != len(layer_descs):
+            raise ImageFormatError(
+                f"the manifest of {where} lists {len(layer_descs)} layers but its config {len(ids)}"
+            )
+        self._descriptors: list[tuple[str, int | None, str]] = []
+        for desc in layer_descs:
+            digest = desc.get("digest") if isinstance(desc, dict) else None
+            if not isinstance(digest, str):
+                raise ImageFormatError(f"a layer of {where} has no digest")
+            size = desc.get("size")
+            media_type = str(desc.get("mediaType", ""))
+            if any(mark in media_type for mark in _FOREIGN):
+                raise ImageFormatError(
+                    f"{where} has a foreign (non-distributable) layer, which imgtag cannot read"
+                )
+            self._descriptors.append(
+                (digest, size if isinstance(size, int) and size >= 0 else None, media_type)
+            )
+        created = layer_history(config, len(ids))
+        self._layers = tuple(
+            LayerInfo(
+                index=i,
+                diff_id=ids[i],
+                size=self._descriptors[i][1] or 0,
+                created_by=created[i],
+                media_type=self._descriptors[i][2],
+            )
+            for i in range(len(ids))
+        )
+        self._name = str(ref)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self._config
+
+    @property
+    def config_bytes(self) -> bytes:
+        return self._config_bytes
+
+    @property
+    def layers(self) -> Sequence[LayerInfo]:
+        return self._layers
+
+    def layer_digest(self, index: int) -> str:
+        """The stored (compressed) blob digest of layer ``index``."""
+        return self._descriptors[index][0]
+
+    @contextlib.contextmanager
+    def open_layer(self, index: int) -> Iterator[IO[bytes]]:
+        digest, size, _media_type = self._descriptors[index]
+        with self._client.open_blob(self._repository, digest, size=size) as blob:
+            stream = cast(IO[bytes], blob)
+            head = stream.read(_CHUNK)
+            if head.startswith(GZIP_MAGIC):
+                yield cast(IO[bytes], _Gunzip(head, stream, f"layer {index}"))
+            else:
+                # Plain tar (or zstd, which decompressed() refuses by name).
+                with decompressed(
+                    cast(IO[bytes], _Prefixed(head, stream)), f"layer {index}"
+                ) as plain:
+                    yield plain
+            blob.finish()  # the rest after the tar's end marker, and the digest check
+
+
+_CHUNK = 1 << 20
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` (already read from ``raw``), then the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
+        self._head = head
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._raw.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class _Gunzip(io.RawIOBase):
+    """A gzip stream inflated with 1 MiB reads. Python 3.11's :mod:`gzip` hands zlib 8 KiB
+    at a time, a Python call per piece: several times slower on a layer of incompressible
+    data. zlib still checks each member's CRC; concatenated members are read in turn."""
+
+    def __init__(self, head: bytes, raw: IO[bytes], what: str) -> None:
+        self._raw = raw
+        self._what = what
+        self._pending = head
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._in_member = False  # input went into the current member, which has not ended
+        self._raw_eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while True:
+            if self._pending:
+                self._in_member = True
+                try:
+                    out = self._inflate.decompress(self._pending, len(view))
+                except zlib.error as exc:
+                    raise ImageFormatError(f"{self._what} is not valid gzip ({exc})") from None
+                self._pending = self._inflate.unconsumed_tail
+                if self._inflate.eof:
+                    # What follows the member is in unused_data (with an output limit,
+                    # CPython leaves a copy of it in unconsumed_tail too: not both).
+                    rest = self._inflate.unused_data
+                    # Another member may follow; NUL padding after the last one is allowed.
+                    self._pending = rest if rest.strip(b"\0") else b""
+                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    self._in_member = False
+                if out:
+                    view[: len(out)] = out
+                    return len(out)
+                if self._pending:
+                    continue
+            if self._raw_eof:
+                return 0
+            chunk = self._raw.read(_CHUNK)
+            if not chunk:
+                self._raw_eof = True
+                if self._in_member:
+                    raise ImageFormatError(f"{self._what} is truncated: its gzip stream ends early")
+                return 0
+            self._pending = chunk
