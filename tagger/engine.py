@@ -199,8 +199,8 @@ class Engine:
             doc = self.api.inspect_image(image)
         except docker.errors.ImageNotFound:
             raise ImageNotFoundError(
-                f"the Docker engine has no image {image!r}: build or pull it first, "
-                "or read it from a registry with --from-registry"
+                f"the Docker engine has no image {image!r}: check the name, or build or "
+                "pull it first"
             ) from None
         except docker.errors.DockerException as exc:
             raise EngineError(f"cannot inspect {image}: {_short(exc)}") from None
