@@ -1,0 +1,5 @@
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY app /app
+USER 1000
+ENTRYPOINT ["tini", "--", "/app"]

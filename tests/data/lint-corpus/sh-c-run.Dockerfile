@@ -1,0 +1,4 @@
+FROM debian:bookworm-slim
+RUN ["/bin/sh", "-c", "apt-get update && apt-get install -y --no-install-recommends tini"]
+USER 1000
+ENTRYPOINT ["tini", "--"]
