@@ -38,6 +38,7 @@ from tagger.errors import (
     EngineError,
     NotFound,
     OverwriteDetected,
+    PolicyError,
     RefusedError,
     RegistryError,
     RegistryUnreachable,
@@ -66,6 +67,9 @@ class BuildPushOptions:
     aliases: Sequence[str] = ()
     squash: bool = False
     lint: bool = True
+    lint_ignore: Sequence[str] = ()
+    lint_hadolint: bool = False
+    lint_fail_on: str = "error"
     on_exists: str = "fail"
     allow_dirty: bool = False
     dry_run: bool = False
@@ -79,6 +83,8 @@ class BuildPushResult:
     aliases: list[str] = field(default_factory=list)
     pushed: bool = False
     lint: str = "skipped"
+    lint_findings: dict[str, int] = field(default_factory=dict)
+    squashed: dict[str, Any] | None = None
     derivation: Derivation | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +95,8 @@ class BuildPushResult:
             "aliases": self.aliases,
             "pushed": self.pushed,
             "lint": self.lint,
+            "lint_findings": self.lint_findings,
+            "squash": self.squashed,
         }
 
 
@@ -280,10 +288,9 @@ class Publisher:
         existing = self.client.head_manifest(ref.repository, d.tag)
         if existing is not None:
             return self._exists(result, existing.digest, d)
-        # 3. lint: not part of this version yet; say so rather than pretend.
-        result.lint = "not available"
+        # 3. lint: findings at the bar (error by default) stop here, before any claim.
         if o.lint:
-            self.log("lint: imgtag lint is not part of this version yet; skipping it")
+            self._lint(result)
         if o.dry_run:
             self.log(f"dry run: would build and push {ref}:{d.tag}")
             return result
@@ -311,7 +318,7 @@ class Publisher:
                 progress=self.log,
             )
             if o.squash:
-                self.log("squash: imgtag squash is not part of this version yet; pushing as built")
+                built = self._squash(result, f"{local}:{build_name}", build_args)
             if claim is not None:
                 self._confirm_claim(d.tag, claim, claimed_at)
             # Right before the push: whoever got here first published while we built.
@@ -349,6 +356,50 @@ class Publisher:
         if not path.is_file():
             raise UsageError(f"--file {self.o.file}: no such Dockerfile")
         return str(path.resolve())
+
+    def _dockerfile_path(self) -> Path:
+        return Path(self.o.file) if self.o.file else Path(self.o.context) / "Dockerfile"
+
+    def _lint(self, result: BuildPushResult) -> None:
+        from tagger.lint import Severity, lint_paths
+
+        path = self._dockerfile_path()
+        report = lint_paths([path], ignore=self.o.lint_ignore, hadolint=self.o.lint_hadolint)
+        for finding in report.findings:
+            self.log(
+                f"lint: {finding.file}:{finding.line}: {finding.severity.value} "
+                f"{finding.rule} {finding.message}"
+            )
+        result.lint_findings = report.counts()
+        bar = None if self.o.lint_fail_on == "none" else Severity.parse(self.o.lint_fail_on)
+        stopping = report.at_or_above(bar)
+        if stopping:
+            result.lint = "failed"
+            first = stopping[0]
+            raise PolicyError(
+                f"lint found {len(stopping)} finding(s) at or above {self.o.lint_fail_on} in "
+                f"{path} (first: {first.rule} at line {first.line}: {first.message}); "
+                "nothing was built: fix them, ignore them with '# imgtag ignore=ID', "
+                "or pass --no-lint"
+            )
+        result.lint = "passed"
+
+    def _squash(self, result: BuildPushResult, name: str, build_args: Mapping[str, str]) -> Any:
+        """Squash the image's own layers above the Dockerfile's FROM image (if the engine
+        has it; else the shared-prefix rule of ``tagger.image.base``)."""
+        from tagger.engine import BuildResult
+        from tagger.image.squash import squash_image
+        from tagger.lint import final_base_image
+
+        try:
+            known_base = final_base_image(self._dockerfile_path(), build_args, self.o.target)
+        except UsageError:
+            known_base = None  # the build read it fine; fall back to the shared-prefix rule
+        squashed = squash_image(self.engine, name, known_base=known_base, progress=self.log)
+        if squashed.changed and squashed.old_id:
+            self.engine.untag(squashed.old_id)  # the unsquashed image, now nameless
+        result.squashed = squashed.as_dict()
+        return BuildResult(squashed.id)
 
     def _exists(self, result: BuildPushResult, digest: str, d: Derivation) -> BuildPushResult:
         where = f"{self.ref}:{d.tag}"

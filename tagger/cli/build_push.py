@@ -142,7 +142,10 @@ def register(app: typer.Typer) -> None:
             "on_exists": on_exists.value if on_exists else None,
             "allow_dirty": allow_dirty,
         }
-        values = config.load(nopts.repo).resolve("", given, BUILD_PUSH_DEFAULTS)
+        cfg = config.load(nopts.repo)
+        values = cfg.resolve("", given, BUILD_PUSH_DEFAULTS)
+        # [tool.imgtag.lint] applies to build-push's lint step as to `imgtag lint`.
+        lint_cfg = cfg.resolve("lint", {}, {"ignore": [], "hadolint": False, "fail_on": "error"})
         options = BuildPushOptions(
             image=image,
             next=nopts,
@@ -154,6 +157,9 @@ def register(app: typer.Typer) -> None:
             aliases=tuple(values["alias"]),
             squash=bool(values["squash"]),
             lint=bool(values["lint"]),
+            lint_ignore=tuple(lint_cfg["ignore"]),
+            lint_hadolint=bool(lint_cfg["hadolint"]),
+            lint_fail_on=str(lint_cfg["fail_on"]),
             on_exists=str(values["on_exists"]),
             allow_dirty=bool(values["allow_dirty"]),
             dry_run=dry_run,

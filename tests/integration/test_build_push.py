@@ -42,7 +42,7 @@ from appfixture import change, make_app
 from clirun import CliResult, run_cli
 from gitfixture import GitRepoBuilder
 
-JSON_KEYS = ["image", "tag", "digest", "aliases", "pushed", "lint"]
+JSON_KEYS = ["image", "tag", "digest", "aliases", "pushed", "lint", "lint_findings", "squash"]
 CLAIM_PREFIX = "imgtag-claim-"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST_ONLY = "application/vnd.docker.distribution.manifest.v2+json"
@@ -1002,3 +1002,113 @@ def test_no_delete_registry_concurrent_publishes_have_exactly_one_winner(
     repo = fresh_repo("nodelete-race")
     runs = race(tmp_path, f"{_host(registry_nodelete)}/{repo}", bed_env)
     assert_one_winner(runs, registry_nodelete, repo, "1.0.0-7")
+
+
+# --- 3. lint before building; 4. --squash after building ---------------------------------
+
+LINT_ERROR_DOCKERFILE = """\
+FROM busybox:latest
+COPY content.txt /content.txt
+CMD ["/bin/cat", "/content.txt"]
+"""
+
+
+def test_lint_errors_stop_build_push_before_anything_reaches_the_registry(
+    registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
+) -> None:
+    app = make_app(tmp_path / "app", dockerfile=LINT_ERROR_DOCKERFILE)
+    repo = fresh_repo("lint")
+    result = build_push(app, registry_plain.image(repo), "--build", "1", env=bed_env)
+    sentence = error_sentence(result, 1)
+    assert "IMG001" in sentence and "--no-lint" in sentence
+    assert "Step 1/" not in result.stderr, "nothing is built after a lint error"
+    assert "Dockerfile:1: error IMG001" in result.stderr
+    # Not even a claim tag: lint runs before anything is written.
+    assert RegistryView.of(registry_plain).tags(repo) == []
+
+
+def test_no_lint_and_a_configured_ignore_let_the_same_dockerfile_through(
+    registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
+) -> None:
+    app = make_app(tmp_path / "app", dockerfile=LINT_ERROR_DOCKERFILE)
+    image = registry_plain.image(fresh_repo("nolint"))
+    skipped = ok_doc(build_push(app, image, "--build", "1", "--no-lint", "--dry-run", env=bed_env))
+    assert skipped["lint"] == "skipped" and skipped["lint_findings"] == {}
+
+    configured = make_app(
+        tmp_path / "configured",
+        dockerfile=LINT_ERROR_DOCKERFILE,
+        files={".imgtag.toml": '[lint]\nignore = ["IMG001"]\n'},
+    )
+    doc = ok_doc(build_push(configured, image, "--build", "1", "--dry-run", env=bed_env))
+    assert doc["lint"] == "passed"
+    assert doc["lint_findings"]["error"] == 0
+
+
+def test_lint_warnings_are_reported_and_do_not_stop_the_push(
+    registry_plain: tb.Registry, bed_env: dict[str, str], app: GitRepoBuilder
+) -> None:
+    result = build_push(app, registry_plain.image(fresh_repo("warn")), "--build", "1", env=bed_env)
+    doc = ok_doc(result)
+    assert doc["pushed"] is True and doc["lint"] == "passed"
+    # The app runs as root (no USER): IMG012 is a warning, shown and counted.
+    assert doc["lint_findings"]["warning"] >= 1
+    assert "IMG012" in result.stderr
+
+
+SQUASH_DOCKERFILE = """\
+FROM {base}
+COPY busybox /busybox
+RUN ["/busybox", "sh", "-c", "/busybox dd if=/dev/zero of=/big bs=1k count=512 && echo 1 > /a.txt"]
+RUN ["/busybox", "rm", "/big"]
+COPY content.txt /content.txt
+USER 1001
+CMD ["/busybox", "cat", "/content.txt"]
+"""
+
+
+def _layer_names(view: RegistryView, repo: str, digest: str) -> set[str]:
+    with tarfile.open(fileobj=io.BytesIO(view.blob(repo, digest)), mode="r:*") as tar:
+        return set(tar.getnames())
+
+
+def test_squash_from_scratch_pushes_one_layer_with_the_final_tree(
+    registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
+) -> None:
+    dockerfile = SQUASH_DOCKERFILE.format(base="scratch")
+    app = make_app(tmp_path / "app", "squashed", dockerfile=dockerfile)
+    repo = fresh_repo("squash")
+    view = RegistryView.of(registry_plain)
+    image = registry_plain.image(repo)
+    doc = ok_doc(build_push(app, image, "--build", "1", "--squash", env=bed_env))
+    assert doc["squash"]["squashed_layers"] == 4 and doc["squash"]["base_layers"] == 0
+    manifest = view.manifest(repo, "1.0.0-1")
+    assert manifest["config"]["digest"] and len(manifest["layers"]) == 1
+    names = _layer_names(view, repo, manifest["layers"][0]["digest"])
+    assert {"busybox", "a.txt", "content.txt"} <= {n.lstrip("./") for n in names}
+    assert not any(n.endswith("big") for n in names), "a deleted file came back"
+    config = view.config(repo, "1.0.0-1")
+    assert config["config"]["User"] == "1001"
+    assert config["config"]["Labels"][LABEL_VERSION] == "1.0.0-1"
+    assert view.file(repo, "1.0.0-1", "content.txt") == "squashed"
+
+
+def test_squash_keeps_the_from_image_layers_shared(
+    registry_plain: tb.Registry,
+    bed_env: dict[str, str],
+    docker_client: Any,
+    tmp_path: Path,
+) -> None:
+    base = f"imgtag-it/sqbase-{secrets.token_hex(3)}:1"
+    base_image = tb.build_scratch_image(docker_client, base, "the base")
+    base_layers = base_image.attrs["RootFS"]["Layers"]
+    app = make_app(tmp_path / "app", "over a base", dockerfile=SQUASH_DOCKERFILE.format(base=base))
+    repo = fresh_repo("squashbase")
+    view = RegistryView.of(registry_plain)
+    image = registry_plain.image(repo)
+    doc = ok_doc(build_push(app, image, "--build", "1", "--squash", env=bed_env))
+    assert doc["squash"]["base_layers"] == len(base_layers)
+    assert doc["squash"]["squashed_layers"] == 4
+    diff_ids = view.config(repo, "1.0.0-1")["rootfs"]["diff_ids"]
+    assert diff_ids[: len(base_layers)] == base_layers, "base layers changed"
+    assert len(diff_ids) == len(base_layers) + 1
