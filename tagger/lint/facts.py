@@ -39,6 +39,7 @@ def _run_commands(instruction: Instruction) -> tuple[SimpleCommand, ...]:
 def clear_cache() -> None:
     """Forget the commands of the RUNs linted so far (the linter calls it per file)."""
     _run_commands.cache_clear()
+    _package_action.cache_clear()
 
 
 def _split_run(instruction: Instruction) -> list[SimpleCommand]:
@@ -114,6 +115,12 @@ def package_action(command: SimpleCommand) -> PackageAction | None:
     >>> package_action(split_commands("apk add --virtual .deps gcc")[0]).packages
     ('.deps', 'gcc')
     """
+    return _package_action(command)
+
+
+@functools.lru_cache(maxsize=65536)
+def _package_action(command: SimpleCommand) -> PackageAction | None:
+    # Cached: every package rule asks about every command (cleared by clear_cache()).
     program = command.program
     if program in APT:
         words = command.positionals(_APT_VALUE_OPTS)

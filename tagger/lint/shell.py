@@ -14,6 +14,7 @@ Bounded for untrusted input: linear in the text, ``sh -c`` nesting at most 8 dee
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ class SimpleCommand:
     env: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()  # targets of > and >> redirections
 
-    @property
+    @functools.cached_property
     def program(self) -> str:
         """The program's base name: ``/usr/bin/apt-get`` -> ``apt-get``."""
         return self.argv[0].rsplit("/", 1)[-1] if self.argv else ""
