@@ -20,11 +20,11 @@ that cannot be read (zstd) is an :class:`~tagger.errors.ImageFormatError` (exit 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, cast
@@ -36,6 +36,7 @@ MAX_JSON_BYTES = 16 << 20
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_CHUNK = 1 << 20  # read size for layer streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +130,10 @@ def decompressed(raw: IO[bytes], what: str) -> Iterator[IO[bytes]]:
         raise ImageFormatError(f"{what} cannot be read")
     if head.startswith(ZSTD_MAGIC):
         raise ImageFormatError(f"{what} is zstd-compressed, which imgtag cannot read yet")
-    rest = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 20)
     if head.startswith(GZIP_MAGIC):
-        with gzip.GzipFile(fileobj=rest, mode="rb") as plain:
-            yield cast(IO[bytes], plain)
+        yield cast(IO[bytes], io.BufferedReader(_Gunzip(head, raw, what), buffer_size=_CHUNK))
     else:
-        yield cast(IO[bytes], rest)
+        yield cast(IO[bytes], io.BufferedReader(_Prefixed(head, raw), buffer_size=_CHUNK))
 
 
 class _Prefixed(io.RawIOBase):
@@ -157,6 +156,56 @@ class _Prefixed(io.RawIOBase):
         data = self._raw.read(len(view))
         view[: len(data)] = data
         return len(data)
+
+
+class _Gunzip(io.RawIOBase):
+    """A gzip stream inflated with 1 MiB reads. Python 3.11's :mod:`gzip` hands zlib 8 KiB
+    at a time, a Python call per piece: several times slower on a layer of incompressible
+    data. zlib still checks each member's CRC; concatenated members are read in turn."""
+
+    def __init__(self, head: bytes, raw: IO[bytes], what: str) -> None:
+        self._raw = raw
+        self._what = what
+        self._pending = head
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._in_member = False  # input went into the current member, which has not ended
+        self._raw_eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while True:
+            if self._pending:
+                self._in_member = True
+                try:
+                    out = self._inflate.decompress(self._pending, len(view))
+                except zlib.error as exc:
+                    raise ImageFormatError(f"{self._what} is not valid gzip ({exc})") from None
+                self._pending = self._inflate.unconsumed_tail
+                if self._inflate.eof:
+                    # What follows the member is in unused_data (with an output limit,
+                    # CPython leaves a copy of it in unconsumed_tail too: not both).
+                    rest = self._inflate.unused_data
+                    # Another member may follow; NUL padding after the last one is allowed.
+                    self._pending = rest if rest.strip(b"\0") else b""
+                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    self._in_member = False
+                if out:
+                    view[: len(out)] = out
+                    return len(out)
+                if self._pending:
+                    continue
+            if self._raw_eof:
+                return 0
+            chunk = self._raw.read(_CHUNK)
+            if not chunk:
+                self._raw_eof = True
+                if self._in_member:
+                    raise ImageFormatError(f"{self._what} is truncated: its gzip stream ends early")
+                return 0
+            self._pending = chunk
 
 
 class SavedImage:

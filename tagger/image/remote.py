@@ -12,14 +12,11 @@ No engine is needed and nothing is written to disk.
 from __future__ import annotations
 
 import contextlib
-import io
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, cast
 
 from tagger.errors import ImageFormatError, ImageNotFoundError, NotFound
 from tagger.image.archive import (
-    GZIP_MAGIC,
     LayerInfo,
     decompressed,
     diff_ids,
@@ -187,89 +184,6 @@ class RemoteImage:
     def open_layer(self, index: int) -> Iterator[IO[bytes]]:
         digest, size, _media_type = self._descriptors[index]
         with self._client.open_blob(self._repository, digest, size=size) as blob:
-            stream = cast(IO[bytes], blob)
-            head = stream.read(_CHUNK)
-            if head.startswith(GZIP_MAGIC):
-                yield cast(IO[bytes], _Gunzip(head, stream, f"layer {index}"))
-            else:
-                # Plain tar (or zstd, which decompressed() refuses by name).
-                with decompressed(
-                    cast(IO[bytes], _Prefixed(head, stream)), f"layer {index}"
-                ) as plain:
-                    yield plain
+            with decompressed(cast(IO[bytes], blob), f"layer {index}") as plain:
+                yield plain
             blob.finish()  # the rest after the tar's end marker, and the digest check
-
-
-_CHUNK = 1 << 20
-
-
-class _Prefixed(io.RawIOBase):
-    """``head`` (already read from ``raw``), then the rest of ``raw``."""
-
-    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
-        self._head = head
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            n = min(len(view), len(self._head))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._raw.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
-class _Gunzip(io.RawIOBase):
-    """A gzip stream inflated with 1 MiB reads. Python 3.11's :mod:`gzip` hands zlib 8 KiB
-    at a time, a Python call per piece: several times slower on a layer of incompressible
-    data. zlib still checks each member's CRC; concatenated members are read in turn."""
-
-    def __init__(self, head: bytes, raw: IO[bytes], what: str) -> None:
-        self._raw = raw
-        self._what = what
-        self._pending = head
-        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._in_member = False  # input went into the current member, which has not ended
-        self._raw_eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while True:
-            if self._pending:
-                self._in_member = True
-                try:
-                    out = self._inflate.decompress(self._pending, len(view))
-                except zlib.error as exc:
-                    raise ImageFormatError(f"{self._what} is not valid gzip ({exc})") from None
-                self._pending = self._inflate.unconsumed_tail
-                if self._inflate.eof:
-                    # What follows the member is in unused_data (with an output limit,
-                    # CPython leaves a copy of it in unconsumed_tail too: not both).
-                    rest = self._inflate.unused_data
-                    # Another member may follow; NUL padding after the last one is allowed.
-                    self._pending = rest if rest.strip(b"\0") else b""
-                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    self._in_member = False
-                if out:
-                    view[: len(out)] = out
-                    return len(out)
-                if self._pending:
-                    continue
-            if self._raw_eof:
-                return 0
-            chunk = self._raw.read(_CHUNK)
-            if not chunk:
-                self._raw_eof = True
-                if self._in_member:
-                    raise ImageFormatError(f"{self._what} is truncated: its gzip stream ends early")
-                return 0
-            self._pending = chunk

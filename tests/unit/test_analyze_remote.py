@@ -12,7 +12,8 @@ import os
 import pytest
 
 from tagger.errors import ExitCode, ImageFormatError, RegistryError, UsageError
-from tagger.image.remote import _Gunzip, parse_platform, pick_platform
+from tagger.image.archive import _Gunzip
+from tagger.image.remote import parse_platform, pick_platform
 from tagger.registry.client import BlobReader
 
 
