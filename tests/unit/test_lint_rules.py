@@ -57,10 +57,13 @@ def test_img001_earlier_stage_needs_no_tag() -> None:
         ("node:20-bookworm", True),
         ("debian:12", True),
         ("debian:bookworm-slim", False),
-        ("eclipse-temurin:21-jre", False),
+        ("eclipse-temurin:21-jre", True),  # -jre-alpine exists
+        ("eclipse-temurin:21-jre-alpine", False),
+        ("centos:7", False),  # no small variant of its own
         ("registry.access.redhat.com/ubi9/ubi:9.4", True),
         ("registry.access.redhat.com/ubi9/ubi-minimal:9.4", False),
-        ("nginx:1.27", False),
+        ("nginx:1.27", True),  # nginx:1.27-alpine exists
+        ("nginx:1.27-alpine", False),
     ],
 )
 def test_img002(base: str, hit: bool) -> None:
@@ -71,12 +74,12 @@ def test_img002_big_builder_stage_is_fine() -> None:
     assert found("FROM golang:1.22 AS b\nFROM scratch\n", "IMG002") == []
 
 
-def test_img003_names_the_lines() -> None:
-    findings = [
-        f for f in lint_text("FROM a:1\nRUN a\n# x\nRUN b\nCOPY . .\nRUN c\n") if f.rule == "IMG003"
-    ]
+def test_img003_reports_each_following_run_at_its_line() -> None:
+    text = "FROM a:1\nRUN a\n# x\nRUN b\nRUN c\nCOPY . .\nRUN d\n"
+    findings = [f for f in lint_text(text) if f.rule == "IMG003"]
     assert [(f.line, f.message) for f in findings] == [
-        (2, "RUN instructions at lines 2, 4 can be merged into one")
+        (4, "this RUN directly follows the RUN at line 2: merge them into one layer"),
+        (5, "this RUN directly follows the RUN at line 4: merge them into one layer"),
     ]
     assert found("FROM a:1\nRUN a\nRUN --mount=type=cache,target=/x b\n", "IMG003") == []
 

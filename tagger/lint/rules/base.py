@@ -49,14 +49,21 @@ _BIG_BASES: dict[str, str] = {
     "node": "node:<version>-slim or -alpine",
     "golang": "golang:<version>-alpine (or build in a builder stage, run FROM scratch)",
     "openjdk": "eclipse-temurin:<version>-jre-alpine",
-    "eclipse-temurin": "eclipse-temurin:<version>-jre or -alpine",
+    "eclipse-temurin": "eclipse-temurin:<version>-jre-alpine",
     "amazoncorretto": "amazoncorretto:<version>-alpine",
     "ruby": "ruby:<version>-slim or -alpine",
     "php": "php:<version>-fpm-alpine or -cli-alpine",
     "perl": "perl:<version>-slim",
     "rust": "rust:<version>-slim or a scratch/distroless final stage",
     "buildpack-deps": "debian:<release>-slim",
-    "centos": "registry.access.redhat.com/ubi9/ubi-minimal",
+    "nginx": "nginx:<version>-alpine (or nginx:<version>-alpine-slim)",
+    "httpd": "httpd:<version>-alpine",
+    "elixir": "elixir:<version>-alpine",
+    "erlang": "erlang:<version>-alpine",
+    "maven": "a builder stage, and a -jre-alpine final stage",
+    "gradle": "a builder stage, and a -jre-alpine final stage",
+    "mcr.microsoft.com/dotnet/aspnet": "mcr.microsoft.com/dotnet/aspnet:<version>-alpine",
+    "mcr.microsoft.com/dotnet/sdk": "a builder stage, and an aspnet/runtime -alpine final stage",
     "rockylinux": "rockylinux:<version>-minimal",
     "almalinux": "almalinux:<version>-minimal",
     "fedora": "fedora-minimal",
@@ -70,8 +77,9 @@ def check_big_base(df: Dockerfile) -> Iterator[tuple[int, str]]:
     """IMG002: the final image is built on a big base where a small variant exists.
 
     Catches ``python:3.12``, ``node:20``, ``debian:12``, ``ubuntu:22.04``, ``ubi9/ubi``;
-    not ``python:3.12-slim``, ``node:20-alpine``, ``eclipse-temurin:21-jre``, nor a
-    big image in a builder stage (only the final stage's chain ships).
+    not ``python:3.12-slim``, ``node:20-alpine``, ``eclipse-temurin:21-jre-alpine``, nor a
+    big image in a builder stage. ``centos`` has no small variant of its own (another
+    distribution is not a variant), so it is not flagged (only the final stage's chain ships).
     Fix: the slim/alpine/minimal variant, or distroless/scratch for static binaries.
     """
     chain = df.stage_chain(df.final_stage)
@@ -84,8 +92,6 @@ def check_big_base(df: Dockerfile) -> Iterator[tuple[int, str]]:
         return
     tag_text = (tag or "").lower()
     if any(marker in tag_text for marker in _SMALL_MARKERS):
-        return
-    if name in ("eclipse-temurin", "openjdk", "amazoncorretto") and "jre" in tag_text:
         return
     yield root.from_line, f"final image is built on {root.base}, a big image; use {hint}"
 

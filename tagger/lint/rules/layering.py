@@ -22,24 +22,22 @@ def check_consecutive_runs(df: Dockerfile) -> Iterator[tuple[int, str]]:
 
     Catches ``RUN apt-get update`` / ``RUN apt-get install -y x``; not RUNs separated by
     a COPY/ENV (often deliberate, for the build cache) or with different ``--mount``s.
-    Fix: join them with ``&&`` (or one heredoc). One finding per group, naming its lines.
+    Fix: join them with ``&&`` (or one heredoc). One finding at each RUN that follows
+    another, at its own line, as hadolint's DL3059 reports it.
     """
     for stage in df.stages:
-        group: list[Instruction] = []
-        for instruction in (*stage.instructions, None):
-            if (
-                instruction is not None
-                and instruction.cmd == "RUN"
-                and (not group or group[-1].flags == instruction.flags)
-            ):
-                group.append(instruction)
+        previous: Instruction | None = None
+        for instruction in stage.instructions:
+            if instruction.cmd != "RUN":
+                previous = None
                 continue
-            if len(group) > 1:
-                lines = ", ".join(str(i.line) for i in group[:20])
-                if len(group) > 20:
-                    lines += f" ... ({len(group)} RUNs)"
-                yield group[0].line, f"RUN instructions at lines {lines} can be merged into one"
-            group = [instruction] if instruction is not None and instruction.cmd == "RUN" else []
+            if previous is not None and previous.flags == instruction.flags:
+                yield (
+                    instruction.line,
+                    f"this RUN directly follows the RUN at line {previous.line}: "
+                    "merge them into one layer",
+                )
+            previous = instruction
 
 
 def _downloads_and_creations(instruction: Instruction, cwd: str) -> list[str]:
