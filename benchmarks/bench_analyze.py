@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import BenchError, find_tool, load_testbed, log
+from benchlib import BenchError, find_tool, log, started_bed
 
 BUSYBOX = Path("/bin/busybox")
 DEMO_IMAGE = "bench/analyze:1"
@@ -108,13 +108,8 @@ def engine() -> Iterator[str]:
     if os.environ.get("DOCKER_HOST"):
         yield os.environ["DOCKER_HOST"]
         return
-    testbed = load_testbed()
-    log("no DOCKER_HOST: starting the test bed")
-    bed = testbed.start()
-    try:
+    with started_bed() as bed:
         yield str(bed.engine.host)
-    finally:
-        bed.stop()
 
 
 def contenders(image: str, base: int, imgtag: str, dive: str) -> dict[str, list[str]]:

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import BenchError, find_tool, load_testbed, log
+from benchlib import BenchError, find_tool, log, started_bed
 
 BUSYBOX = Path("/bin/busybox")
 DOCKER_CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker", "docker")
@@ -214,19 +214,8 @@ def open_bed(args: argparse.Namespace) -> Iterator[Bed]:
         return
     if args.registry and not docker_host:
         raise BenchError("--registry needs DOCKER_HOST for the engine that pushes to it")
-    testbed = load_testbed()
-    log("starting the test bed (tests/testbed.py): dockerd and registries on 127.0.0.1 ...")
-    started = time.perf_counter()
-    try:
-        bed = testbed.start()
-    except testbed.TestbedError as exc:
-        raise BenchError(str(exc)) from None
-    log(f"test bed up in {time.perf_counter() - started:.1f} s ({bed.root})")
-    try:
+    with started_bed() as bed:
         yield Bed(bed.engine.host, bed.plain.host, str(bed.docker_config), started_here=True)
-    finally:
-        bed.stop()
-        log("test bed stopped")
 
 
 def pick_docker(candidates: Sequence[str], env: dict[str, str]) -> tuple[str, str, str]:

@@ -80,7 +80,7 @@ from urllib.parse import urljoin
 
 import requests
 import requests.adapters
-from benchlib import BenchError, find_tool, load_testbed, log
+from benchlib import BenchError, find_tool, log, started_bed
 
 THIS_SCRIPT = Path(__file__).resolve()
 
@@ -395,19 +395,8 @@ def open_bed(args: argparse.Namespace) -> Iterator[Bed]:
         log(f"using the running registry {registry}")
         yield Bed(registry, started_here=False)
         return
-    testbed = load_testbed()
-    log("starting the test bed (tests/testbed.py): dockerd and registries on 127.0.0.1 ...")
-    started = time.perf_counter()
-    try:
-        bed = testbed.start()
-    except testbed.TestbedError as exc:
-        raise BenchError(str(exc)) from None
-    log(f"test bed up in {time.perf_counter() - started:.1f} s ({bed.root})")
-    try:
+    with started_bed() as bed:
         yield Bed(bed.plain.host, started_here=True, registry_pid=bed.plain.pid)
-    finally:
-        bed.stop()
-        log("test bed stopped")
 
 
 # --------------------------------------------------------------------------- contenders

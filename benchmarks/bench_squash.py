@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchlib import BenchError, find_tool, load_testbed, log
+from benchlib import BenchError, find_tool, log, started_bed
 
 BUSYBOX = Path("/bin/busybox")
 DOCKER = "/usr/bin/docker"
@@ -125,15 +125,9 @@ def engine_env() -> Iterator[dict[str, str]]:
         log(f"using the running engine {env['DOCKER_HOST']}")
         yield env
         return
-    testbed = load_testbed()
-    log("starting the test bed (tests/testbed.py) ...")
-    bed = testbed.start()
-    try:
+    with started_bed() as bed:
         env.update(bed.env())
         yield env
-    finally:
-        bed.stop()
-        log("test bed stopped")
 
 
 def bench(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[str, Any]:

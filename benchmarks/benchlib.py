@@ -5,12 +5,16 @@ No I/O at import; ``load_testbed`` reads ``tests/testbed.py`` from its file.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTBED_SCRIPT = REPO_ROOT / "tests" / "testbed.py"
@@ -46,3 +50,22 @@ def load_testbed() -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def started_bed() -> Iterator[Any]:
+    """Start tests/testbed.py's bed (dockerd and registries on 127.0.0.1) for one benchmark
+    run, and stop it afterwards; a bed that cannot start is a :class:`BenchError`."""
+    testbed = load_testbed()
+    log("starting the test bed (tests/testbed.py): dockerd and registries on 127.0.0.1 ...")
+    started = time.perf_counter()
+    try:
+        bed = testbed.start()
+    except testbed.TestbedError as exc:
+        raise BenchError(str(exc)) from None
+    log(f"test bed up in {time.perf_counter() - started:.1f} s ({bed.root})")
+    try:
+        yield bed
+    finally:
+        bed.stop()
+        log("test bed stopped")

@@ -233,20 +233,19 @@ def _from_engine(
     from tagger.engine import Engine
     from tagger.image.analyze import analyze
     from tagger.image.archive import SavedImage
-    from tagger.image.base import choose_base
+    from tagger.image.base import choose_base, rootfs_layers
 
     engine = Engine(env)
     doc = engine.inspect_image(image)  # exit 2 for a missing image, 6 for no engine
-    rootfs = doc.get("RootFS")
-    layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
-    diff_ids = [str(x) for x in layers] if isinstance(layers, list) else []
+    diff_ids = rootfs_layers(doc) or []
     count = _base_count(base, len(diff_ids))
     if count is not None:
         base_layers, note = count, f"--base {count}"
     else:
-        choice = choose_base(engine, image, diff_ids, from_=str(base) if base else None)
-        base_layers = choice.layers
-        note = choice.source.replace("--from ", "--base ", 1)
+        choice = choose_base(
+            engine, image, diff_ids, from_=str(base) if base else None, option="--base"
+        )
+        base_layers, note = choice.layers, choice.source
     # A save lists its layers before the manifest that orders them, and seeking over file
     # data in a file beats reading it from a pipe (tarfile's stream mode copies every byte
     # several times: 0.9 s against 5 ms for 200 MiB here); the file is page cache mostly.

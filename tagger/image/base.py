@@ -76,10 +76,22 @@ def layers_to_keep(total: int, from_: str) -> int:
     return total - count
 
 
-def _layers(doc: Mapping[str, Any]) -> list[str]:
+def rootfs_layers(doc: Mapping[str, Any]) -> list[str] | None:
+    """The diff_ids of an engine's ``docker image inspect`` document, bottom first;
+    ``None`` when the document has none.
+
+    >>> rootfs_layers({"RootFS": {"Type": "layers", "Layers": ["sha256:a", "sha256:b"]}})
+    ['sha256:a', 'sha256:b']
+    >>> rootfs_layers({}) is None
+    True
+    """
     rootfs = doc.get("RootFS")
     layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
-    return [str(x) for x in layers] if isinstance(layers, list) else []
+    return [str(x) for x in layers] if isinstance(layers, list) else None
+
+
+def _layers(doc: Mapping[str, Any]) -> list[str]:
+    return rootfs_layers(doc) or []
 
 
 def choose_base(
@@ -90,9 +102,11 @@ def choose_base(
     from_: str | None = None,
     all_layers: bool = False,
     known_base: str | None = None,
+    option: str = "--from",
 ) -> BaseChoice:
     """Decide the base of ``image`` (whose diff_ids are ``target_layers``); see the module
-    docstring for the order of the rules."""
+    docstring for the order of the rules. ``option`` names the caller's option for
+    ``from_`` in the choice's ``source`` (analyze calls it ``--base``)."""
     total = len(target_layers)
     if all_layers:
         return BaseChoice(0, "--all")
@@ -102,7 +116,7 @@ def choose_base(
         base = _layers(engine.inspect_image(from_))
         if not base or list(target_layers[: len(base)]) != base or len(base) > total:
             raise UsageError(f"{from_} is not a base image of {image}: its layers are not a prefix")
-        return BaseChoice(len(base), f"--from {from_}")
+        return BaseChoice(len(base), f"{option} {from_}")
     if known_base and known_base != "scratch":
         try:
             base = _layers(engine.inspect_image(known_base))

@@ -140,7 +140,7 @@ def squash_image(
     ``known_base``: the FROM image when the caller knows it (build-push). ``workdir``: where
     the temporary directory goes (default ``$TMPDIR``).
     """
-    from tagger.image.base import choose_base
+    from tagger.image.base import choose_base, rootfs_layers
     from tagger.refs import Reference
 
     new_tag = with_tag(tag) if tag else default_tag(image)
@@ -148,7 +148,9 @@ def squash_image(
         Reference.parse(tag)  # a bad --tag is exit 2 before any work
     doc = engine.inspect_image(image)
     old_id = str(doc.get("Id", ""))
-    layers = _rootfs_layers(doc)
+    layers = rootfs_layers(doc)
+    if layers is None:
+        raise ImageFormatError("the engine reports no layers for the image")
     size_before = int(doc.get("Size") or 0)
     choice = choose_base(
         engine, image, layers, from_=from_, all_layers=all_layers, known_base=known_base
@@ -214,14 +216,6 @@ def squash_image(
         changed=True,
         old_id=old_id,
     )
-
-
-def _rootfs_layers(doc: Mapping[str, Any]) -> list[str]:
-    rootfs = doc.get("RootFS")
-    layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
-    if not isinstance(layers, list):
-        raise ImageFormatError("the engine reports no layers for the image")
-    return [str(layer) for layer in layers]
 
 
 # --- reading layers ------------------------------------------------------------------
