@@ -250,7 +250,6 @@ class Engine:
         return loaded
 
 
-
 @dataclass(frozen=True, slots=True)
 class _TempDockerfile:
     path: str

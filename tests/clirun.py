@@ -34,8 +34,8 @@ def run_cli(
     system (including this machine's own ``CI=true``) are removed first, so a test is
     not decided by the CI it happens to run in.
     """
-    from tagger.ci import CI_SYSTEMS
     from tagger.cli import main
+    from tagger.version.ci_env import CI_SYSTEMS
 
     saved_env = dict(os.environ)
     saved_cwd = Path.cwd()

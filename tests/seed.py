@@ -14,7 +14,8 @@ import json
 import tarfile
 from collections.abc import Mapping, Sequence
 
-from tagger.registry.client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, RegistryClient
+from tagger.registry.client import RegistryClient
+from tagger.registry.mediatypes import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 
 
 def _layer(content: str) -> tuple[bytes, str]:

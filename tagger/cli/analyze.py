@@ -1,7 +1,7 @@
 """``imgtag analyze IMAGE``: wasted space per layer and path, with CI thresholds. Glue only.
 
-Reads the image from the engine (``docker save`` into a temporary file, removed afterwards)
-or, with ``--from-registry``, straight from the registry; the figures come from
+``tagger.image.sources`` reads the image (from the engine, or with ``--from-registry``
+straight from the registry) and resolves the thresholds; the figures come from
 ``tagger.image.analyze``. Data on stdout, progress on stderr; thresholds crossed are exit 1
 after the report. Heavy imports (docker SDK, requests, rich) happen inside the body only.
 """
@@ -9,31 +9,16 @@ after the report. Heavy imports (docker SDK, requests, rich) happen inside the b
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from tagger.cli.build_push import CaFileOpt, InsecureOpt
-
-if TYPE_CHECKING:
-    from tagger.image.analyze import Analysis, Progress
-    from tagger.refs import Reference
-    from tagger.registry.client import RegistryClient
+from tagger.cli.options import CaFileOpt, InsecureOpt
 
 
 class AnalyzeFormat(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
-
-
-ANALYZE_DEFAULTS: dict[str, Any] = {
-    "lowest_efficiency": None,
-    "highest_wasted_bytes": None,
-    "highest_user_wasted_percent": None,
-    "top": 10,
-    "base": None,
-}
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +38,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--platform",
                 help="os/arch[/variant] to pick from a multi-platform index. [default: "
-                "linux/amd64]",
+                "linux/amd64, else the first image]",
             ),
         ] = None,
         base: Annotated[
@@ -107,10 +92,12 @@ def register(app: typer.Typer) -> None:
         import os
         import sys
 
-        from tagger import config
         from tagger.errors import PolicyError, UsageError
         from tagger.image.analyze import check_thresholds, render_text
+        from tagger.image.sources import AnalyzeSettings, from_engine
+        from tagger.image.sources import from_registry as from_registry_
         from tagger.output import to_json
+        from tagger.registry.platform import Platform
 
         given = {
             "lowest_efficiency": lowest_efficiency,
@@ -119,8 +106,7 @@ def register(app: typer.Typer) -> None:
             "top": top,
             "base": base,
         }
-        values = config.load(".").resolve("analyze", given, ANALYZE_DEFAULTS)
-        limits = _limits(values)
+        settings = AnalyzeSettings.resolve(given)
         if platform is not None and not from_registry:
             raise UsageError("--platform needs --from-registry (the engine has one platform)")
 
@@ -129,21 +115,21 @@ def register(app: typer.Typer) -> None:
             sys.stderr.flush()
 
         if from_registry:
-            result, note, extra = _from_registry(
+            result, note, extra = from_registry_(
                 image,
-                values["base"],
-                int(values["top"]),
-                platform,
+                settings.base,
+                settings.top,
+                Platform.parse(platform) if platform else None,
                 os.environ,
                 tuple(insecure_registry or ()),
                 ca_file,
                 progress,
             )
         else:
-            result, note, extra = _from_engine(
-                image, values["base"], int(values["top"]), os.environ, progress
+            result, note, extra = from_engine(
+                image, settings.base, settings.top, os.environ, progress
             )
-        checks = check_thresholds(result, **limits)
+        checks = check_thresholds(result, **settings.limits)
         if fmt is AnalyzeFormat.JSON:
             doc = result.as_dict()
             doc.update(extra)
@@ -161,167 +147,8 @@ def register(app: typer.Typer) -> None:
             raise PolicyError(f"{result.image}: " + "; ".join(failed))
 
 
-def _limits(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The thresholds as numbers; a config file's values checked like the options'."""
-    from tagger.errors import UsageError
-    from tagger.image.analyze import parse_size
-
-    def number(key: str, low: float, high: float) -> float | None:
-        value = values.get(key)
-        if value is None:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
-            raise UsageError(f"{key} must be a number from {low:g} to {high:g}, not {value!r}")
-        return float(value)
-
-    wasted = values.get("highest_wasted_bytes")
-    if isinstance(wasted, bool) or (
-        wasted is not None and not isinstance(wasted, str) and not _count(wasted)
-    ):
-        raise UsageError(f"highest_wasted_bytes must be bytes or a size like 20MB, not {wasted!r}")
-    top = values.get("top")
-    if not _count(top):
-        raise UsageError(f"top must be a whole number of paths, not {top!r}")
-    return {
-        "lowest_efficiency": number("lowest_efficiency", 0.0, 1.0),
-        "highest_wasted_bytes": parse_size(wasted) if isinstance(wasted, str) else wasted,
-        "highest_user_wasted_percent": number("highest_user_wasted_percent", 0.0, 100.0),
-    }
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 def _width() -> int:
     import shutil
 
     # A terminal's width; a pipe or a CI log gets enough room for the layer table.
     return max(100, shutil.get_terminal_size((120, 24)).columns)
-
-
-def _base_count(base: str | int | None, total: int) -> int | None:
-    """``--base N`` as a layer count (``None`` when ``base`` names an image)."""
-    from tagger.errors import UsageError
-
-    if base is None:
-        return None
-    text = str(base).strip()
-    if not text.isdigit():
-        return None
-    count = int(text)
-    if count > total:
-        raise UsageError(f"--base {count} is more layers than the image has ({total})")
-    return count
-
-
-def _from_engine(
-    image: str,
-    base: str | None,
-    top: int,
-    env: Mapping[str, str],
-    progress: Progress,
-) -> tuple[Analysis, str, dict[str, Any]]:
-    import dataclasses
-    import os
-    import tempfile
-
-    from tagger.engine import Engine
-    from tagger.image.analyze import analyze
-    from tagger.image.archive import SavedImage
-    from tagger.image.base import choose_base, rootfs_layers
-
-    engine = Engine(env)
-    doc = engine.inspect_image(image)  # exit 2 for a missing image, 6 for no engine
-    diff_ids = rootfs_layers(doc) or []
-    count = _base_count(base, len(diff_ids))
-    if count is not None:
-        base_layers, note = count, f"--base {count}"
-    else:
-        choice = choose_base(
-            engine, image, diff_ids, from_=str(base) if base else None, option="--base"
-        )
-        base_layers, note = choice.layers, choice.source
-    # A save lists its layers before the manifest that orders them, and seeking over file
-    # data in a file beats reading it from a pipe (tarfile's stream mode copies every byte
-    # several times: 0.9 s against 5 ms for 200 MiB here); the file is page cache mostly.
-    with tempfile.TemporaryDirectory(prefix="imgtag-analyze-") as tmp:
-        path = os.path.join(tmp, "image.tar")
-        progress(f"saving {image} from the engine")
-        with open(path, "wb") as fh:
-            engine.save(image, fh)
-        with SavedImage(path) as saved:
-            result = analyze(saved, base_layers=base_layers, top=top, progress=progress)
-    extra = {"source": "engine", "id": str(doc.get("Id", ""))}
-    return dataclasses.replace(result, image=image), note, extra
-
-
-def _from_registry(
-    image: str,
-    base: str | None,
-    top: int,
-    platform: str | None,
-    env: Mapping[str, str],
-    insecure: Sequence[str],
-    ca_file: str | None,
-    progress: Progress,
-) -> tuple[Analysis, str, dict[str, Any]]:
-    import dataclasses
-
-    from tagger.image.analyze import analyze
-    from tagger.image.remote import DEFAULT_PLATFORM, RemoteImage
-    from tagger.refs import Reference
-    from tagger.registry.client import open_client
-
-    ref = Reference.parse(image)
-    client, _credentials = open_client(ref, env, insecure=insecure, ca_file=ca_file)
-    progress(f"reading {ref} from {ref.registry}")
-    source = RemoteImage(client, ref, platform=platform or DEFAULT_PLATFORM)
-    total = len(source.layers)
-    count = _base_count(base, total)
-    if count is not None:
-        base_layers, note = count, f"--base {count}"
-    elif base:
-        base_layers = _registry_base(client, ref, base, source, env, insecure, ca_file)
-        note = f"--base {base}"
-    else:
-        # dive's rule without an engine to compare with: the bottom layer is the base.
-        base_layers, note = min(1, total), "the bottom layer (no engine to compare with)"
-    result = analyze(source, base_layers=base_layers, top=top, progress=progress)
-    extra = {"source": "registry", "digest": source.digest}
-    return dataclasses.replace(result, image=image), note, extra
-
-
-def _registry_base(
-    client: RegistryClient,
-    ref: Reference,
-    base: str,
-    source: Any,
-    env: Mapping[str, str],
-    insecure: Sequence[str],
-    ca_file: str | None,
-) -> int:
-    """The layer count of ``base`` (an image in a registry), which must be a prefix."""
-    from tagger.errors import ImageNotFoundError, NotFound, UsageError
-    from tagger.image.archive import diff_ids
-    from tagger.refs import Reference
-    from tagger.registry.client import open_client
-
-    base_ref = Reference.parse(base)
-    if base_ref.registry != ref.registry:
-        client, _ = open_client(base_ref, env, insecure=insecure, ca_file=ca_file)
-    try:
-        config = client.image_config(
-            base_ref.repository, base_ref.digest or base_ref.tag or "latest"
-        )
-    except NotFound:
-        raise ImageNotFoundError(f"the registry has no image {base} (--base)") from None
-    layers = diff_ids(config)
-    mine = [layer.diff_id for layer in source.layers]
-    if not layers or mine[: len(layers)] != layers:
-        raise UsageError(f"{base} is not a base image of {ref}: its layers are not a prefix")
-    return len(layers)

@@ -6,55 +6,26 @@ Heavy imports (requests, the docker SDK) happen inside the command body only.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from tagger.cli.next import (
+from tagger.cli.options import (
     BuildOpt,
     BumpOpt,
+    CaFileOpt,
     CounterOpt,
     InitialVersionOpt,
+    InsecureOpt,
     RepoOpt,
     TagPrefixOpt,
-    next_options,
+    TextFormat,
 )
-
-
-class TextFormat(enum.StrEnum):
-    TEXT = "text"
-    JSON = "json"
 
 
 class OnExists(enum.StrEnum):
     FAIL = "fail"
     SKIP = "skip"
-
-
-InsecureOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--insecure-registry",
-        help="Allow plain HTTP to this registry host (loopback registries always may).",
-    ),
-]
-CaFileOpt = Annotated[
-    str | None,
-    typer.Option("--ca-file", envvar="IMGTAG_CA_FILE", help="CA bundle for the registry's TLS."),
-]
-
-BUILD_PUSH_DEFAULTS: dict[str, Any] = {
-    "context": ".",
-    "file": None,
-    "build_arg": [],
-    "target": None,
-    "label": [],
-    "alias": [],
-    "squash": False,
-    "lint": True,
-    "on_exists": "fail",
-    "allow_dirty": False,
-}
 
 
 def register(app: typer.Typer) -> None:
@@ -115,22 +86,16 @@ def register(app: typer.Typer) -> None:
         """Build IMAGE:X.Y.Z-N and push it; never overwrite an existing tag."""
         import os
 
-        from tagger import config
-        from tagger.buildpush import BuildPushOptions, publish, write_outputs
+        from tagger.build.publish import BuildPushOptions, publish, write_outputs
         from tagger.output import to_json
 
-        nopts = next_options(
-            {
-                "repo": repo,
-                "tag_prefix": tag_prefix,
-                "bump": bump,
-                "initial_version": initial_version,
-                "build": build,
-                "counter": counter,
-                "image": image,
-            }
-        )
         given = {
+            "repo": repo,
+            "tag_prefix": tag_prefix,
+            "bump": bump,
+            "initial_version": initial_version,
+            "build": build,
+            "counter": counter,
             "context": context,
             "file": file,
             "build_arg": build_arg or None,
@@ -142,28 +107,7 @@ def register(app: typer.Typer) -> None:
             "on_exists": on_exists.value if on_exists else None,
             "allow_dirty": allow_dirty,
         }
-        cfg = config.load(nopts.repo)
-        values = cfg.resolve("", given, BUILD_PUSH_DEFAULTS)
-        # [tool.imgtag.lint] applies to build-push's lint step as to `imgtag lint`.
-        lint_cfg = cfg.resolve("lint", {}, {"ignore": [], "hadolint": False, "fail_on": "error"})
-        options = BuildPushOptions(
-            image=image,
-            next=nopts,
-            context=values["context"],
-            file=values["file"],
-            build_args=tuple(values["build_arg"]),
-            target=values["target"],
-            labels=tuple(values["label"]),
-            aliases=tuple(values["alias"]),
-            squash=bool(values["squash"]),
-            lint=bool(values["lint"]),
-            lint_ignore=tuple(lint_cfg["ignore"]),
-            lint_hadolint=bool(lint_cfg["hadolint"]),
-            lint_fail_on=str(lint_cfg["fail_on"]),
-            on_exists=str(values["on_exists"]),
-            allow_dirty=bool(values["allow_dirty"]),
-            dry_run=dry_run,
-        )
+        options = BuildPushOptions.resolve(image, given, dry_run=dry_run)
         result = publish(
             options, os.environ, insecure=tuple(insecure_registry or ()), ca_file=ca_file
         )

@@ -1,6 +1,6 @@
 """``imgtag ci PROVIDER``: print (or write) a ready-made CI pipeline. Glue only.
 
-The logic lives in :mod:`tagger.templates`; this module reads options, writes the result
+The logic lives in :mod:`tagger.pipelines.render`; this module reads options, writes the result
 to stdout or ``--output``, and says on stderr where the file goes.
 """
 
@@ -48,8 +48,8 @@ def register(app: typer.Typer) -> None:
         build-push --squash, and a scheduled prune."""
         import sys
 
-        from tagger import templates
         from tagger.errors import UsageError
+        from tagger.pipelines import render as templates
 
         values = templates.values_for(image, install)
         text = templates.render_provider(provider, values)

@@ -5,7 +5,7 @@ Glue only; the linter (and its Go-backed parser) is imported inside the command 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -22,9 +22,6 @@ class FailOn(enum.StrEnum):
     WARNING = "warning"
     INFO = "info"
     NONE = "none"
-
-
-LINT_DEFAULTS: dict[str, Any] = {"ignore": [], "fail_on": "error", "hadolint": False}
 
 
 def register(app: typer.Typer) -> None:
@@ -69,21 +66,20 @@ def register(app: typer.Typer) -> None:
         """Lint Dockerfiles against image-building best practice (rules IMG001-IMG013)."""
         import sys
 
-        from tagger import __version__, config
+        from tagger import __version__
         from tagger.errors import PolicyError
-        from tagger.lint import Severity, lint_paths
+        from tagger.lint import lint_paths
         from tagger.lint import report as render
+        from tagger.lint.settings import LintSettings
 
         given = {
             "ignore": ignore or None,
             "fail_on": fail_on.value if fail_on is not None else None,
             "hadolint": hadolint,
         }
-        settings = config.load(".").resolve("lint", given, LINT_DEFAULTS)
+        settings = LintSettings.resolve(given)
         paths = dockerfiles or ["Dockerfile"]
-        result = lint_paths(
-            paths, ignore=tuple(settings["ignore"]), hadolint=bool(settings["hadolint"])
-        )
+        result = lint_paths(paths, ignore=settings.ignore, hadolint=settings.hadolint)
         if fmt is LintFormat.TEXT:
             out = render.render_text(result)
         elif fmt is LintFormat.JSON:
@@ -95,10 +91,9 @@ def register(app: typer.Typer) -> None:
         sys.stdout.write(out)
         sys.stdout.flush()
         sys.stderr.write(render.summary(result) + "\n")
-        bar = None if settings["fail_on"] == "none" else Severity.parse(settings["fail_on"])
-        failing = result.at_or_above(bar)
+        failing = result.at_or_above(settings.bar)
         if failing:
             raise PolicyError(
-                f"{len(failing)} finding(s) at or above {settings['fail_on']} "
+                f"{len(failing)} finding(s) at or above {settings.fail_on} "
                 "(see --fail-on, --ignore)"
             )

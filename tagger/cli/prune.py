@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tagger.cli.build_push import CaFileOpt, InsecureOpt
+from tagger.cli.options import CaFileOpt, InsecureOpt
 
 
 class PruneFormat(enum.StrEnum):
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         """Remove old tags from registries, digest-safely. A dry run unless --apply."""
         import os
 
-        from tagger.prune_run import PruneSettings, run_prune
+        from tagger.prune.run import PruneSettings, run_prune
 
         given = {
             "keep_last": keep_last,

@@ -2,8 +2,8 @@
 Does I/O (HTTP, through :class:`~tagger.registry.client.RegistryClient`).
 
 The manifest is fetched with every manifest media type in ``Accept`` (DESIGN.md, registry
-facts); an index (OCI index or Docker manifest list) is resolved to one platform,
-``linux/amd64`` unless asked otherwise. The config is a verified blob; each layer is a
+facts); an index (OCI index or Docker manifest list) is resolved to one platform by
+``tagger.registry.platform.pick``. The config is a verified blob; each layer is a
 blob streamed when :meth:`RemoteImage.open_layer` is entered, decompressed on the fly, its
 digest checked as it arrives (https://github.com/opencontainers/image-spec/blob/main/manifest.md).
 No engine is needed and nothing is written to disk.
@@ -23,76 +23,17 @@ from tagger.image.archive import (
     layer_history,
     load_json,
 )
-from tagger.refs import Reference
-from tagger.registry.client import INDEX_TYPES, RegistryClient
-
-DEFAULT_PLATFORM = "linux/amd64"
-
-# Layers whose blobs a registry may not hold (Windows base layers): nothing to analyse.
-_FOREIGN = ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "nondistributable")
-
-
-def parse_platform(text: str) -> tuple[str, str, str | None]:
-    """``os/arch[/variant]``.
-
-    >>> parse_platform("linux/arm64/v8")
-    ('linux', 'arm64', 'v8')
-    >>> parse_platform("linux")
-    Traceback (most recent call last):
-    ...
-    tagger.errors.UsageError: --platform linux is not os/arch[/variant] (e.g. linux/amd64)
-    """
-    from tagger.errors import UsageError
-
-    parts = text.strip().split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise UsageError(f"--platform {text} is not os/arch[/variant] (e.g. linux/amd64)")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-def pick_platform(manifests: Any, platform: str) -> str | None:
-    """The digest of the index entry for ``platform``; ``None`` when there is none.
-
-    >>> index = [{"digest": "sha256:a", "platform": {"os": "linux", "architecture": "arm64",
-    ...           "variant": "v8"}}, {"digest": "sha256:b", "platform": {"os": "linux",
-    ...           "architecture": "amd64"}}]
-    >>> pick_platform(index, "linux/amd64"), pick_platform(index, "linux/arm64")
-    ('sha256:b', 'sha256:a')
-    >>> pick_platform(index, "linux/arm64/v7") is None
-    True
-    """
-    want_os, want_arch, want_variant = parse_platform(platform)
-    for entry in manifests if isinstance(manifests, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
-            continue
-        got = entry.get("platform")
-        if not isinstance(got, dict):
-            continue
-        if got.get("os") != want_os or got.get("architecture") != want_arch:
-            continue
-        if want_variant is not None and got.get("variant") != want_variant:
-            continue
-        return str(entry["digest"])
-    return None
-
-
-def _platforms(manifests: Any) -> list[str]:
-    found = []
-    for entry in manifests if isinstance(manifests, list) else []:
-        got = entry.get("platform") if isinstance(entry, dict) else None
-        if isinstance(got, dict) and got.get("os") not in (None, "unknown"):
-            parts = [str(got.get("os")), str(got.get("architecture"))]
-            if got.get("variant"):
-                parts.append(str(got["variant"]))
-            found.append("/".join(parts))
-    return found
+from tagger.registry.client import RegistryClient
+from tagger.registry.mediatypes import FOREIGN_LAYER_MARKERS, is_index
+from tagger.registry.platform import Platform, listed, pick
+from tagger.registry.reference import Reference
 
 
 class RemoteImage:
     """An image in a registry: manifest and config read at construction, layers streamed."""
 
     def __init__(
-        self, client: RegistryClient, ref: Reference, *, platform: str = DEFAULT_PLATFORM
+        self, client: RegistryClient, ref: Reference, *, platform: Platform | None = None
     ) -> None:
         self._client = client
         self._repository = ref.repository
@@ -105,12 +46,12 @@ class RemoteImage:
                 f"the registry has no image {where}: check the name and tag"
             ) from None
         doc = manifest.json()
-        if manifest.media_type in INDEX_TYPES or "manifests" in doc:
-            child = pick_platform(doc.get("manifests"), platform)
+        if is_index(manifest.media_type) or "manifests" in doc:
+            child = pick(doc.get("manifests"), platform)
             if child is None:
-                available = ", ".join(_platforms(doc.get("manifests"))) or "none"
+                available = ", ".join(listed(doc.get("manifests"))) or "none"
                 raise ImageNotFoundError(
-                    f"{where} has no image for {platform} (it has: {available}): "
+                    f"{where} has no image for {platform or 'any platform'} (it has: {available}): "
                     "choose one with --platform"
                 )
             manifest = client.get_manifest(ref.repository, child)
@@ -140,7 +81,7 @@ class RemoteImage:
                 raise ImageFormatError(f"a layer of {where} has no digest")
             size = desc.get("size")
             media_type = str(desc.get("mediaType", ""))
-            if any(mark in media_type for mark in _FOREIGN):
+            if any(mark in media_type for mark in FOREIGN_LAYER_MARKERS):
                 raise ImageFormatError(
                     f"{where} has a foreign (non-distributable) layer, which imgtag cannot read"
                 )

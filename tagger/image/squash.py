@@ -141,7 +141,7 @@ def squash_image(
     the temporary directory goes (default ``$TMPDIR``).
     """
     from tagger.image.base import choose_base, rootfs_layers
-    from tagger.refs import Reference
+    from tagger.registry.reference import Reference
 
     new_tag = with_tag(tag) if tag else default_tag(image)
     if tag:

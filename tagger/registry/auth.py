@@ -36,7 +36,7 @@ from tagger.proc import ProgramNotFound, Result, Runner
 # The key `docker login` stores Docker Hub credentials under, and the server URL the CLI
 # hands to helpers for Hub (`registry.IndexServer` in docker/docker).
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
-# Host names that all mean Docker Hub (see tagger.refs).
+# Host names that all mean Docker Hub (see tagger.registry.reference).
 _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 # A helper that hangs (a keychain waiting for a GUI prompt on a headless CI runner)

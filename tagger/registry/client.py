@@ -29,21 +29,12 @@ from tagger.errors import (
     RegistryError,
     Unsupported,
 )
-from tagger.refs import Reference
 from tagger.registry.auth import Credentials
+from tagger.registry.manifests import sha256_digest
+from tagger.registry.mediatypes import ACCEPT, MANIFEST_TYPES, is_index
+from tagger.registry.platform import Platform, pick
+from tagger.registry.reference import Reference
 from tagger.registry.transport import RetryPolicy, Transport, request_json
-
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
-ACCEPT = ", ".join(MANIFEST_TYPES)
-
-# The OCI empty descriptor's content: the config of marker manifests (claims, placeholders).
-EMPTY_CONFIG = b"{}"
-EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit Distribution itself enforces
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
@@ -77,15 +68,6 @@ class Manifest:
         return doc
 
 
-def sha256_digest(data: bytes) -> str:
-    """``sha256:<hex>`` of ``data``.
-
-    >>> sha256_digest(b"{}")
-    'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
-    """
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _check_digest(expected: str, data: bytes, what: str) -> None:
     algo, _, _hex = expected.partition(":")
     if algo not in ("sha256", "sha512"):
@@ -93,28 +75,6 @@ def _check_digest(expected: str, data: bytes, what: str) -> None:
     actual = algo + ":" + hashlib.new(algo, data).hexdigest()
     if actual != expected:
         raise RegistryError(f"{what}: the registry sent bytes that do not match {expected}")
-
-
-def marker_manifest(annotations: Mapping[str, str]) -> bytes:
-    """A tiny OCI manifest with no layers, made unique by its ``annotations``: a claim of
-    build-push, a placeholder of prune. Its config is :data:`EMPTY_CONFIG`, which must be
-    in the repository (``upload_blob``) before the manifest is pushed.
-
-    >>> len(marker_manifest({"a": "1"})) < 300
-    True
-    """
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": EMPTY_CONFIG_TYPE,
-            "digest": sha256_digest(EMPTY_CONFIG),
-            "size": len(EMPTY_CONFIG),
-        },
-        "layers": [],
-        "annotations": dict(annotations),
-    }
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
 
 def scope(repository: str, *actions: str) -> str:
@@ -343,13 +303,16 @@ class RegistryClient:
 
     # -- images --------------------------------------------------------------------------
 
-    def image_config(self, repository: str, ref: str) -> dict[str, Any]:
-        """The image config JSON of ``ref``; for an index, of its linux/amd64 (or first)
-        image. Used for labels (``org.opencontainers.image.revision``) and ``created``."""
+    def image_config(
+        self, repository: str, ref: str, platform: Platform | None = None
+    ) -> dict[str, Any]:
+        """The image config JSON of ``ref``; for an index, of ``platform``'s image (by
+        default linux/amd64 or the first: ``tagger.registry.platform.pick``). Used for
+        labels (``org.opencontainers.image.revision``), ``created`` and ``analyze --base``."""
         manifest = self.get_manifest(repository, ref)
         doc = manifest.json()
-        if manifest.media_type in INDEX_TYPES or "manifests" in doc:
-            child = _pick_platform(doc.get("manifests"))
+        if is_index(manifest.media_type) or "manifests" in doc:
+            child = pick(doc.get("manifests"), platform)
             if child is None:
                 raise NotFound(f"{self._where(repository, ref)} is an index without images")
             manifest = self.get_manifest(repository, child)
@@ -470,22 +433,6 @@ def open_client(
         retry=retry or RetryPolicy.from_env(env),
     )
     return RegistryClient(transport), credentials
-
-
-def _pick_platform(manifests: Any) -> str | None:
-    if not isinstance(manifests, list):
-        return None
-    digests = []
-    for entry in manifests:
-        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
-            continue
-        platform = entry.get("platform") or {}
-        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-            return str(entry["digest"])
-        # Attestation manifests (buildx) carry platform unknown/unknown: never pick them.
-        if platform.get("os") != "unknown":
-            digests.append(str(entry["digest"]))
-    return digests[0] if digests else None
 
 
 def _next_link(header: str | None, current: str, base: str) -> str | None:

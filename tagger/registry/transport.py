@@ -48,8 +48,8 @@ from tagger.errors import (
     redact,
     register_secret,
 )
-from tagger.refs import is_loopback_host
 from tagger.registry.auth import Credentials
+from tagger.registry.reference import is_loopback_host
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Reads are also retried on 500: Distribution answers 500 to a HEAD of a tag that another

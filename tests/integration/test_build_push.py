@@ -215,7 +215,7 @@ def error_sentence(result: CliResult, code: int) -> str:
 
 def clean_env() -> dict[str, str]:
     """This process's environment without any CI system's or imgtag's variables."""
-    from tagger.ci import CI_SYSTEMS
+    from tagger.version.ci_env import CI_SYSTEMS
 
     drop = {"CI"}
     for system in CI_SYSTEMS:
@@ -740,7 +740,7 @@ def test_build_failure_is_exit_6_and_leaves_nothing(
 
 def _plant_claim(view: RegistryView, repo: str, tag: str, created: datetime) -> str:
     """The claim another imgtag run would have put for ``tag`` at ``created``."""
-    from tagger.buildpush import claim_manifest, claim_tag
+    from tagger.build.claim import claim_manifest, claim_tag
 
     view.upload_blob(repo, b"{}")
     raw = claim_manifest(tag, secrets.token_hex(16), created)
@@ -750,7 +750,7 @@ def _plant_claim(view: RegistryView, repo: str, tag: str, created: datetime) -> 
 def test_fresh_claim_blocks_and_stale_claim_does_not(
     registry_plain: tb.Registry, bed_env: dict[str, str], app: GitRepoBuilder
 ) -> None:
-    from tagger.buildpush import claim_tag
+    from tagger.build.claim import claim_tag
 
     repo = fresh_repo("claim")
     image = registry_plain.image(repo)

@@ -317,7 +317,7 @@ def test_the_gitlab_pipeline_lints_builds_pushes_and_refuses_a_retry(
 def test_the_wheel_carries_every_template_and_renders_from_it(wheel: Path, tmp_path: Path) -> None:
     """``imgtag ci`` from an installed package, far from any checkout: the templates travel
     in the wheel as ``tagger/ci_templates/`` (pyproject: see .ci-notes.md)."""
-    from tagger.templates import PROVIDERS, read_template
+    from tagger.pipelines.render import PROVIDERS, read_template
 
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
@@ -328,7 +328,7 @@ def test_the_wheel_carries_every_template_and_renders_from_it(wheel: Path, tmp_p
     # Import tagger from the wheel itself (zipimport, no site: no editable checkout).
     script = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
-        "import tagger; from tagger.templates import PROVIDERS, read_template;"
+        "import tagger; from tagger.pipelines.render import PROVIDERS, read_template;"
         "print(json.dumps([tagger.__file__, {p: read_template(p) for p in PROVIDERS}]))"
     )
     proc = subprocess.run(

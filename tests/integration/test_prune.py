@@ -26,8 +26,9 @@ import testbed as tb
 from clirun import CliResult, run_cli
 from faultproxy import FaultProxy
 from seed import seed_image, seed_index
-from tagger import prune as prune_mod
-from tagger.registry.client import DOCKER_LIST, OCI_INDEX, RegistryClient
+from tagger.prune import execute, gather, plan
+from tagger.registry.client import RegistryClient
+from tagger.registry.mediatypes import DOCKER_LIST, OCI_INDEX
 from tagger.registry.transport import RetryPolicy, Transport
 
 FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05, max_retry_after=2)
@@ -757,7 +758,7 @@ def test_a_rerun_finishes_an_untag_interrupted_after_its_placeholder(
 
 
 @pytest.fixture
-def moved_repo(real: RegistryClient) -> Iterator[tuple[str, list[prune_mod.Action]]]:
+def moved_repo(real: RegistryClient) -> Iterator[tuple[str, list[plan.Action]]]:
     """A repository planned (keep-last 1), then changed behind the plan's back."""
     repo = new_repo("cas")
     seed_image(real, repo, "2.0.0-1", "kept")
@@ -767,9 +768,9 @@ def moved_repo(real: RegistryClient) -> Iterator[tuple[str, list[prune_mod.Actio
     seed_image(real, repo, "1.0.0-2", "two")  # delete
     seed_image(real, repo, "1.0.0-3", "three")  # delete, together with 1.0.0-4
     seed_image(real, repo, "1.0.0-4", "three")
-    pol = prune_mod.Policy(keep_last=1, keep_per_version=0)
-    states, children, _missing = prune_mod.gather(real, repo, pol, 4)
-    actions = prune_mod.plan(states, pol, datetime.now(UTC), children)
+    pol = plan.Policy(keep_last=1, keep_per_version=0)
+    states, children, _missing = gather.gather(real, repo, pol, 4)
+    actions = plan.plan(states, pol, datetime.now(UTC), children)
     assert {a.tag: a.action for a in actions} == {
         "2.0.0-1": "keep", "latest": "keep", "1.5.0-1": "untag", "1.0.0-1": "delete",
         "1.0.0-2": "delete", "1.0.0-3": "delete", "1.0.0-4": "delete",
@@ -778,7 +779,7 @@ def moved_repo(real: RegistryClient) -> Iterator[tuple[str, list[prune_mod.Actio
 
 
 def test_a_tag_moved_since_planning_is_skipped(
-    real: RegistryClient, moved_repo: tuple[str, list[prune_mod.Action]]
+    real: RegistryClient, moved_repo: tuple[str, list[plan.Action]]
 ) -> None:
     repo, actions = moved_repo
     moved = {
@@ -788,7 +789,7 @@ def test_a_tag_moved_since_planning_is_skipped(
     }
     kept = {t: digest_of(real, repo, t) for t in ("2.0.0-1", "latest")}
     three = digest_of(real, repo, "1.0.0-3")
-    outcomes = prune_mod.apply(real, repo, actions, 4, lambda: uuid.uuid4().hex)
+    outcomes = execute.apply(real, repo, actions, 4, lambda: uuid.uuid4().hex)
     by_tag = {o.action.tag: o for o in outcomes}
     for tag in moved:
         assert by_tag[tag].ok and by_tag[tag].action.action == "skip", by_tag[tag]
@@ -805,10 +806,10 @@ def test_a_tag_moved_since_planning_is_skipped(
 
 
 def test_a_kept_tag_moved_onto_a_doomed_digest_is_not_lost(
-    real: RegistryClient, moved_repo: tuple[str, list[prune_mod.Action]]
+    real: RegistryClient, moved_repo: tuple[str, list[plan.Action]]
 ) -> None:
     repo, actions = moved_repo
     # A rollback moves latest to 1.0.0-2 while the prune is between planning and deleting.
     target = seed_image(real, repo, "latest", "two")
-    prune_mod.apply(real, repo, actions, 4, lambda: uuid.uuid4().hex)
+    execute.apply(real, repo, actions, 4, lambda: uuid.uuid4().hex)
     assert tags_of(real, repo).get("latest") == target

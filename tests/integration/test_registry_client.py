@@ -19,9 +19,10 @@ from tagger.errors import (
     RegistryError,
     RegistryUnreachable,
 )
-from tagger.refs import Reference
 from tagger.registry.auth import Credentials
-from tagger.registry.client import OCI_MANIFEST, RegistryClient
+from tagger.registry.client import RegistryClient
+from tagger.registry.mediatypes import OCI_MANIFEST
+from tagger.registry.reference import Reference
 from tagger.registry.transport import RetryPolicy, Transport
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05, max_retry_after=2)

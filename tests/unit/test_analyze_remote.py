@@ -13,8 +13,8 @@ import pytest
 
 from tagger.errors import ExitCode, ImageFormatError, RegistryError, UsageError
 from tagger.image.archive import _Gunzip
-from tagger.image.remote import parse_platform, pick_platform
 from tagger.registry.client import BlobReader
+from tagger.registry.platform import Platform, pick
 
 
 def _digest(data: bytes) -> str:
@@ -127,14 +127,20 @@ INDEX = [
 
 
 def test_pick_platform() -> None:
-    assert pick_platform(INDEX, "linux/amd64") == "sha256:amd"
-    assert pick_platform(INDEX, "linux/arm/v7") == "sha256:arm"
-    assert pick_platform(INDEX, "linux/arm/v6") is None
-    assert pick_platform(INDEX, "windows/amd64") is None
-    assert pick_platform(None, "linux/amd64") is None
+    assert pick(INDEX, Platform.parse("linux/amd64")) == "sha256:amd"
+    assert pick(INDEX, Platform.parse("linux/arm/v7")) == "sha256:arm"
+    assert pick(INDEX, Platform.parse("linux/arm/v6")) is None
+    assert pick(INDEX, Platform.parse("windows/amd64")) is None
+    assert pick(None, Platform.parse("linux/amd64")) is None
+
+
+def test_pick_without_a_platform_prefers_amd64_and_never_an_attestation() -> None:
+    assert pick(INDEX) == "sha256:amd"
+    assert pick(INDEX[:2]) == "sha256:arm"  # no amd64: the first real image
+    assert pick(INDEX[:1]) is None  # attestations only
 
 
 @pytest.mark.parametrize("text", ["linux", "linux/", "/amd64", "a/b/c/d"])
 def test_parse_platform_refuses_junk(text: str) -> None:
     with pytest.raises(UsageError):
-        parse_platform(text)
+        Platform.parse(text)

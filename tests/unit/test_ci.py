@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tagger.ci import CI_SYSTEMS, CounterUnavailable, ci_build_number, detect_ci, timestamp_build
+from tagger.version.ci_env import (
+    CI_SYSTEMS,
+    CounterUnavailable,
+    ci_build_number,
+    detect_ci,
+    timestamp_build,
+)
 
 CASES = [
     ("github", {"GITHUB_ACTIONS": "true", "GITHUB_RUN_NUMBER": "41", "CI": "true"}),

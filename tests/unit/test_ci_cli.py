@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from clirun import CliResult, run_cli
 from tagger import __version__
-from tagger.templates import PROVIDERS
+from tagger.pipelines.render import PROVIDERS
 
 ROOT = Path(__file__).resolve().parents[2]
 

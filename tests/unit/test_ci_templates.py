@@ -1,4 +1,4 @@
-"""The pipelines of ci-templates/ and their rendering (``tagger.templates``).
+"""The pipelines of ci-templates/ and their rendering (``tagger.pipelines.render``).
 
 DESIGN.md, "imgtag ci PROVIDER". Every template, raw and rendered, is valid for its CI:
 against the CI's own schema where check-jsonschema vendors one (GitHub, GitLab, CircleCI,
@@ -21,7 +21,7 @@ import pytest
 from ruamel.yaml import YAML  # comes with check-jsonschema
 
 from tagger import __version__
-from tagger.templates import (
+from tagger.pipelines.render import (
     PROVIDERS,
     TemplateError,
     Values,

@@ -96,8 +96,8 @@ def test_a_bug_is_70_without_traceback(capsys: pytest.CaptureFixture[str]) -> No
 def test_debug_shows_the_traceback_redacted(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tagger import nextversion
     from tagger.cli import main
+    from tagger.version import next as nextversion
 
     register_secret("sup3r-secret-pw")
 

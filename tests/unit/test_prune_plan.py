@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tagger.errors import UsageError
-from tagger.prune import (
+from tagger.prune.plan import (
     DEFAULT_MATCH,
     DELETE,
     KEEP,
@@ -29,7 +29,7 @@ from tagger.prune import (
     plan,
     removals,
 )
-from tagger.versioning import ImageVersion
+from tagger.version.grammar import ImageVersion
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SIGNATURE = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")

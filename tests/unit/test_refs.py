@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from tagger.errors import ExitCode, InvalidReferenceError, UsageError
-from tagger.refs import Reference, is_loopback_host
+from tagger.registry.reference import Reference, is_loopback_host
 
 SHA256 = "sha256:" + "0123456789abcdef" * 4
 SHA384 = "sha384:" + "ab" * 48

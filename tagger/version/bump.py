@@ -1,13 +1,8 @@
-"""Versions: git tags in, immutable ``X.Y.Z[-PRE]-N`` image tags out. Pure, no I/O.
+"""Release versions from git tags: which tag is the base, and how X.Y.Z moves. Pure, no I/O.
 
-Two value types live here. Git tags are parsed with `semver` (precedence as semver.org
-defines it). Image tags are :class:`ImageVersion`, which orders the way DESIGN.md says
-and semver does not: semver would read ``1.2.3-5`` as a pre-release *before* ``1.2.3``
-and compare ``10`` and ``9`` as strings inside pre-releases of the same length, so image
-tags never go through semver's ordering.
-
-Deriving the next tag is a pure planner (:func:`derive`) over facts a thin git layer
-gathers (``tagger.gitrepo``).
+Git tags are parsed with `semver` (precedence as semver.org defines it); the image tag
+they become is ``tagger.version.grammar``'s. :func:`next_version` is the pure planner;
+``tagger.version.next`` gathers its facts from git and the CI environment.
 """
 
 from __future__ import annotations
@@ -16,30 +11,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import total_ordering
 
 import semver
 
-# semver.org's own regular expression (https://semver.org/#is-there-a-suggested-regular-
-# expression-regex-to-check-a-semver-string), used to pre-filter thousands of tag names
-# cheaply before the few that matter are handed to `semver.Version`.
-_SEMVER = (
-    r"(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    r"(?:-(?P<pre>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
-    r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+(?P<meta>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
-)
-_SEMVER_RE = re.compile(_SEMVER + r"\Z")
-_PRE_IDENT = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
-_IMAGE_TAG_RE = re.compile(
-    r"(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    rf"(?:-(?P<pre>{_PRE_IDENT}(?:\.{_PRE_IDENT})*))?"
-    r"-(?P<build>\d+)\Z"
-)
-# OCI distribution spec: a tag is [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
-_TAG_CHARS_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
-
-MAX_TAG_LENGTH = 128
+from tagger.version.grammar import SEMVER_PATTERN, SEMVER_RE, ImageVersion, prerelease_key
 
 
 class Bump(StrEnum):
@@ -50,95 +25,6 @@ class Bump(StrEnum):
     MAJOR = "major"
     NONE = "none"
     AUTO = "auto"
-
-
-def is_valid_tag(tag: str) -> bool:
-    """Whether ``tag`` is a valid image tag (OCI distribution spec grammar).
-
-    >>> is_valid_tag("1.4.2-17"), is_valid_tag("-x"), is_valid_tag("a" * 129)
-    (True, False, False)
-    """
-    return _TAG_CHARS_RE.match(tag) is not None
-
-
-def _prerelease_key(pre: str | None) -> tuple[tuple[int, int | str], ...]:
-    """Semver precedence for pre-release identifiers as a sortable tuple.
-
-    Numeric identifiers compare as integers and sort before alphanumeric ones, which
-    compare in ASCII order; a shorter list that is a prefix of a longer one sorts first
-    (semver.org, rule 11). Python's tuple ordering gives the last rule for free.
-
-    >>> _prerelease_key("rc.10") > _prerelease_key("rc.9")
-    True
-    >>> _prerelease_key("alpha") < _prerelease_key("alpha.1") < _prerelease_key("beta")
-    True
-    """
-    if not pre:
-        return ()
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
-
-
-@total_ordering
-@dataclass(frozen=True, slots=True)
-class ImageVersion:
-    """An image tag ``X.Y.Z[-PRE]-N``, ordered as DESIGN.md says.
-
-    >>> v = ImageVersion.parse("2.0.0-rc.1-3")
-    >>> v.version, v.build, str(v)
-    ('2.0.0-rc.1', 3, '2.0.0-rc.1-3')
-    >>> ImageVersion.parse("1.2.3-10") > ImageVersion.parse("1.2.3-9")
-    True
-    >>> ImageVersion.parse("1.10.0-1") > ImageVersion.parse("1.9.0-1")
-    True
-    >>> ImageVersion.parse("1.2.3-1") > ImageVersion.parse("1.2.3-rc.1-99")
-    True
-    >>> ImageVersion.parse("latest") is None
-    True
-    """
-
-    major: int
-    minor: int
-    patch: int
-    prerelease: str | None
-    build: int
-
-    @classmethod
-    def parse(cls, tag: str) -> ImageVersion | None:
-        """Parse an image tag; ``None`` when it does not follow the grammar."""
-        if len(tag) > MAX_TAG_LENGTH:
-            return None
-        m = _IMAGE_TAG_RE.match(tag)
-        if m is None:
-            return None
-        return cls(int(m["major"]), int(m["minor"]), int(m["patch"]), m["pre"], int(m["build"]))
-
-    @property
-    def version(self) -> str:
-        """``X.Y.Z[-PRE]``: the release this build belongs to."""
-        core = f"{self.major}.{self.minor}.{self.patch}"
-        return f"{core}-{self.prerelease}" if self.prerelease else core
-
-    @property
-    def is_release(self) -> bool:
-        return self.prerelease is None
-
-    def sort_key(self) -> tuple[object, ...]:
-        return (
-            self.major,
-            self.minor,
-            self.patch,
-            self.prerelease is None,  # a release sorts after its pre-releases
-            _prerelease_key(self.prerelease),
-            self.build,
-        )
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, ImageVersion):
-            return NotImplemented
-        return self.sort_key() < other.sort_key()
-
-    def __str__(self) -> str:
-        return f"{self.version}-{self.build}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +50,14 @@ class VersionTag:
         ...     "1.9.0+b", "c", "1.9.0+b").precedence()
         True
         """
-        m = _SEMVER_RE.match(self.text)
+        m = SEMVER_RE.match(self.text)
         assert m is not None, self.text
         return (
             int(m["major"]),
             int(m["minor"]),
             int(m["patch"]),
             m["pre"] is None,
-            _prerelease_key(m["pre"]),
+            prerelease_key(m["pre"]),
         )
 
 
@@ -207,9 +93,9 @@ def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag
     # One regular-expression pass over all names at once (in C) instead of a match
     # per name: a monorepo can hold tens of thousands of tags.
     lead = "v?" if prefix is None else re.escape(prefix)
-    pattern = re.compile(rf"^({lead})({_SEMVER})$", re.MULTILINE)
+    pattern = re.compile(rf"^({lead})({SEMVER_PATTERN})$", re.MULTILINE)
     keyed = [
-        ((int(major), int(minor), int(patch), not pre, _prerelease_key(pre)), head + text, head)
+        ((int(major), int(minor), int(patch), not pre, prerelease_key(pre)), head + text, head)
         for head, text, major, minor, patch, pre, _meta in pattern.findall("\n".join(tags))
     ]
     # Highest first; equal precedence (``v1.2.3`` and ``1.2.3``) by name, descending.
@@ -350,21 +236,6 @@ def parse_initial_version(text: str) -> semver.Version:
     '1.0.0-beta.1'
     """
     rest = text[1:] if text.startswith("v") else text
-    if _SEMVER_RE.match(rest) is None:
+    if SEMVER_RE.match(rest) is None:
         raise ValueError(f"{text!r} is not a semantic version such as 0.1.0")
     return semver.Version.parse(rest).replace(build=None)
-
-
-def image_version(version: semver.Version, build: int) -> ImageVersion:
-    """Combine X.Y.Z[-PRE] and N.
-
-    >>> str(image_version(semver.Version.parse("2.0.0-rc.1"), 3))
-    '2.0.0-rc.1-3'
-    """
-    return ImageVersion(
-        version.major,
-        version.minor,
-        version.patch,
-        str(version.prerelease) if version.prerelease is not None else None,
-        build,
-    )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tagger.errors import GitError, NoCommitsError, NotARepositoryError, ShallowCloneError
 from tagger.proc import ProgramNotFound, Result, Runner
-from tagger.versioning import VersionTag, version_tags
+from tagger.version.bump import VersionTag, version_tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,3 +256,13 @@ def _raise_for_ownership(res: Result, shown: str) -> None:
 def _first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else "no message"
     return line.removeprefix("fatal: ").removeprefix("error: ")
+
+
+def remote_url(path: str | os.PathLike[str], remote: str = "origin") -> str | None:
+    """The URL of ``remote`` in the checkout at ``path``, if any.
+
+    It may carry credentials (``https://token@host/...``): callers strip them
+    (``tagger.build.labels.public_url``) before the URL goes anywhere.
+    """
+    res = _git(Runner(), path, "config", "--get", f"remote.{remote}.url")
+    return (res.stdout.strip() or None) if res.ok else None

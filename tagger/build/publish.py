@@ -1,15 +1,13 @@
-"""``imgtag build-push``'s executor: derive, check, claim, build, push, verify, alias.
+"""``imgtag build-push``'s guard: derive, check, lint, claim, build, push, verify, alias.
 
 Does I/O (git, registry, engine) through the modules that own each; the decisions are
-small pure functions here (:func:`oci_labels`, :func:`moving_aliases`).
+small pure functions elsewhere in this package (``labels``, ``aliases``, ``claim``).
 
-**Never overwrite.** A registry has no "create this tag only if absent", so two runs
-that derive the same tag could both find it missing and both push. imgtag closes that
-window with a *claim*: before building, it puts a tiny unique manifest under a claim tag
-derived from the tag (``imgtag-claim-<hash>``), and after the build (which takes longer
-than the claim's settle time) it checks the claim is still its own; whoever wrote last
-owns the tag, every other run exits 3. The claim is deleted by its own unique digest
-afterwards (never touching another tag). On a registry that cannot delete (Distribution
+**Never overwrite.** Before building, a run puts a claim (``tagger.build.claim``) under a
+claim tag derived from the tag, and after the build (which takes longer than the claim's
+settle time) it checks the claim is still its own; whoever wrote last owns the tag, every
+other run exits 3. The claim is deleted by its own unique digest afterwards (never
+touching another tag). On a registry that cannot delete (Distribution
 without ``storage.delete.enabled``, Docker Hub, ...) claims would pile up, so there
 imgtag falls back to re-checking right before the push and re-verifying after a settle
 time as long as the push itself took. Either way, step 6 verifies the tag holds the
@@ -19,9 +17,6 @@ digest just pushed, else exit 3 "overwrite detected".
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,8 +24,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from tagger.build.aliases import moving_aliases
+from tagger.build.claim import (
+    CLAIM_LEASE_SECONDS,
+    CLAIM_SETTLE_SECONDS,
+    claim_age,
+    claim_manifest,
+    claim_tag,
+)
+from tagger.build.labels import REVISION_LABEL, github_source, oci_labels, public_url
 from tagger.errors import (
     AccessDenied,
     AuthenticationError,
@@ -45,14 +48,13 @@ from tagger.errors import (
     TagExistsError,
     UsageError,
 )
-from tagger.nextversion import NextOptions
-from tagger.refs import Reference
-from tagger.registry.client import EMPTY_CONFIG, OCI_MANIFEST, marker_manifest, sha256_digest
-from tagger.versioning import Derivation, ImageVersion
-
-REVISION_LABEL = "org.opencontainers.image.revision"
-CLAIM_LEASE_SECONDS = 15 * 60  # a claim older than this belongs to a run that died
-CLAIM_SETTLE_SECONDS = 0.5  # ≫ the few ms between a contender's HEAD and its PUT
+from tagger.lint.settings import LintSettings
+from tagger.registry.manifests import sha256_digest
+from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
+from tagger.registry.reference import Reference
+from tagger.version.bump import Derivation
+from tagger.version.grammar import ImageVersion
+from tagger.version.next import NEXT_DEFAULTS, NextOptions
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,58 @@ class BuildPushOptions:
     aliases: Sequence[str] = ()
     squash: bool = False
     lint: bool = True
-    lint_ignore: Sequence[str] = ()
-    lint_hadolint: bool = False
-    lint_fail_on: str = "error"
+    lint_policy: LintSettings = field(default_factory=LintSettings)
     on_exists: str = "fail"
     allow_dirty: bool = False
     dry_run: bool = False
+
+    @classmethod
+    def resolve(
+        cls, image: str, given: Mapping[str, Any], *, dry_run: bool = False
+    ) -> BuildPushOptions:
+        """Option > ``IMGTAG_*`` variable > config file > default, for every option.
+
+        ``given`` maps option names (``next``'s included) to the values given, ``None``
+        for not given. ``[tool.imgtag.lint]`` applies to the lint step as to ``imgtag lint``.
+        """
+        from tagger import config
+
+        nopts = NextOptions.resolve(
+            {**{k: given.get(k) for k in NEXT_DEFAULTS if k != "image"}, "image": image}
+        )
+        own = {k: given.get(k) for k in BUILD_PUSH_DEFAULTS}
+        values = config.load(nopts.repo).resolve("", own, dict(BUILD_PUSH_DEFAULTS))
+        return cls(
+            image=image,
+            next=nopts,
+            context=values["context"],
+            file=values["file"],
+            build_args=tuple(values["build_arg"]),
+            target=values["target"],
+            labels=tuple(values["label"]),
+            aliases=tuple(values["alias"]),
+            squash=bool(values["squash"]),
+            lint=bool(values["lint"]),
+            lint_policy=LintSettings.resolve({}, nopts.repo),
+            on_exists=str(values["on_exists"]),
+            allow_dirty=bool(values["allow_dirty"]),
+            dry_run=dry_run,
+        )
+
+
+#: build-push's own defaults, by option name (config keys are the same).
+BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
+    "context": ".",
+    "file": None,
+    "build_arg": [],
+    "target": None,
+    "label": [],
+    "alias": [],
+    "squash": False,
+    "lint": True,
+    "on_exists": "fail",
+    "allow_dirty": False,
+}
 
 
 @dataclass
@@ -100,9 +148,6 @@ class BuildPushResult:
         }
 
 
-# -- pure decisions ---------------------------------------------------------------------
-
-
 def parse_key_values(items: Sequence[str], what: str) -> dict[str, str]:
     """``K=V`` strings to a dict; a missing ``=`` is a usage error.
 
@@ -118,133 +163,16 @@ def parse_key_values(items: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
-def public_url(url: str | None) -> str | None:
-    """A git remote URL without credentials, as https when it is an scp-like address.
-
-    >>> public_url("https://x-access-token:ghs_abc@github.com/o/r.git")
-    'https://github.com/o/r'
-    >>> public_url("git@gitlab.com:group/app.git")
-    'https://gitlab.com/group/app'
-    """
-    if not url:
-        return None
-    url = url.strip()
-    if "://" not in url and ":" in url and "@" in url.split(":")[0]:
-        host_part, path = url.split(":", 1)
-        url = f"https://{host_part.split('@', 1)[1]}/{path}"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https", "ssh", "git"):
-        return None
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    scheme = "https" if parts.scheme in ("ssh", "git") else parts.scheme
-    path = parts.path.removesuffix(".git")
-    return urlunsplit((scheme, host, path, "", ""))
-
-
-def oci_labels(
-    derivation: Derivation, image: Reference, source: str | None, now: datetime
-) -> dict[str, str]:
-    """The OCI annotations as labels (https://github.com/opencontainers/image-spec/blob/main/annotations.md)."""
-    labels = {
-        "org.opencontainers.image.version": derivation.tag,
-        REVISION_LABEL: derivation.commit,
-        "org.opencontainers.image.created": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "org.opencontainers.image.title": image.repository.rsplit("/", 1)[-1],
-    }
-    if source:
-        labels["org.opencontainers.image.source"] = source
-    return labels
-
-
-_FLOATING = frozenset({"latest"})
-_VERSION_ALIAS_RE = re.compile(r"(0|[1-9]\d*)(\.(0|[1-9]\d*))?\Z")
-
-
-def is_version_alias(alias: str) -> bool:
-    """Whether ``alias`` is a release alias: ``latest``, ``X`` or ``X.Y``.
-
-    >>> [is_version_alias(a) for a in ("latest", "1", "1.4", "1.4.2", "main", "01")]
-    [True, True, True, False, False, False]
-    """
-    return alias in _FLOATING or _VERSION_ALIAS_RE.match(alias) is not None
-
-
-def moving_aliases(
-    aliases: Sequence[str], version: ImageVersion, registry_tags: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """Split ``aliases`` into (move, hold).
-
-    ``latest``, ``X`` and ``X.Y`` move only for a release that is the highest among the
-    registry's releases (all of them, that major, or that major.minor), and ``X``/``X.Y``
-    only when they are this build's own: a backport, a pre-release or a build of another
-    line never moves them. Other aliases (``main``, ``sha-abc``) always move.
-
-    >>> tags = ["2.0.0-1", "1.4.2-9", "1.5.0-rc.1-1"]
-    >>> moving_aliases(["latest", "1", "1.4", "edge"], ImageVersion.parse("1.4.3-1"), tags)
-    (['1', '1.4', 'edge'], ['latest'])
-    >>> moving_aliases(["latest", "2"], ImageVersion.parse("2.1.0-rc.1-1"), tags)
-    ([], ['latest', '2'])
-    >>> moving_aliases(["1", "1.0"], ImageVersion.parse("0.9.1-1"), tags)
-    ([], ['1', '1.0'])
-    """
-    releases = [v for v in map(ImageVersion.parse, registry_tags) if v and v.is_release]
-    own_major, own_minor = f"{version.major}", f"{version.major}.{version.minor}"
-    move: list[str] = []
-    hold: list[str] = []
-    for alias in aliases:
-        if not is_version_alias(alias):
-            move.append(alias)
-            continue
-        if not version.is_release or alias not in (*_FLOATING, own_major, own_minor):
-            hold.append(alias)
-            continue
-        if alias in _FLOATING:
-            peers = releases
-        elif alias == own_major:
-            peers = [v for v in releases if v.major == version.major]
-        else:
-            peers = [v for v in releases if (v.major, v.minor) == (version.major, version.minor)]
-        (move if all(v <= version for v in peers) else hold).append(alias)
-    return move, hold
-
-
-def claim_tag(tag: str) -> str:
-    """The claim tag for ``tag``: stable, valid, outside the image-tag grammar.
-
-    >>> claim_tag("1.4.2-17")
-    'imgtag-claim-e094d8b6a8f355a7'
-    """
-    return "imgtag-claim-" + hashlib.sha256(tag.encode()).hexdigest()[:16]
-
-
-def claim_manifest(tag: str, nonce: str, now: datetime) -> bytes:
-    """A marker manifest, unique by ``nonce``, saying a publish of ``tag`` is in progress."""
-    return marker_manifest(
-        {
-            "org.imgtag.claim.tag": tag,
-            "org.imgtag.claim.nonce": nonce,
-            "org.imgtag.claim.created": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-    )
-
-
-def claim_age(raw: bytes, now: datetime) -> float | None:
-    """Seconds since a claim was made, or ``None`` if the manifest is no readable claim."""
-    try:
-        created = json.loads(raw)["annotations"]["org.imgtag.claim.created"]
-        when = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except (ValueError, KeyError, TypeError):
-        return None
-    return (now - when).total_seconds()
-
-
 # -- the executor -----------------------------------------------------------------------
 
 
 class Publisher:
-    """Runs the eight steps of DESIGN.md's build-push against a client and an engine."""
+    """Runs build-push's steps against a registry client and an engine.
+
+    1. derive the tag, refusing a dirty tree; 2. check the tag is absent; 3. lint;
+    4. claim, then build (and squash); 5. confirm the claim and push; 6. verify the
+    digest; 7. move the aliases.
+    """
 
     def __init__(
         self,
@@ -361,23 +289,23 @@ class Publisher:
         return Path(self.o.file) if self.o.file else Path(self.o.context) / "Dockerfile"
 
     def _lint(self, result: BuildPushResult) -> None:
-        from tagger.lint import Severity, lint_paths
+        from tagger.lint import lint_paths
 
         path = self._dockerfile_path()
-        report = lint_paths([path], ignore=self.o.lint_ignore, hadolint=self.o.lint_hadolint)
+        policy = self.o.lint_policy
+        report = lint_paths([path], ignore=policy.ignore, hadolint=policy.hadolint)
         for finding in report.findings:
             self.log(
                 f"lint: {finding.file}:{finding.line}: {finding.severity.value} "
                 f"{finding.rule} {finding.message}"
             )
         result.lint_findings = report.counts()
-        bar = None if self.o.lint_fail_on == "none" else Severity.parse(self.o.lint_fail_on)
-        stopping = report.at_or_above(bar)
+        stopping = report.at_or_above(policy.bar)
         if stopping:
             result.lint = "failed"
             first = stopping[0]
             raise PolicyError(
-                f"lint found {len(stopping)} finding(s) at or above {self.o.lint_fail_on} in "
+                f"lint found {len(stopping)} finding(s) at or above {policy.fail_on} in "
                 f"{path} (first: {first.rule} at line {first.line}: {first.message}); "
                 "nothing was built: fix them, ignore them with '# imgtag ignore=ID', "
                 "or pass --no-lint"
@@ -545,19 +473,6 @@ def write_outputs(result: BuildPushResult, env_file: str | None, env: Mapping[st
         Path(env_file).write_text(to_dotenv(payload), encoding="utf-8")
 
 
-def remote_url(repo: str) -> str | None:
-    """``remote.origin.url`` of the checkout, if any (credentials are stripped later)."""
-    from tagger.proc import Runner
-
-    res = Runner().run(["git", "-C", repo, "config", "--get", "remote.origin.url"])
-    return (res.stdout.strip() or None) if res.ok else None
-
-
-def github_source(env: Mapping[str, str]) -> str | None:
-    server, repo = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
-    return f"{server}/{repo}" if server and repo else None
-
-
 # -- wiring -----------------------------------------------------------------------------
 
 
@@ -576,8 +491,9 @@ def publish(
 
         threading.Thread(target=_preload_docker, name="imgtag-preload", daemon=True).start()
     from tagger.engine import Engine, stderr_progress
-    from tagger.nextversion import derive
     from tagger.registry.client import open_client
+    from tagger.version.git import remote_url
+    from tagger.version.next import derive
 
     ref = Reference.parse_repository(options.image)
     client, credentials = open_client(ref, env, insecure=insecure, ca_file=ca_file)

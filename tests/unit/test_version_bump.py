@@ -7,16 +7,15 @@ import random
 import pytest
 import semver
 
-from tagger.versioning import (
+from tagger.version.bump import (
     Bump,
-    ImageVersion,
     VersionTag,
     bump_version,
     conventional_bump,
-    is_valid_tag,
     next_version,
     version_tags,
 )
+from tagger.version.grammar import ImageVersion, is_valid_tag
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """``imgtag next``'s executor: git facts + CI environment + clock → a :class:`Derivation`.
 
-Thin on purpose: the decisions live in ``tagger.versioning`` (pure) and ``tagger.ci``
+Thin on purpose: the decisions live in ``tagger.version.bump`` (pure) and ``tagger.version.ci_env``
 (pure); this module only gathers the facts they need, asking git no more than it must.
-Does I/O through ``tagger.gitrepo``.
+Does I/O through ``tagger.version.git``.
 """
 
 from __future__ import annotations
@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from tagger.ci import Counter, CounterUnavailable, ci_build_number, detect_ci, timestamp_build
 from tagger.errors import UsageError
-from tagger.gitrepo import GitRepo
-from tagger.versioning import (
-    Bump,
-    Derivation,
-    ImageVersion,
-    image_version,
-    next_version,
-    parse_initial_version,
+from tagger.version.bump import Bump, Derivation, next_version, parse_initial_version
+from tagger.version.ci_env import (
+    Counter,
+    CounterUnavailable,
+    ci_build_number,
+    detect_ci,
+    timestamp_build,
 )
+from tagger.version.git import GitRepo
+from tagger.version.grammar import ImageVersion, image_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,40 @@ class NextOptions:
     build: int | None = None
     counter: Counter = Counter.AUTO
     image: str | None = None
+
+    @classmethod
+    def resolve(cls, given: Mapping[str, Any]) -> NextOptions:
+        """Option > ``IMGTAG_*`` variable (typer reads those) > config file > default.
+
+        ``given`` maps option names to the values given (``None``: not given). The config
+        file is the one at the root of ``repo``.
+        """
+        from tagger import config
+
+        defaults = dict(NEXT_DEFAULTS)
+        repo = given.get("repo") or defaults["repo"]
+        values = config.load(repo).resolve("", {**given, "repo": repo}, defaults)
+        return cls(
+            repo=values["repo"],
+            tag_prefix=values["tag_prefix"],
+            bump=Bump(values["bump"]),
+            initial_version=values["initial_version"],
+            build=values["build"],
+            counter=Counter(values["counter"]),
+            image=values["image"],
+        )
+
+
+#: The defaults of the version options, by option name (config keys are the same).
+NEXT_DEFAULTS: Mapping[str, Any] = {
+    "repo": ".",
+    "tag_prefix": None,
+    "bump": Bump.PATCH,
+    "initial_version": "0.1.0",
+    "build": None,
+    "counter": Counter.AUTO,
+    "image": None,
+}
 
 
 def derive(
@@ -129,8 +164,8 @@ def registry_build(version: str, tags: Iterable[str]) -> int:
 
 def _registry_tags(env: Mapping[str, str]) -> Callable[[str], Sequence[str]]:
     def tags(image: str) -> Sequence[str]:
-        from tagger.refs import Reference
         from tagger.registry.client import open_client
+        from tagger.registry.reference import Reference
 
         ref = Reference.parse_repository(image)
         client, _ = open_client(ref, env)

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tagger.errors import PolicyError, RegistryError
-from tagger.prune import (
+from tagger.prune.execute import apply as apply_actions
+from tagger.prune.gather import gather
+from tagger.prune.plan import (
     DEFAULT_MATCH,
     DELETE,
     KEEP,
@@ -26,12 +28,10 @@ from tagger.prune import (
     Action,
     Policy,
     compile_regex,
-    gather,
     parse_duration,
     plan,
     removals,
 )
-from tagger.prune import apply as apply_actions
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ def run_prune(
     insecure: Sequence[str] = (),
     ca_file: str | None = None,
 ) -> None:
-    from tagger.refs import Reference
     from tagger.registry.client import open_client
+    from tagger.registry.reference import Reference
 
     now = datetime.now(UTC)
     refs = [Reference.parse_repository(image) for image in images]

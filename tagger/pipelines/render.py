@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tagger import __version__
 from tagger.errors import UsageError
-from tagger.refs import Reference
+from tagger.registry.reference import Reference
 
 #: The distribution name on PyPI (``imgtag`` belongs to an unrelated project).
 DISTRIBUTION = "imgtag-release"
@@ -68,7 +68,7 @@ _QUOTED_RE = re.compile(r"(?P<q>[\"'])(?P<value>[^\"']*)(?P=q)")
 _UNSAFE_VALUE_RE = re.compile(r"[\"'`\\$}{\n\r]")
 
 _PACKAGED_DIR = "ci_templates"
-_CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "ci-templates"
+_CHECKOUT_DIR = Path(__file__).resolve().parents[2] / "ci-templates"
 
 
 class TemplateError(Exception):

@@ -1,0 +1,1 @@
+"""CI pipelines: ``imgtag ci PROVIDER`` renders the files of ``ci-templates/`` (``render``)."""

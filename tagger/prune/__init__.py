@@ -1,0 +1,7 @@
+"""Tag retention for ``imgtag prune``.
+
+- ``plan``: keep rules, digest safety and the plan (pure);
+- ``gather``: what a repository holds, read from the registry (I/O);
+- ``execute``: carries a plan out with a re-check before each delete (I/O);
+- ``run``: settings, the run over several repositories, its report (I/O).
+"""

@@ -1,0 +1,136 @@
+"""Carries a prune plan out: compare-and-delete, untag through placeholders. Does I/O.
+
+Each tag is HEADed again just before it is touched and skipped when its digest changed
+since planning, so a plan made a minute ago never deletes what a push made since.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tagger.errors import NotFound, RegistryError, Unsupported
+from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
+from tagger.registry.manifests import marker_manifest
+from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Action
+    ok: bool
+    detail: str = ""
+
+
+def apply(
+    client: Any,
+    repository: str,
+    actions: Sequence[Action],
+    concurrency: int,
+    unique: Callable[[], str],
+) -> list[Outcome]:
+    """Carry out the deletes and untags, compare-and-delete.
+
+    Each tag is HEADed again just before it is touched, and skipped if its digest
+    changed since planning; kept tags are HEADed again before the deletes, and a digest a
+    kept tag now points at is not deleted. Untags run one at a time (Distribution answers
+    500 or DIGEST_INVALID when placeholder uploads and deletes by digest interleave);
+    signatures go before the images they sign, so a run that fails half-way never
+    strands a signature.
+    """
+    deletes: dict[str, list[Action]] = defaultdict(list)
+    untags: list[Action] = []
+    for action in actions:
+        if action.action == DELETE:
+            deletes[action.digest].append(action)
+        elif action.action == UNTAG:
+            untags.append(action)
+    if not deletes and not untags:
+        return []
+    everything = [*untags, *(a for group in deletes.values() for a in group)]
+    try:
+        deletable = client.can_delete(repository)
+    except RegistryError as exc:  # the registry failed to answer: each removal failed
+        return [Outcome(a, False, str(exc)) for a in everything]
+    if not deletable:
+        reason = "the registry does not delete manifests (Distribution: storage.delete.enabled)"
+        return [Outcome(a, False, reason) for a in everything]
+
+    def skipped(group: Sequence[Action], why: str) -> list[Outcome]:
+        return [Outcome(replace(a, action=SKIP, reason=why), True) for a in group]
+
+    def delete_digest(group: list[Action]) -> list[Outcome]:
+        digest = group[0].digest
+        try:
+            for action in group:
+                now = client.head_manifest(repository, action.tag)
+                if now is None or now.digest != digest:
+                    return skipped(group, "changed since planning")
+            client.delete_manifest(repository, digest)
+        except NotFound:
+            return [Outcome(a, True, "already gone") for a in group]
+        except RegistryError as exc:
+            return [Outcome(a, False, str(exc)) for a in group]
+        return [Outcome(a, True) for a in group]
+
+    def untag(action: Action) -> Outcome:
+        try:
+            now = client.head_manifest(repository, action.tag)
+            if now is None:
+                return Outcome(action, True, "already gone")
+            if now.digest != action.digest:
+                return Outcome(replace(action, action=SKIP, reason="changed since planning"), True)
+            return _untag(client, repository, action, unique)
+        except RegistryError as exc:
+            return Outcome(action, False, str(exc))
+
+    outcomes: list[Outcome] = []
+    if untags:
+        try:
+            client.upload_blob(repository, EMPTY_CONFIG)  # the placeholders' config, once
+        except RegistryError as exc:
+            outcomes.extend(Outcome(a, False, str(exc)) for a in untags)
+            untags = []
+        outcomes.extend(untag(a) for a in untags)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        # A kept tag moved onto a doomed digest since planning (a rollback of `latest`)
+        # makes that digest a keeper: deleting it would take the kept tag along.
+        kept = [a for a in actions if a.action == KEEP]
+        now_kept = {
+            h.digest
+            for h in pool.map(lambda a: client.head_manifest(repository, a.tag), kept)
+            if h is not None
+        }
+        groups = list(deletes.values())
+        for group in groups:
+            if group[0].digest in now_kept:
+                outcomes.extend(skipped(group, "a kept tag points at it now"))
+        groups = [g for g in groups if g[0].digest not in now_kept]
+        signatures = [g for g in groups if all(SIGNATURE_RE.match(a.tag) for a in g)]
+        others = [g for g in groups if not all(SIGNATURE_RE.match(a.tag) for a in g)]
+        for phase in (signatures, others):
+            for group_outcomes in pool.map(delete_digest, phase):
+                outcomes.extend(group_outcomes)
+    return outcomes
+
+
+def _untag(client: Any, repository: str, action: Action, unique: Callable[[], str]) -> Outcome:
+    # 1. OCI distribution spec 1.1: DELETE /v2/<name>/manifests/<tag> removes the tag alone.
+    try:
+        client.delete_manifest(repository, action.tag)
+        return Outcome(action, True)
+    except Unsupported:
+        pass
+    except NotFound:
+        pass
+    # 2. Distribution 2.8 cannot: point the tag at a unique placeholder, then delete that
+    #    placeholder by its digest, which no other tag shares.
+    placeholder = marker_manifest(
+        {"org.imgtag.prune.untag": action.tag, "org.imgtag.prune.nonce": unique()}
+    )
+    digest = client.put_manifest(repository, action.tag, placeholder, OCI_MANIFEST)
+    client.delete_manifest(repository, digest)
+    return Outcome(action, True, "via a placeholder")

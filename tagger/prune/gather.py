@@ -1,0 +1,129 @@
+"""What a repository holds, read from the registry for the prune planner. Does I/O.
+
+One tag list, a HEAD per tag (concurrently), index children (nested ones too), config
+blobs only where a keep rule needs created times (once per digest), prune's own
+placeholders, and the signature subjects that are gone.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from tagger.errors import RegistryError
+from tagger.prune.plan import SIGNATURE_RE, Policy, TagState
+from tagger.registry.mediatypes import OCI_MANIFEST, is_index
+from tagger.version.grammar import ImageVersion
+
+
+def gather(
+    client: Any, repository: str, policy: Policy, concurrency: int
+) -> tuple[list[TagState], dict[str, frozenset[str]], frozenset[str]]:
+    """What the registry holds for ``repository``: one tag list, concurrent HEADs, index
+    children (nested ones too), config blobs only where a rule needs created times (once
+    per digest), and the signature subjects that are gone."""
+    tags = client.list_tags(repository)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        heads = list(pool.map(lambda t: (t, client.head_manifest(repository, t)), tags))
+        infos = {t: h for t, h in heads if h is not None}  # vanished since the list: skip
+        children = _index_children(
+            client, repository, pool, {h.digest for h in infos.values() if is_index(h.media_type)}
+        )
+        # Created times: every digest for --keep-within; otherwise only where keep-last
+        # must order candidates outside the X.Y.Z-N grammar (a custom --match).
+        wanted = {
+            h.digest
+            for t, h in infos.items()
+            if policy.needs_created
+            or (policy.match.search(t) and ImageVersion.parse(t) is None and policy.keep_last)
+        }
+        created = dict(pool.map(lambda d: (d, _created(client, repository, d)), sorted(wanted)))
+        # Placeholders of an interrupted untag: tiny OCI manifests; read only those.
+        small = sorted(
+            {h.digest for h in infos.values() if h.media_type == OCI_MANIFEST and 0 < h.size < 1024}
+        )
+        placeholders = {
+            d
+            for d, is_ph in pool.map(lambda d: (d, _is_placeholder(client, repository, d)), small)
+            if is_ph
+        }
+        subjects = {f"{m[1]}:{m[2]}" for t in infos if (m := SIGNATURE_RE.match(t)) is not None}
+        known = {h.digest for h in infos.values()} | {c for cs in children.values() for c in cs}
+        unknown = sorted(subjects - known)
+        missing = frozenset(
+            d
+            for d, gone in pool.map(
+                lambda d: (d, client.head_manifest(repository, d) is None), unknown
+            )
+            if gone
+        )
+    states = [
+        TagState(
+            t, h.digest, created.get(h.digest), is_index(h.media_type), h.digest in placeholders
+        )
+        for t, h in infos.items()
+    ]
+    return states, children, missing
+
+
+def _index_children(
+    client: Any, repository: str, pool: ThreadPoolExecutor, indexes: set[str]
+) -> dict[str, frozenset[str]]:
+    children: dict[str, frozenset[str]] = {}
+    todo = sorted(indexes)
+    for _depth in range(8):  # nesting deeper than this is not an image anyone builds
+        if not todo:
+            break
+        found = dict(pool.map(lambda d: (d, _children(client, repository, d)), todo))
+        children.update({d: frozenset(k for k, _ in kids) for d, kids in found.items()})
+        todo = sorted(
+            {k for kids in found.values() for k, is_index in kids if is_index} - children.keys()
+        )
+    return children
+
+
+def _children(client: Any, repository: str, digest: str) -> list[tuple[str, bool]]:
+    doc = client.get_manifest(repository, digest).json()
+    manifests = doc.get("manifests")
+    if not isinstance(manifests, list):
+        return []
+    return [
+        (str(m["digest"]), is_index(str(m.get("mediaType", ""))))
+        for m in manifests
+        if isinstance(m, dict) and isinstance(m.get("digest"), str)
+    ]
+
+
+def _is_placeholder(client: Any, repository: str, digest: str) -> bool:
+    annotations = client.get_manifest(repository, digest).json().get("annotations")
+    return isinstance(annotations, dict) and "org.imgtag.prune.untag" in annotations
+
+
+def _created(client: Any, repository: str, digest: str) -> datetime | None:
+    try:
+        config = client.image_config(repository, digest)
+    except RegistryError:
+        return None  # unknown: the keep-within rule keeps it
+    return parse_created(config.get("created"))
+
+
+def parse_created(value: object) -> datetime | None:
+    """An image config's ``created`` (RFC 3339, nanoseconds allowed) or ``None``.
+
+    >>> parse_created("2026-11-27T22:15:00.123456789Z")
+    datetime.datetime(2026, 11, 27, 22, 15, 0, 123456, tzinfo=datetime.timezone.utc)
+    >>> parse_created("yesterday") is None
+    True
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    # Go writes up to nine fractional digits; Python reads six.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
