@@ -96,6 +96,9 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "lint": _bool,
         "on_exists": _choice("fail", "skip"),
         "allow_dirty": _bool,
+        # Seconds an unrenewed build-push claim stands (tagger.build.claim); prune reads it
+        # too, to tell stale claims from live ones.
+        "claim_lease": _number,
     },
     "prune": {
         "keep_last": _nonneg_int,

@@ -25,7 +25,11 @@ class ExitCode(IntEnum):
     REGISTRY = 5  # unreachable, auth denied, rate limited, a prune action failed
     ENGINE = 6  # Docker engine unreachable, build or push failed
     INTERNAL = 70  # a bug
+    # A signal stopped the run after it cleaned up: 128 + the signal's number, as shells
+    # report a process killed by it (SIGHUP 1, SIGINT 2, SIGTERM 15).
+    HANGUP = 129
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class ImgtagError(Exception):
@@ -125,6 +129,14 @@ class NotFound(RegistryError):
 class Unsupported(RegistryError):
     """The registry does not support the operation (405, or 400 UNSUPPORTED/DIGEST_INVALID
     for a DELETE by tag on Distribution)."""
+
+
+class Interrupted(ImgtagError):
+    """A signal (SIGINT, SIGTERM, SIGHUP) stopped the run; it cleaned up first."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.INTERRUPTED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class TagExistsError(RefusedError):

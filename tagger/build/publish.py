@@ -17,6 +17,7 @@ digest just pushed, else exit 3 "overwrite detected".
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,13 +28,14 @@ from typing import Any
 
 from tagger.build.aliases import moving_aliases
 from tagger.build.claim import (
-    CLAIM_LEASE_SECONDS,
     CLAIM_SETTLE_SECONDS,
+    DEFAULT_LEASE_SECONDS,
     claim_age,
-    claim_manifest,
     claim_tag,
+    lease_seconds,
 )
 from tagger.build.labels import REVISION_LABEL, github_source, oci_labels, public_url
+from tagger.build.lease import ClaimHold
 from tagger.errors import (
     AccessDenied,
     AuthenticationError,
@@ -49,8 +51,6 @@ from tagger.errors import (
     UsageError,
 )
 from tagger.lint.settings import LintSettings
-from tagger.registry.manifests import sha256_digest
-from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
 from tagger.version.grammar import ImageVersion
@@ -73,23 +73,35 @@ class BuildPushOptions:
     on_exists: str = "fail"
     allow_dirty: bool = False
     dry_run: bool = False
+    claim_lease: float = DEFAULT_LEASE_SECONDS
 
     @classmethod
     def resolve(
-        cls, image: str, given: Mapping[str, Any], *, dry_run: bool = False
+        cls,
+        image: str,
+        given: Mapping[str, Any],
+        *,
+        dry_run: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> BuildPushOptions:
         """Option > ``IMGTAG_*`` variable > config file > default, for every option.
 
         ``given`` maps option names (``next``'s included) to the values given, ``None``
         for not given. ``[tool.imgtag.lint]`` applies to the lint step as to ``imgtag lint``.
         """
+        import os
+
         from tagger import config
 
         nopts = NextOptions.resolve(
             {**{k: given.get(k) for k in NEXT_DEFAULTS if k != "image"}, "image": image}
         )
         own = {k: given.get(k) for k in BUILD_PUSH_DEFAULTS}
-        values = config.load(nopts.repo).resolve("", own, dict(BUILD_PUSH_DEFAULTS))
+        project = config.load(nopts.repo)
+        values = project.resolve("", own, dict(BUILD_PUSH_DEFAULTS))
+        lease = lease_seconds(
+            os.environ if env is None else env, project.sections.get("", {}).get("claim_lease")
+        )
         return cls(
             image=image,
             next=nopts,
@@ -105,6 +117,7 @@ class BuildPushOptions:
             on_exists=str(values["on_exists"]),
             allow_dirty=bool(values["allow_dirty"]),
             dry_run=dry_run,
+            claim_lease=lease,
         )
 
 
@@ -349,13 +362,14 @@ class Publisher:
             "build number, or pass --on-exists skip to accept the same commit's image"
         )
 
-    def _claim(self, tag: str) -> tuple[str, str] | None:
+    def _claim(self, tag: str) -> ClaimHold | None:
         """Put our claim under the claim tag; ``None`` where claims cannot be cleaned up."""
         repo = self.ref.repository
         ctag = claim_tag(tag)
         if not self.client.can_delete(repo):
             self.log("claim: this registry cannot delete manifests; re-verifying after the push")
             return None
+        lease = self.o.claim_lease
         current = self.client.head_manifest(repo, ctag)
         if current is not None:
             try:
@@ -363,18 +377,22 @@ class Publisher:
             except NotFound:  # released between the HEAD and the GET: no claim now
                 held = b""
             age = claim_age(held, self.now()) if held else None
-            if age is not None and age < CLAIM_LEASE_SECONDS:
+            if age is not None and age < lease:
                 raise RefusedError(
-                    f"another imgtag run is publishing {self.ref}:{tag} (claimed {int(age)} s "
-                    f"ago under {ctag}); if that run died, wait {CLAIM_LEASE_SECONDS // 60} "
-                    "minutes and run again"
+                    f"another imgtag run is publishing {self.ref}:{tag} (its claim {ctag} was "
+                    f"renewed {max(0, int(age))} s ago); if that run died, its claim expires "
+                    f"in {math.ceil(lease - age)} s: run again then"
                 )
-        raw = claim_manifest(tag, secrets.token_hex(16), self.now())
-        ours = sha256_digest(raw)
+            if age is not None:
+                self.log(
+                    f"claim: taking over {ctag}, not renewed for {int(age)} s (lease {lease:g} s)"
+                )
+        hold = ClaimHold(self.client, repo, ctag, tag, lease=lease, now=self.now, log=self.log)
         for attempt in range(3):
             try:
-                self.client.upload_blob(repo, EMPTY_CONFIG)
-                return ctag, self.client.put_manifest(repo, ctag, raw, OCI_MANIFEST)
+                hold.write()
+                hold.start_renewing()
+                return hold
             except (RegistryUnreachable, AuthenticationError, AccessDenied):
                 raise
             except RegistryError:
@@ -382,8 +400,9 @@ class Publisher:
                 # tag (and its blobs) at once. A claim that stands there now settles it:
                 # ours (the write took effect after all) or another run's (a lost race).
                 other = self.client.head_manifest(repo, ctag)
-                if other is not None and other.digest == ours:
-                    return ctag, ours
+                if other is not None and other.digest == hold.digest:
+                    hold.start_renewing()
+                    return hold
                 if other is not None:
                     raise RefusedError(
                         f"another imgtag run claimed {self.ref}:{tag} at the same time: "
@@ -394,25 +413,18 @@ class Publisher:
                 self.sleep(0.1 + secrets.randbelow(200) / 1000)
         raise AssertionError("unreachable")
 
-    def _confirm_claim(self, tag: str, claim: tuple[str, str], claimed_at: float) -> None:
-        ctag, digest = claim
+    def _confirm_claim(self, tag: str, hold: ClaimHold, claimed_at: float) -> None:
         waited = time.monotonic() - claimed_at
         if waited < CLAIM_SETTLE_SECONDS:
             self.sleep(CLAIM_SETTLE_SECONDS - waited)
-        current = self.client.head_manifest(self.ref.repository, ctag)
-        if current is None or current.digest != digest:
+        if not hold.confirm():
             raise RefusedError(
                 f"another imgtag run claimed {self.ref}:{tag} at the same time and won: "
                 "nothing was pushed"
             )
 
-    def _release(self, claim: tuple[str, str]) -> None:
-        ctag, digest = claim
-        try:
-            # Only our claim's unique digest: never another tag.
-            self.client.delete_manifest(self.ref.repository, digest)
-        except RegistryError as exc:
-            self.log(f"claim: could not remove {ctag} ({exc}); it expires by itself")
+    def _release(self, hold: ClaimHold) -> None:
+        hold.release()
 
     def _push(self, local: str, tag: str, image_id: str) -> str:
         """Name the image we built ``local:tag`` and push it; check the registry got *that*

@@ -1,6 +1,11 @@
-"""Every exit code of DESIGN.md's table, produced through the one mapping in tagger.cli.run."""
+"""Every exit code of the table (docs/exit-codes.md), produced through the one mapping in
+tagger.cli.run."""
 
 from __future__ import annotations
+
+import os
+import signal
+import time
 
 import pytest
 import typer
@@ -13,6 +18,7 @@ from tagger.errors import (
     ExitCode,
     GitError,
     ImgtagError,
+    Interrupted,
     PolicyError,
     RefusedError,
     RegistryError,
@@ -20,6 +26,7 @@ from tagger.errors import (
     UsageError,
     register_secret,
 )
+from tagger.lifecycle import Stop, handling_signals
 
 
 def _app_raising(exc: BaseException) -> typer.Typer:
@@ -46,7 +53,9 @@ def test_the_table_is_the_contract() -> None:
         "REGISTRY": 5,
         "ENGINE": 6,
         "INTERNAL": 70,
+        "HANGUP": 129,
         "INTERRUPTED": 130,
+        "TERMINATED": 143,
     }
 
 
@@ -123,6 +132,46 @@ def test_expected_errors_never_show_a_traceback(capsys: pytest.CaptureFixture[st
 def test_interrupted_is_130(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(_app_raising(KeyboardInterrupt()), ["boom"]) == 130
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+def test_a_stop_by_signal_exits_128_plus_the_signal(
+    signum: int, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stop = Stop()
+    stop.request(signum)
+    assert run(_app_raising(stop.interrupted()), ["boom"]) == code
+    err = capsys.readouterr().err
+    assert err == f"imgtag: error: stopped by {signal.Signals(signum).name}; cleaned up\n"
+
+
+def test_a_real_sigterm_in_the_main_thread_raises_the_143_error() -> None:
+    stop, before = Stop(), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as caught, handling_signals(stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted by the handler long before this ends
+    assert caught.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is before, "the previous handler is restored"
+
+
+def test_a_shielded_block_finishes_before_the_stop_is_delivered() -> None:
+    stop, done = Stop(), []
+    with handling_signals(stop), pytest.raises(Interrupted):
+        with stop.shielded():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("the final write")
+        stop.check()
+    assert done == ["the final write"]
+
+
+def test_cancel_callbacks_run_once_on_the_first_signal() -> None:
+    stop, calls = Stop(raising=False), []
+    with handling_signals(stop), stop.on_stop(lambda: calls.append("terminate builder")):
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert stop.requested and calls == ["terminate builder"]
+    assert int(stop.interrupted().exit_code) == 129
 
 
 def test_internal_error_text_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
