@@ -61,11 +61,14 @@ class Stop:
     def requested(self) -> bool:
         return self.signum is not None
 
-    def interrupted(self) -> Interrupted:
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else "no signal"
+
+    def interrupted(self, detail: str = "cleaned up") -> Interrupted:
         """The error that ends a stopped run (exit 130, 143 or 129)."""
         signum = self.signum if self.signum is not None else signal.SIGINT
-        name = signal.Signals(signum).name
-        return Interrupted(f"stopped by {name}; cleaned up", exit_code_for(signum))
+        return Interrupted(f"stopped by {self.signal_name}; {detail}", exit_code_for(signum))
 
     def check(self) -> None:
         """Raise :class:`Interrupted` if a stop was requested (outside a shield)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tagger.errors import NotFound, RegistryError, Unsupported
+from tagger.lifecycle import Stop
 from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
 from tagger.registry.manifests import marker_manifest
 from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
@@ -31,6 +32,7 @@ def apply(
     actions: Sequence[Action],
     concurrency: int,
     unique: Callable[[], str],
+    stop: Stop | None = None,
 ) -> list[Outcome]:
     """Carry out the deletes and untags, compare-and-delete.
 
@@ -40,6 +42,9 @@ def apply(
     500 or DIGEST_INVALID when placeholder uploads and deletes by digest interleave);
     signatures go before the images they sign, so a run that fails half-way never
     strands a signature.
+
+    Once ``stop`` is requested (SIGTERM, SIGINT, SIGHUP), removals in flight finish and no
+    new one starts: those are reported as skipped, and a re-run does them.
     """
     deletes: dict[str, list[Action]] = defaultdict(list)
     untags: list[Action] = []
@@ -62,8 +67,15 @@ def apply(
     def skipped(group: Sequence[Action], why: str) -> list[Outcome]:
         return [Outcome(replace(a, action=SKIP, reason=why), True) for a in group]
 
+    def stopped() -> str | None:
+        if stop is None or not stop.requested:
+            return None
+        return f"not started: stopped by {stop.signal_name}"
+
     def delete_digest(group: list[Action]) -> list[Outcome]:
         digest = group[0].digest
+        if (why := stopped()) is not None:
+            return skipped(group, why)
         try:
             for action in group:
                 now = client.head_manifest(repository, action.tag)
@@ -77,6 +89,8 @@ def apply(
         return [Outcome(a, True) for a in group]
 
     def untag(action: Action) -> Outcome:
+        if (why := stopped()) is not None:
+            return Outcome(replace(action, action=SKIP, reason=why), True)
         try:
             now = client.head_manifest(repository, action.tag)
             if now is None:

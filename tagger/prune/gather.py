@@ -1,17 +1,19 @@
 """What a repository holds, read from the registry for the prune planner. Does I/O.
 
 One tag list, a HEAD per tag (concurrently), index children (nested ones too), config
-blobs only where a keep rule needs created times (once per digest), prune's own
-placeholders, and the signature subjects that are gone.
+blobs only where a keep rule needs created times (once per digest), the markers (prune's
+own placeholders, build-push's claims) and the signature subjects that are gone.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from tagger.build.claim import CLAIM_PREFIX, claimed_at
 from tagger.errors import RegistryError
 from tagger.prune.plan import SIGNATURE_RE, Policy, TagState
 from tagger.registry.mediatypes import OCI_MANIFEST, is_index
@@ -25,7 +27,8 @@ def gather(
     children (nested ones too), config blobs only where a rule needs created times (once
     per digest), and the signature subjects that are gone."""
     tags = client.list_tags(repository)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         heads = list(pool.map(lambda t: (t, client.head_manifest(repository, t)), tags))
         infos = {t: h for t, h in heads if h is not None}  # vanished since the list: skip
         children = _index_children(
@@ -44,11 +47,9 @@ def gather(
         small = sorted(
             {h.digest for h in infos.values() if h.media_type == OCI_MANIFEST and 0 < h.size < 1024}
         )
-        placeholders = {
-            d
-            for d, is_ph in pool.map(lambda d: (d, _is_placeholder(client, repository, d)), small)
-            if is_ph
-        }
+        markers = dict(pool.map(lambda d: (d, _marker(client, repository, d)), small))
+        placeholders = {d for d, (is_ph, _) in markers.items() if is_ph}
+        claimed = {d: when for d, (_, when) in markers.items() if when is not None}
         subjects = {f"{m[1]}:{m[2]}" for t in infos if (m := SIGNATURE_RE.match(t)) is not None}
         known = {h.digest for h in infos.values()} | {c for cs in children.values() for c in cs}
         unknown = sorted(subjects - known)
@@ -59,9 +60,17 @@ def gather(
             )
             if gone
         )
+    finally:
+        # A signal raised while waiting: queued requests are dropped, not run to the end.
+        pool.shutdown(wait=True, cancel_futures=True)
     states = [
         TagState(
-            t, h.digest, created.get(h.digest), is_index(h.media_type), h.digest in placeholders
+            t,
+            h.digest,
+            created.get(h.digest),
+            is_index(h.media_type),
+            h.digest in placeholders,
+            claimed.get(h.digest) if t.startswith(CLAIM_PREFIX) else None,
         )
         for t, h in infos.items()
     ]
@@ -96,9 +105,16 @@ def _children(client: Any, repository: str, digest: str) -> list[tuple[str, bool
     ]
 
 
-def _is_placeholder(client: Any, repository: str, digest: str) -> bool:
-    annotations = client.get_manifest(repository, digest).json().get("annotations")
-    return isinstance(annotations, dict) and "org.imgtag.prune.untag" in annotations
+def _marker(client: Any, repository: str, digest: str) -> tuple[bool, datetime | None]:
+    """(is an untag placeholder, when a build-push claim was last renewed) of a marker."""
+    raw = client.get_manifest(repository, digest).raw
+    try:
+        annotations = json.loads(raw).get("annotations")
+    except (ValueError, AttributeError):
+        return False, None
+    if not isinstance(annotations, dict):
+        return False, None
+    return "org.imgtag.prune.untag" in annotations, claimed_at(raw)
 
 
 def _created(client: Any, repository: str, digest: str) -> datetime | None:

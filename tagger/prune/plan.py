@@ -12,6 +12,8 @@ rules are a union (the N highest, the N highest builds of each X.Y.Z[-PRE], anyt
 created within a duration with unknown dates kept, ``--keep`` regexes); a digest is
 deleted only when every tag on it goes; index children are never deleted directly;
 signature/attestation tags follow their subject; one candidate always survives.
+Housekeeping, whatever ``--match`` says: build-push claims not renewed for a lease and
+placeholders of an interrupted untag are deleted; a live claim is never touched.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tagger.build.claim import CLAIM_PREFIX, DEFAULT_LEASE_SECONDS
 from tagger.errors import UsageError
 from tagger.version.grammar import IMAGE_TAG_PATTERN, ImageVersion
 
@@ -64,6 +67,8 @@ class Policy:
     keep: tuple[re.Pattern[str], ...] = ()
     match: re.Pattern[str] = field(default_factory=lambda: re.compile(DEFAULT_MATCH))
     max_delete: int | None = None
+    #: How long an unrenewed build-push claim stands (``tagger.build.claim``).
+    claim_lease: timedelta = timedelta(seconds=DEFAULT_LEASE_SECONDS)
 
     @property
     def needs_created(self) -> bool:
@@ -80,6 +85,7 @@ class TagState:
     created: datetime | None = None
     is_index: bool = False
     placeholder: bool = False  # left by an interrupted untag: always removed
+    claimed_at: datetime | None = None  # a build-push claim: when it was last renewed
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +150,25 @@ def plan(
     index_children = index_children or {}
     signatures = {s.tag for s in states if SIGNATURE_RE.match(s.tag)}
     placeholders = {s.tag for s in states if s.placeholder and s.tag not in signatures}
+    claims = {s.tag: s.claimed_at for s in states if s.claimed_at is not None and is_claim(s)}
+    # Housekeeping whatever --match says: a claim whose run stopped renewing it is stale.
+    stale = {tag: now - when for tag, when in claims.items() if now - when > policy.claim_lease}
     candidates = [
         s
         for s in states
         if s.tag not in signatures
         and s.tag not in placeholders
+        and s.tag not in claims
         and policy.match.search(s.tag) is not None
     ]
     reasons: dict[str, str] = {}
+    lease = int(policy.claim_lease.total_seconds())
+    for tag in claims:
+        reasons[tag] = (
+            f"stale claim: not renewed for {int(stale[tag].total_seconds())} s (lease {lease} s)"
+            if tag in stale
+            else "live claim of a running build-push"
+        )
 
     # --- keep rules (a union) ---
     ordered = sorted(candidates, key=_order_key, reverse=True)
@@ -182,9 +199,9 @@ def plan(
         # Never an empty repository by policy: the highest candidate stays.
         reasons[ordered[0].tag] = "the last candidate always survives"
         doomed = [s for s in doomed if s.tag != ordered[0].tag]
-    doomed_tags = {s.tag for s in doomed} | placeholders
+    doomed_tags = {s.tag for s in doomed} | placeholders | set(stale)
     for tag in placeholders:
-        reasons[tag] = "a placeholder left by an interrupted untag"
+        reasons[tag] = "leftover placeholder of an interrupted untag"
 
     # --- digest safety: what survives, with everything a surviving index holds ---
     tags_on: dict[str, set[str]] = defaultdict(set)
@@ -240,6 +257,12 @@ def plan(
             reason = reasons.get(state.tag) or "no keep rule keeps it"
             actions.append(Action(state.tag, state.digest, state.created, DELETE, reason))
     return actions
+
+
+def is_claim(state: TagState) -> bool:
+    """Whether the tag holds a build-push claim (by name *and* content: a user's own tag
+    that merely starts with the prefix is an ordinary tag)."""
+    return state.claimed_at is not None and state.tag.startswith(CLAIM_PREFIX)
 
 
 def removals(actions: Iterable[Action]) -> int:

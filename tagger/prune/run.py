@@ -13,10 +13,12 @@ import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tagger.build.claim import lease_seconds
 from tagger.errors import PolicyError, RegistryError
+from tagger.lifecycle import Stop, handling_signals
 from tagger.prune.execute import apply as apply_actions
 from tagger.prune.gather import gather
 from tagger.prune.plan import (
@@ -41,11 +43,20 @@ class PruneSettings:
 
     @classmethod
     def resolve(
-        cls, given: Mapping[str, Any], defaults: Mapping[str, Any], policy_file: str | None
+        cls,
+        given: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        policy_file: str | None,
+        env: Mapping[str, str] | None = None,
     ) -> PruneSettings:
+        import os
+
         from tagger import config
 
         project = config.load(".")
+        lease = lease_seconds(
+            os.environ if env is None else env, project.sections.get("", {}).get("claim_lease")
+        )
         layered = dict(project.sections.get("prune", {}))
         if policy_file:
             layered.update(config.load_section(policy_file, "prune"))
@@ -58,6 +69,7 @@ class PruneSettings:
             keep=tuple(compile_regex(p, "--keep") for p in values["keep"]),
             match=compile_regex(values["match"] or DEFAULT_MATCH, "--match"),
             max_delete=values["max_delete"],
+            claim_lease=timedelta(seconds=lease),
         )
         return cls(policy, int(values["concurrency"]))
 
@@ -76,6 +88,27 @@ def run_prune(
     env: Mapping[str, str],
     insecure: Sequence[str] = (),
     ca_file: str | None = None,
+) -> None:
+    """Plan every repository, print the plans, apply them, print the summary.
+
+    A signal while planning stops at once (nothing was changed); while applying, the
+    removals in flight finish, the plan and the summary so far are printed, and the run
+    exits 143 (SIGTERM), 130 (SIGINT) or 129 (SIGHUP).
+    """
+    stop = Stop(raising=True)
+    with handling_signals(stop):
+        _run(images, settings, stop, apply, json_output, env, insecure, ca_file)
+
+
+def _run(
+    images: Sequence[str],
+    settings: PruneSettings,
+    stop: Stop,
+    apply: bool,
+    json_output: bool,
+    env: Mapping[str, str],
+    insecure: Sequence[str],
+    ca_file: str | None,
 ) -> None:
     from tagger.registry.client import open_client
     from tagger.registry.reference import Reference
@@ -104,8 +137,10 @@ def run_prune(
 
     results: dict[tuple[str, str], tuple[str, str, bool, str]] = {}
     if apply:
+        # From here on a signal lets the removals in flight finish: nothing half-done.
+        stop.raising = False
         for ref, actions in plans:
-            if not removals(actions):
+            if not removals(actions) or stop.requested:
                 continue
             _log(f"{ref}: removing {removals(actions)} tags")
             outcomes = apply_actions(
@@ -114,6 +149,7 @@ def run_prune(
                 actions,
                 settings.concurrency,
                 lambda: secrets.token_hex(8),
+                stop,
             )
             for o in outcomes:
                 results[(str(ref), o.action.tag)] = (
@@ -122,6 +158,12 @@ def run_prune(
                     o.ok,
                     o.detail,
                 )
+        if stop.requested:
+            not_started = f"not started: stopped by {stop.signal_name}"
+            for ref, actions in plans:
+                for a in actions:
+                    if a.action in (DELETE, UNTAG):
+                        results.setdefault((str(ref), a.tag), (SKIP, not_started, True, ""))
     _print_plans(plans, json_output, results)
     failed = [(key, r) for key, r in results.items() if not r[2]]
     summary = _summary(plans, results, apply)
@@ -129,6 +171,10 @@ def run_prune(
         sys.stdout.write(summary + "\n")
     for (image, tag), (_, _, _, detail) in failed:
         _log(f"failed: {image}:{tag}: {detail}")
+    if stop.requested:
+        raise stop.interrupted(
+            "the removals in flight finished: run the same command again to finish"
+        )
     if failed:
         raise RegistryError(
             f"{len(failed)} of {sum(removals(a) for _, a in plans)} removals failed (named "

@@ -11,6 +11,7 @@ import hashlib
 import random
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -721,3 +722,53 @@ def test_invariants_over_random_repositories(seed: int) -> None:
                 or NOW - created <= pol.keep_within
             ):  # fmt: skip
                 assert tag in keep_tags, where
+
+
+# --- housekeeping: build-push claims and untag placeholders, whatever --match says ------
+
+CLAIM = "imgtag-claim-e094d8b6a8f355a7"
+
+
+def claim(age_seconds: float, tag: str = CLAIM) -> TagState:
+    return TagState(
+        tag, dg(tag + str(age_seconds)), claimed_at=NOW - timedelta(seconds=age_seconds)
+    )
+
+
+def test_a_stale_claim_is_deleted_whatever_match_says() -> None:
+    states = [st("1.0.0-1"), claim(61)]
+    acts = run(states, policy(keep_last=5, match=r"^nothing-matches$"))
+    assert kinds(acts) == {"1.0.0-1": KEEP, CLAIM: DELETE}
+    assert acts[CLAIM].reason == "stale claim: not renewed for 61 s (lease 60 s)"
+
+
+def test_a_live_claim_is_never_touched_even_by_a_match_all_policy() -> None:
+    acts = run([st("1.0.0-1"), st("1.0.0-2"), claim(59)], policy(keep_last=1, match=".*"))
+    assert kinds(acts) == {"1.0.0-2": KEEP, "1.0.0-1": DELETE, CLAIM: KEEP}
+    assert acts[CLAIM].reason == "live claim of a running build-push"
+
+
+def test_the_lease_is_the_policys() -> None:
+    short = replace(policy(keep_last=5), claim_lease=timedelta(seconds=5))
+    assert kinds(run([claim(6)], short)) == {CLAIM: DELETE}
+    assert kinds(run([claim(4)], short)) == {CLAIM: KEEP}
+
+
+def test_a_claim_from_the_future_is_live() -> None:
+    # Another runner's clock runs ahead: its claim is not stale.
+    assert kinds(run([claim(-30)], policy())) == {CLAIM: KEEP}
+
+
+def test_a_user_tag_that_only_looks_like_a_claim_is_an_ordinary_tag() -> None:
+    # No claim content (claimed_at None): --match decides, as for any other tag.
+    states = [st("1.0.0-1"), st("imgtag-claim-mine")]
+    assert kinds(run(states, policy(keep_last=5)))["imgtag-claim-mine"] == KEEP
+    not_named = TagState("release", dg("r"), claimed_at=NOW - timedelta(days=1))
+    assert kinds(run([st("1.0.0-1"), not_named], policy(keep_last=5)))["release"] == KEEP
+
+
+def test_a_leftover_placeholder_is_deleted_and_says_why() -> None:
+    ph = TagState("1.0.0-1", dg("placeholder"), placeholder=True)
+    acts = run([ph, st("1.0.0-2")], policy(keep_last=5))
+    assert kinds(acts) == {"1.0.0-1": DELETE, "1.0.0-2": KEEP}
+    assert acts["1.0.0-1"].reason == "leftover placeholder of an interrupted untag"
