@@ -108,6 +108,30 @@ def test_a_kept_tag_now_on_a_doomed_digest_saves_it(reg: FakeRegistry) -> None:
     assert reg.tags(REPO) == {"1.0.0-1": d1, "1.0.0-2": d2, "latest": d1}
 
 
+def test_a_tag_made_since_planning_on_a_doomed_digest_saves_it(reg: FakeRegistry) -> None:
+    d1 = reg.add_image(REPO, "1.0.0-1", salt="1")
+    d2 = reg.add_image(REPO, "1.0.0-2", salt="2")
+    # Not in the plan: pushed since (a rollback tag, or a reproducible rebuild's new tag).
+    reg.tag(REPO, "rollback", d1)
+
+    outcomes, _ = run(reg, [act("1.0.0-1", d1, DELETE), act("1.0.0-2", d2, KEEP)])
+
+    assert by_tag(outcomes) == {
+        "1.0.0-1": (SKIP, True, "", "a tag made since planning points at it")
+    }
+    assert reg.tags(REPO) == {"1.0.0-1": d1, "1.0.0-2": d2, "rollback": d1}
+
+
+def test_a_failed_tag_list_before_the_deletes_fails_them(reg: FakeRegistry) -> None:
+    d1 = reg.add_image(REPO, "1.0.0-1", salt="1")
+    reg.fail("list_tags", error=RegistryError("tag list answered 500"))
+
+    outcomes, _ = run(reg, [act("1.0.0-1", d1, DELETE)])
+
+    assert by_tag(outcomes) == {"1.0.0-1": (DELETE, False, "tag list answered 500", "planned")}
+    assert reg.tags(REPO) == {"1.0.0-1": d1}
+
+
 def test_a_digest_deleted_by_someone_else_is_already_gone(reg: FakeRegistry) -> None:
     d1 = reg.add_image(REPO, "1.0.0-1", salt="1")
     reg.add_image(REPO, "1.0.0-2", salt="2")
