@@ -20,7 +20,7 @@ import pytest
 
 from fakes import Call, FakeEngine, FakeRegistry
 from tagger.build import publish
-from tagger.build.claim import CLAIM_LEASE_SECONDS, CLAIM_SETTLE_SECONDS, claim_manifest, claim_tag
+from tagger.build.claim import CLAIM_SETTLE_SECONDS, claim_manifest, claim_tag
 from tagger.build.labels import REVISION_LABEL
 from tagger.build.publish import BuildPushOptions, BuildPushResult, Publisher
 from tagger.errors import (
@@ -309,15 +309,16 @@ def test_dry_run_builds_and_writes_nothing(h: Harness) -> None:
 
 
 def test_a_live_claim_of_another_run_is_refused_with_the_wait(h: Harness) -> None:
-    theirs = h.registry.store(REPO, CLAIM, contender_claim(timedelta(seconds=60)), OCI_MANIFEST)
+    # 30 s: well inside the default lease.
+    theirs = h.registry.store(REPO, CLAIM, contender_claim(timedelta(seconds=30)), OCI_MANIFEST)
 
     with pytest.raises(RefusedError) as exc:
         h.run()
 
     assert exc.value.exit_code == ExitCode.REFUSED
     message = str(exc.value)
-    assert f"another imgtag run is publishing {IMAGE}:{TAG} (claimed 60 s ago" in message
-    assert "wait 15 minutes and run again" in message
+    assert f"another imgtag run is publishing {IMAGE}:{TAG} (" in message
+    assert CLAIM in message and "30 s ago" in message and "run again" in message
     assert h.tags() == {CLAIM: theirs}  # their claim untouched
     assert h.writes() == [] and h.engine.builds == []
 
@@ -325,7 +326,7 @@ def test_a_live_claim_of_another_run_is_refused_with_the_wait(h: Harness) -> Non
 @pytest.mark.parametrize(
     "held",
     [
-        contender_claim(timedelta(seconds=CLAIM_LEASE_SECONDS + 60)),  # a run that died
+        contender_claim(timedelta(minutes=16)),  # a run that died: older than any lease
         b'{"schemaVersion":2,"annotations":{}}',  # no readable claim
     ],
 )
