@@ -37,11 +37,11 @@ def apply(
     """Carry out the deletes and untags, compare-and-delete.
 
     Each tag is HEADed again just before it is touched, and skipped if its digest
-    changed since planning; kept tags are HEADed again before the deletes, and a digest a
-    kept tag now points at is not deleted. Untags run one at a time (Distribution answers
-    500 or DIGEST_INVALID when placeholder uploads and deletes by digest interleave);
-    signatures go before the images they sign, so a run that fails half-way never
-    strands a signature.
+    changed since planning; kept tags are HEADed again before the deletes, and so are
+    tags made since planning (one more tag list): a digest either now points at is not
+    deleted. Untags run one at a time (Distribution answers 500 or DIGEST_INVALID when
+    placeholder uploads and deletes by digest interleave); signatures go before the
+    images they sign, so a run that fails half-way never strands a signature.
 
     Once ``stop`` is requested (SIGTERM, SIGINT, SIGHUP), removals in flight finish and no
     new one starts: those are reported as skipped, and a re-run does them.
@@ -123,6 +123,23 @@ def apply(
             if group[0].digest in now_kept:
                 outcomes.extend(skipped(group, "a kept tag points at it now"))
         groups = [g for g in groups if g[0].digest not in now_kept]
+        # A tag made since planning (a rollback tag, a reproducible rebuild's new tag) on a
+        # doomed digest is in no plan: deleting by digest would take it along unseen.
+        planned = {a.tag for a in actions}
+        try:
+            new = [t for t in client.list_tags(repository) if t not in planned] if groups else []
+            now_new = {
+                h.digest
+                for h in pool.map(lambda t: client.head_manifest(repository, t), new)
+                if h is not None
+            }
+        except RegistryError as exc:
+            outcomes.extend(Outcome(a, False, str(exc)) for g in groups for a in g)
+            return outcomes
+        for group in groups:
+            if group[0].digest in now_new:
+                outcomes.extend(skipped(group, "a tag made since planning points at it"))
+        groups = [g for g in groups if g[0].digest not in now_new]
         signatures = [g for g in groups if all(SIGNATURE_RE.match(a.tag) for a in g)]
         others = [g for g in groups if not all(SIGNATURE_RE.match(a.tag) for a in g)]
         for phase in (signatures, others):
