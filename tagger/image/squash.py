@@ -45,7 +45,7 @@ from queue import Full, Queue
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from tagger.errors import EngineError, ImageFormatError
-from tagger.image.archive import GZIP_MAGIC, ZSTD_MAGIC, SavedImage
+from tagger.image.archive import SavedImage
 from tagger.image.squash_plan import SquashPlan, header_bytes, plan_squash
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ CHUNK = 4 << 20
 # (and with it the archive's, sent as Content-Length) is known before the layer is hashed.
 _DIGEST_PLACEHOLDER = "sha256:" + "0" * 64
 _IMAGE_ID_RE = re.compile(r"(sha256:)?[0-9a-f]{12,64}\Z")
-_ZERO_BLOCK = bytes(512)
 
 
 def _quiet(_line: str) -> None:
@@ -247,12 +246,7 @@ class _LayerFiles:
             return self._spans[index]
         member = self._saved.layer_member(index)
         path = self._saved.path
-        handle = self._handle(path)
-        handle.seek(member.offset_data)
-        head = handle.read(4)
-        if head.startswith(ZSTD_MAGIC):
-            raise ImageFormatError(f"layer {index} is zstd-compressed, which imgtag cannot read")
-        if head.startswith(GZIP_MAGIC):
+        if self._saved.layer_compression(index) == "gzip":
             path = os.path.join(self._temp, f"layer-{index}.tar")
             with self._saved.open_layer(index) as plain, open(path, "wb") as out:
                 shutil.copyfileobj(plain, out, CHUNK)

@@ -1,6 +1,6 @@
 """The streaming pieces under ``analyze --from-registry``: the blob reader's digest and size
 checks (``tagger.registry.client.BlobReader``) and the layer inflater of
-``tagger.image.remote``, on in-memory streams."""
+``tagger.image.layers``, on in-memory streams."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import os
 import pytest
 
 from tagger.errors import ExitCode, ImageFormatError, RegistryError, UsageError
-from tagger.image.archive import _Gunzip
+from tagger.image.layers import _Gunzip
 from tagger.registry.client import BlobReader
 from tagger.registry.platform import Platform, pick
 
