@@ -225,8 +225,6 @@ def _remote(
     return RemoteImage(cast(RegistryClient, client), Reference.parse("registry.test/app:1"))
 
 
-
-
 @pytest.mark.parametrize(
     ("blob", "served"),
     [
