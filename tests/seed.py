@@ -1,8 +1,9 @@
 """Seed images into a real registry through its API (no engine): fast fixtures for client,
 build-push and prune tests. Does I/O against the registry given.
 
-Each image is a real, pullable single-layer image: a gzip tar layer with one file, and a
-config whose ``created`` and labels the caller chooses.
+Each image is a real, pullable image: gzip tar layers with one file each (one layer, or
+as many as :func:`seed_layers` is given), and a config whose ``created`` and labels the
+caller chooses.
 """
 
 from __future__ import annotations
@@ -40,18 +41,36 @@ def seed_image(
     media_type: str = DOCKER_MANIFEST,
 ) -> str:
     """Push a one-layer image under ``tag``; return its manifest digest."""
-    layer, diff_id = _layer(content)
+    return seed_layers(
+        client, repository, tag, [content], created=created, labels=labels, media_type=media_type
+    )
+
+
+def seed_layers(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    contents: Sequence[str],
+    *,
+    created: str | None = "2026-11-01T00:00:00Z",
+    labels: Mapping[str, str] | None = None,
+    media_type: str = DOCKER_MANIFEST,
+    architecture: str = "amd64",
+) -> str:
+    """Push an image with one layer per item of ``contents`` (bottom first: images that
+    share their first contents share those layers) under ``tag``; return its digest."""
+    layers = [_layer(content) for content in contents]
     config: dict[str, object] = {
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": {"Labels": dict(labels or {})},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in layers]},
     }
     if created is not None:
         config["created"] = created
     config_raw = json.dumps(config, sort_keys=True).encode()
     config_digest = client.upload_blob(repository, config_raw)
-    layer_digest = client.upload_blob(repository, layer)
+    layer_digests = [client.upload_blob(repository, layer) for layer, _ in layers]
     oci = media_type == OCI_MANIFEST
     manifest = {
         "schemaVersion": 2,
@@ -68,9 +87,10 @@ def seed_image(
                 "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"
                 if oci
                 else "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                "digest": layer_digest,
+                "digest": digest,
                 "size": len(layer),
             }
+            for digest, (layer, _) in zip(layer_digests, layers, strict=True)
         ],
     }
     raw = json.dumps(manifest, sort_keys=True).encode()

@@ -3,17 +3,11 @@
 Pure: no I/O beyond reading the layer streams an :class:`~tagger.image.archive.ImageSource`
 hands out. One sequential pass over each layer's tar, bottom layer first, replays the
 layers onto an in-memory tree of paths (memory grows with the number of paths, never with
-the bytes), as the engine does when it applies them:
-
-- an entry at a path that exists replaces it, except a directory over a directory, which
-  merges (moby ``pkg/archive`` ``UnpackLayer``: "remove and replace, unless both are
-  directories"); so a file replaced by a directory, or a directory by a file, removes the
-  old one and its whole subtree;
-- ``.wh.NAME`` removes ``NAME`` and everything below it, ``.wh..wh..opq`` everything below
-  its directory, from the *lower* layers only: what the same layer writes stays
-  (https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts);
-- a hard link shares its target's data: a regular file's bytes stay alive while any of its
-  names does, and a hard link entry carries no data of its own.
+the bytes), as the engine does when it applies them: :class:`tagger.image.overlay.Replay`,
+whose rules (replacement, whiteouts that hide lower layers only, hard links sharing one
+inode) are the same ones ``squash`` plans with. A regular file's bytes stay alive while any
+of its names does; a hard link entry carries no data of its own; a hard link to nothing
+counts as an empty file (the engine would fail to apply it).
 
 Only tar headers are needed: a plain ``layer.tar`` inside a saved archive is walked with seeks
 over the file data; a compressed or remote layer is read through once, as it arrives.
@@ -45,28 +39,8 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 from tagger.errors import ImageFormatError, UsageError
-from tagger.image.archive import GZIP_MAGIC, ZSTD_MAGIC, ImageSource, LayerInfo, SavedImage
-
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_WHITEOUT = ".wh..wh..opq"
-
-_DIR, _FILE, _OTHER = 0, 1, 2
-
-# A tar entry as the replay needs it: (kind, name, data bytes, hard link target).
-E_DIR, E_FILE, E_LINK, E_OTHER = 0, 1, 2, 3
-Record = tuple[int, str, int, str]
-
-
-def record_of(info: tarfile.TarInfo) -> Record:
-    """The replay's view of a tar entry."""
-    if info.isdir():
-        return (E_DIR, info.name, 0, "")
-    if info.islnk():
-        return (E_LINK, info.name, 0, info.linkname)
-    if info.isreg():
-        return (E_FILE, info.name, max(0, info.size), "")
-    return (E_OTHER, info.name, 0, "")
-
+from tagger.image.archive import ImageSource, LayerInfo, SavedImage
+from tagger.image.overlay import FILE, Inode, Node, Replay, kind_of
 
 Progress = Callable[[str], None]
 
@@ -171,30 +145,6 @@ class Analysis:
 # --- the replay -------------------------------------------------------------------------
 
 
-class _Inode:
-    """The data of a regular file: shared by its hard links, alive while one name is."""
-
-    __slots__ = ("layer", "links", "size")
-
-    def __init__(self, size: int, layer: int) -> None:
-        self.size = size
-        self.layer = layer
-        self.links = 1
-
-
-class _Node:
-    """A path of the replayed file system. ``layer``: the layer whose entry last wrote it
-    (-1 for a directory nobody declared, made for a child)."""
-
-    __slots__ = ("children", "inode", "kind", "layer")
-
-    def __init__(self, kind: int, layer: int, inode: _Inode | None = None) -> None:
-        self.kind = kind
-        self.layer = layer
-        self.inode = inode
-        self.children: dict[str, _Node] | None = {} if kind == _DIR else None
-
-
 class _Waste:
     __slots__ = ("bytes", "layers", "removed_in")
 
@@ -204,190 +154,42 @@ class _Waste:
         self.removed_in: set[int] = set()
 
 
-class _Replay:
-    """The layers applied one after the other, counting what each removal wastes."""
+class _Measure(Replay):
+    """The layers replayed (:mod:`tagger.image.overlay`), counting what each removal wastes."""
 
     def __init__(self, layer_count: int) -> None:
-        self.root = _Node(_DIR, -1)
-        self.current = 0
+        super().__init__()
         self.layer_bytes = [0] * layer_count
         self.layer_wasted = [0] * layer_count
         self.layer_entries = [0] * layer_count
         self.wasted: dict[str, _Waste] = {}
 
-    # -- entries -----------------------------------------------------------------------
-
-    def entry(self, record: Record) -> None:
-        kind, name, size, linkname = record
-        parts = split_path(name)
+    def entry(self, info: tarfile.TarInfo) -> None:
         self.layer_entries[self.current] += 1
-        if not parts:
-            return  # the root directory itself: nothing to count
-        base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
-            self._whiteout(parts[:-1], base)
-            return
-        parent, parent_path = self._parent(parts)
-        children = parent.children
-        assert children is not None
-        path = parent_path + "/" + base
-        existing = children.get(base)
-        if kind == E_DIR:
-            if existing is not None and existing.kind == _DIR:
-                existing.layer = self.current  # a directory over a directory merges
-                return
-            if existing is not None:
-                self._remove_all(children, base, path)
-            children[base] = _Node(_DIR, self.current)
-            return
-        if kind == E_LINK:
-            # Look the target up before removing what is at the path (a link to itself).
-            target = self._lookup(split_path(linkname))
-            inode = target.inode if target is not None and target.kind == _FILE else None
-            if existing is not None:
-                self._remove_all(children, base, path)
-            if inode is not None and inode.links > 0:
-                inode.links += 1
-                children[base] = _Node(_FILE, self.current, inode)
-            else:
-                # A link to nothing (or to a directory): the engine would fail to apply
-                # it; it carries no data, so count it as an empty file and go on.
-                children[base] = _Node(_OTHER, self.current)
-            self._note_writer(path)
-            return
-        if existing is not None:
-            self._remove_all(children, base, path)
-        if kind == E_FILE:
-            self.layer_bytes[self.current] += size
-            children[base] = _Node(_FILE, self.current, _Inode(size, self.current))
-            self._note_writer(path)
-        else:  # symlinks, devices, fifos: no data
-            children[base] = _Node(_OTHER, self.current)
+        kind = kind_of(info)
+        if kind == FILE:
+            self.apply(FILE, info.name, max(0, info.size))
+        else:
+            self.apply(kind, info.name, 0, info.linkname)
 
-    def _note_writer(self, path: str) -> None:
+    def wrote(self, path: str, node: Node, data: bool) -> None:
+        if data and node.inode is not None:
+            self.layer_bytes[self.current] += node.inode.size
         # Paths with waste list every layer that wrote them, the final copy's too.
         record = self.wasted.get(path)
         if record is not None:
             record.layers.add(self.current)
 
-    def _whiteout(self, dir_parts: list[str], base: str) -> None:
-        directory = self._lookup(dir_parts)
-        if directory is None or directory.children is None:
-            return  # whiting out what is not there (or below a file) removes nothing
-        dir_path = "".join("/" + p for p in dir_parts)
-        if base == OPAQUE_WHITEOUT:
-            for name in list(directory.children):
-                self._remove_lower(directory.children, name, dir_path + "/" + name)
+    def freed(self, inode: Inode, path: str) -> None:
+        if not inode.size:
             return
-        name = base[len(WHITEOUT_PREFIX) :]
-        if name in directory.children and name not in ("", ".", ".."):
-            self._remove_lower(directory.children, name, dir_path + "/" + name)
-
-    def _parent(self, parts: list[str]) -> tuple[_Node, str]:
-        """The directory that holds ``parts``, made where missing; a non-directory in the
-        way is removed and replaced by a directory, as the engine's MkdirAll would need."""
-        node = self.root
-        path = ""
-        for name in parts[:-1]:
-            children = node.children
-            assert children is not None
-            path += "/" + name
-            child = children.get(name)
-            if child is None or child.kind != _DIR:
-                if child is not None:
-                    self._remove_all(children, name, path)
-                child = _Node(_DIR, self.current)
-                children[name] = child
-            node = child
-        return node, path
-
-    def _lookup(self, parts: list[str]) -> _Node | None:
-        node: _Node | None = self.root
-        for name in parts:
-            if node is None or node.children is None:
-                return None
-            node = node.children.get(name)
-        return node
-
-    # -- removals ----------------------------------------------------------------------
-
-    def _drop(self, node: _Node, path: str) -> None:
-        inode = node.inode
-        if inode is None:
-            return
-        inode.links -= 1
-        if inode.links == 0 and inode.size:
-            self.layer_wasted[inode.layer] += inode.size
-            record = self.wasted.get(path)
-            if record is None:
-                record = self.wasted[path] = _Waste()
-            record.bytes += inode.size
-            record.layers.add(inode.layer)
-            record.removed_in.add(self.current)
-
-    def _remove_all(self, children: dict[str, _Node], name: str, path: str) -> None:
-        """Remove ``name`` and its whole subtree (an iterative walk: paths may be deep)."""
-        stack = [(children.pop(name), path)]
-        while stack:
-            node, where = stack.pop()
-            if node.children:
-                stack.extend((child, f"{where}/{n}") for n, child in node.children.items())
-            else:
-                self._drop(node, where)
-
-    def _remove_lower(self, children: dict[str, _Node], name: str, path: str) -> None:
-        """Remove ``name`` and what is below it, but keep what the current layer wrote
-        (and the directories that hold it): whiteouts only hide lower layers."""
-        # Post-order without recursion: (parent's children, name, path, expanded?).
-        stack: list[tuple[dict[str, _Node], str, str, bool]] = [(children, name, path, False)]
-        while stack:
-            owner, key, where, expanded = stack.pop()
-            node = owner.get(key)
-            if node is None:
-                continue
-            if node.kind == _DIR:
-                if node.children and not expanded:
-                    stack.append((owner, key, where, True))
-                    stack.extend(
-                        (node.children, n, f"{where}/{n}", False) for n in list(node.children)
-                    )
-                elif not node.children and node.layer != self.current:
-                    del owner[key]
-                # else: it holds (or is) what this layer wrote, so it stays
-            elif node.layer != self.current:
-                del owner[key]
-                self._drop(node, where)
-
-
-def split_path(name: str) -> list[str]:
-    """A tar member name as path components below ``/``; ``..`` above ``/`` is bad input.
-
-    Absolute names and ``.`` are normalised as the engine's ``filepath.Join(root, name)``
-    does; a name that climbs out of the root is refused, as the engine refuses to apply
-    such a layer ("invalid path").
-
-    >>> split_path("./usr//lib/../bin/")
-    ['usr', 'bin']
-    >>> split_path("/etc/passwd")
-    ['etc', 'passwd']
-    >>> split_path("a/../../etc")
-    Traceback (most recent call last):
-    ...
-    tagger.errors.ImageFormatError: a layer has an entry outside the image root: 'a/../../etc'
-    """
-    parts: list[str] = []
-    for part in name.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                raise ImageFormatError(
-                    f"a layer has an entry outside the image root: {name[:200]!r}"
-                )
-            parts.pop()
-            continue
-        parts.append(part)
-    return parts
+        self.layer_wasted[inode.layer] += inode.size
+        record = self.wasted.get(path)
+        if record is None:
+            record = self.wasted[path] = _Waste()
+        record.bytes += inode.size
+        record.layers.add(inode.layer)
+        record.removed_in.add(self.current)
 
 
 # --- reading the layers ----------------------------------------------------------------
@@ -400,15 +202,11 @@ def _layer_tar(source: ImageSource, layer: LayerInfo) -> Iterator[tarfile.TarFil
     """The layer as a tar reader (``None`` for a layer of 0 bytes): seekable, so that file
     data is skipped rather than read, for a plain tar inside a saved archive; else a
     sequential stream (gzip must be read through anyway)."""
-    if isinstance(source, SavedImage):
+    if isinstance(source, SavedImage) and source.layer_compression(layer.index) == "plain":
         raw = source.open_raw(source.layer_member(layer.index))
-        head = raw.read(4)
-        if not head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
-            raw.seek(0)
-            with raw, _open_tar(raw, "r:", layer) as tar:
-                yield tar
-            return
-        raw.close()
+        with raw, _open_tar(raw, "r:", layer) as tar:
+            yield tar
+        return
     with source.open_layer(layer.index) as stream, _open_tar(stream, "r|", layer) as tar:
         yield tar
 
@@ -462,14 +260,14 @@ def analyze(
     layers = list(source.layers)
 
     @contextlib.contextmanager
-    def records(layer: LayerInfo) -> Iterator[Iterable[Record]]:
+    def records(layer: LayerInfo) -> Iterator[Iterable[tarfile.TarInfo]]:
         if progress is not None:
             progress(
                 f"reading layer {layer.index + 1}/{len(layers)} "
                 f"({short_digest(layer.diff_id)}, {human_size(layer.size)})"
             )
         with _layer_tar(source, layer) as tar:
-            yield (record_of(info) for info in _entries(tar, layer.index))
+            yield _entries(tar, layer.index)
 
     return _measure(source.name, layers, records, base_layers=base_layers, top=top)
 
@@ -477,14 +275,14 @@ def analyze(
 def _measure(
     name: str,
     layers: Sequence[LayerInfo],
-    records: Callable[[LayerInfo], contextlib.AbstractContextManager[Iterable[Record]]],
+    records: Callable[[LayerInfo], contextlib.AbstractContextManager[Iterable[tarfile.TarInfo]]],
     *,
     base_layers: int,
     top: int,
 ) -> Analysis:
     if not 0 <= base_layers <= len(layers):
         raise UsageError(f"the base cannot be {base_layers} layers of an image with {len(layers)}")
-    replay = _Replay(len(layers))
+    replay = _Measure(len(layers))
     for layer in layers:
         replay.current = layer.index
         with records(layer) as entries:

@@ -7,36 +7,34 @@ one from a ``docker save`` tarball, in either layout the engine writes:
   ``<id>/layer.tar`` members, layers uncompressed;
 - the OCI layout (dockerd >= 25, and ``skopeo copy ... oci-archive:``): ``index.json`` and
   ``blobs/sha256/<hex>``, usually with a ``manifest.json`` pointing into ``blobs/`` too;
-  layers may be gzip-compressed.
+  layers may be gzip-compressed (opened through :mod:`tagger.image.layers`).
 
 See https://github.com/moby/docker-image-spec and the OCI image layout spec,
 https://github.com/opencontainers/image-spec/blob/main/image-layout.md.
 
 The archive is untrusted input: member names from its JSON are only looked up inside the
-tar, never joined to a path on disk; JSON documents are size-capped; a layer compression
-that cannot be read (zstd) is an :class:`~tagger.errors.ImageFormatError` (exit 2).
+tar, never joined to a path on disk; JSON documents are size-capped; a layer that cannot
+be read (zstd, damaged gzip) is an :class:`~tagger.errors.ImageFormatError` (exit 2).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import posixpath
 import tarfile
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Protocol
 
 from tagger.errors import ImageFormatError
+from tagger.image.layers import HEAD_BYTES, Compression, compression, opened
+
+# Opening layers is tagger.image.layers' business; the name stays importable from here.
+from tagger.image.layers import decompressed as decompressed
 
 # Config, manifest and index documents are a few KB; a bigger one is not an image.
 MAX_JSON_BYTES = 16 << 20
-
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_CHUNK = 1 << 20  # read size for layer streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,92 +120,6 @@ def load_json(data: bytes, what: str) -> Any:
         raise ImageFormatError(f"the {what} is not valid JSON") from None
 
 
-@contextlib.contextmanager
-def decompressed(raw: IO[bytes], what: str) -> Iterator[IO[bytes]]:
-    """``raw`` as a plain tar stream: gzip is decompressed, plain tar passes through."""
-    head = raw.read(4)
-    if not isinstance(head, bytes):
-        raise ImageFormatError(f"{what} cannot be read")
-    if head.startswith(ZSTD_MAGIC):
-        raise ImageFormatError(f"{what} is zstd-compressed, which imgtag cannot read yet")
-    if head.startswith(GZIP_MAGIC):
-        yield cast(IO[bytes], io.BufferedReader(_Gunzip(head, raw, what), buffer_size=_CHUNK))
-    else:
-        yield cast(IO[bytes], io.BufferedReader(_Prefixed(head, raw), buffer_size=_CHUNK))
-
-
-class _Prefixed(io.RawIOBase):
-    """A read-only raw stream: ``head`` (already read from ``raw``), then the rest of it."""
-
-    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
-        self._head = head
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            n = min(len(view), len(self._head))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._raw.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
-class _Gunzip(io.RawIOBase):
-    """A gzip stream inflated with 1 MiB reads. Python 3.11's :mod:`gzip` hands zlib 8 KiB
-    at a time, a Python call per piece: several times slower on a layer of incompressible
-    data. zlib still checks each member's CRC; concatenated members are read in turn."""
-
-    def __init__(self, head: bytes, raw: IO[bytes], what: str) -> None:
-        self._raw = raw
-        self._what = what
-        self._pending = head
-        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._in_member = False  # input went into the current member, which has not ended
-        self._raw_eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while True:
-            if self._pending:
-                self._in_member = True
-                try:
-                    out = self._inflate.decompress(self._pending, len(view))
-                except zlib.error as exc:
-                    raise ImageFormatError(f"{self._what} is not valid gzip ({exc})") from None
-                self._pending = self._inflate.unconsumed_tail
-                if self._inflate.eof:
-                    # What follows the member is in unused_data (with an output limit,
-                    # CPython leaves a copy of it in unconsumed_tail too: not both).
-                    rest = self._inflate.unused_data
-                    # Another member may follow; NUL padding after the last one is allowed.
-                    self._pending = rest if rest.strip(b"\0") else b""
-                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    self._in_member = False
-                if out:
-                    view[: len(out)] = out
-                    return len(out)
-                if self._pending:
-                    continue
-            if self._raw_eof:
-                return 0
-            chunk = self._raw.read(_CHUNK)
-            if not chunk:
-                self._raw_eof = True
-                if self._in_member:
-                    raise ImageFormatError(f"{self._what} is truncated: its gzip stream ends early")
-                return 0
-            self._pending = chunk
-
-
 class SavedImage:
     """An image inside a ``docker save`` (or OCI layout) tarball on disk.
 
@@ -276,8 +188,13 @@ class SavedImage:
         raw = self._tar.extractfile(self._member(name, "layer"))
         if raw is None:
             raise ImageFormatError(f"layer {index} ({name}) is not a file in the archive")
-        with raw, decompressed(raw, f"layer {index}") as plain:
+        with raw, opened(raw, f"layer {index}") as plain:
             yield plain
+
+    def layer_compression(self, index: int) -> Compression:
+        """How layer ``index`` is stored in the archive (zstd is an ImageFormatError)."""
+        with self.open_raw(self.layer_member(index)) as raw:
+            return compression(raw.read(HEAD_BYTES), f"layer {index}")
 
     def layer_member(self, index: int) -> tarfile.TarInfo:
         """The tar member holding layer ``index`` as stored (squash copies base layers)."""

@@ -4,9 +4,17 @@ Does I/O (HTTP, through :class:`~tagger.registry.client.RegistryClient`).
 The manifest is fetched with every manifest media type in ``Accept`` (DESIGN.md, registry
 facts); an index (OCI index or Docker manifest list) is resolved to one platform by
 ``tagger.registry.platform.pick``. The config is a verified blob; each layer is a
-blob streamed when :meth:`RemoteImage.open_layer` is entered, decompressed on the fly, its
-digest checked as it arrives (https://github.com/opencontainers/image-spec/blob/main/manifest.md).
+blob streamed when :meth:`RemoteImage.open_layer` is entered, decompressed on the fly
+(:mod:`tagger.image.layers`), its digest checked as it arrives
+(https://github.com/opencontainers/image-spec/blob/main/manifest.md).
 No engine is needed and nothing is written to disk.
+
+Where the bytes came from decides the exit code: a layer that cannot be read (damaged or
+truncated gzip, a tar that breaks off, bytes that do not match the digest) is a
+:class:`~tagger.errors.RegistryError` (exit 5) here, while the same damage in an engine's
+``docker save`` stays an :class:`~tagger.errors.ImageFormatError` (exit 2). A layer
+compression imgtag cannot read (zstd by its media type) is still exit 2: no registry is
+to blame for it.
 """
 
 from __future__ import annotations
@@ -15,14 +23,9 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, cast
 
-from tagger.errors import ImageFormatError, ImageNotFoundError, NotFound
-from tagger.image.archive import (
-    LayerInfo,
-    decompressed,
-    diff_ids,
-    layer_history,
-    load_json,
-)
+from tagger.errors import ImageFormatError, ImageNotFoundError, NotFound, RegistryError
+from tagger.image.archive import LayerInfo, diff_ids, layer_history, load_json
+from tagger.image.layers import opened
 from tagger.registry.client import RegistryClient
 from tagger.registry.mediatypes import FOREIGN_LAYER_MARKERS, is_index
 from tagger.registry.platform import Platform, listed, pick
@@ -85,6 +88,10 @@ class RemoteImage:
                 raise ImageFormatError(
                     f"{where} has a foreign (non-distributable) layer, which imgtag cannot read"
                 )
+            if media_type.endswith("+zstd"):
+                raise ImageFormatError(
+                    f"{where} has a zstd-compressed layer, which imgtag cannot read yet"
+                )
             self._descriptors.append(
                 (digest, size if isinstance(size, int) and size >= 0 else None, media_type)
             )
@@ -100,6 +107,7 @@ class RemoteImage:
             for i in range(len(ids))
         )
         self._name = str(ref)
+        self._where = where
 
     @property
     def name(self) -> str:
@@ -124,7 +132,13 @@ class RemoteImage:
     @contextlib.contextmanager
     def open_layer(self, index: int) -> Iterator[IO[bytes]]:
         digest, size, _media_type = self._descriptors[index]
-        with self._client.open_blob(self._repository, digest, size=size) as blob:
-            with decompressed(cast(IO[bytes], blob), f"layer {index}") as plain:
+        try:
+            with (
+                self._client.open_blob(self._repository, digest, size=size) as blob,
+                # finish: the rest after the tar's end marker, and the digest check
+                opened(cast(IO[bytes], blob), f"layer {index}", finish=blob.finish) as plain,
+            ):
                 yield plain
-            blob.finish()  # the rest after the tar's end marker, and the digest check
+        except ImageFormatError as exc:
+            # The registry sent bytes that are not a readable layer: its error, not a user's.
+            raise RegistryError(f"{exc} (read from {self._where})") from None

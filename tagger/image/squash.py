@@ -44,9 +44,10 @@ from dataclasses import dataclass
 from queue import Full, Queue
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
-from tagger.errors import EngineError, ImageFormatError
-from tagger.image.archive import GZIP_MAGIC, ZSTD_MAGIC, SavedImage
+from tagger.errors import EngineError, ImageFormatError, InvalidReferenceError, UsageError
+from tagger.image.archive import SavedImage
 from tagger.image.squash_plan import SquashPlan, header_bytes, plan_squash
+from tagger.registry.reference import Reference
 
 if TYPE_CHECKING:
     from tagger.engine import Engine
@@ -59,7 +60,6 @@ CHUNK = 4 << 20
 # (and with it the archive's, sent as Content-Length) is known before the layer is hashed.
 _DIGEST_PLACEHOLDER = "sha256:" + "0" * 64
 _IMAGE_ID_RE = re.compile(r"(sha256:)?[0-9a-f]{12,64}\Z")
-_ZERO_BLOCK = bytes(512)
 
 
 def _quiet(_line: str) -> None:
@@ -107,19 +107,35 @@ def default_tag(image: str) -> str | None:
     >>> default_tag("0123456789ab") is None
     True
     """
-    if "@" in image or _IMAGE_ID_RE.match(image):
+    if _IMAGE_ID_RE.match(image):
         return None
-    return with_tag(image)
+    try:
+        ref = Reference.parse(image)
+    except InvalidReferenceError:
+        return None  # not a name (an ID prefix, ...): the engine says what it is
+    return None if ref.digest is not None else with_tag(image)
 
 
 def with_tag(name: str) -> str:
-    """``name`` with ``:latest`` when it has no tag (``docker load`` needs a tagged name).
+    """``name`` as written, with ``:latest`` when it has no tag (``docker load`` needs a
+    tagged name); a name that is not one is an InvalidReferenceError (exit 2).
 
     >>> with_tag("localhost:5000/app"), with_tag("app:v1")
     ('localhost:5000/app:latest', 'app:v1')
     """
-    last = name.rsplit("/", 1)[-1]
-    return name if ":" in last else f"{name}:latest"
+    return name if Reference.parse(name).tag is not None else f"{name}:latest"
+
+
+def _split_tag(name: str) -> tuple[str, str]:
+    """(repository as written, tag) of a tagged name, for the engine's tag call.
+
+    >>> _split_tag("localhost:5000/app:1.2")
+    ('localhost:5000/app', '1.2')
+    """
+    tag = Reference.parse(name).tag
+    if tag is None:
+        raise InvalidReferenceError(f'"{name}" has no tag')
+    return name[: -len(tag) - 1], tag
 
 
 def squash_image(
@@ -141,11 +157,10 @@ def squash_image(
     the temporary directory goes (default ``$TMPDIR``).
     """
     from tagger.image.base import choose_base, rootfs_layers
-    from tagger.registry.reference import Reference
 
+    if tag and Reference.parse(tag).digest is not None:  # a bad --tag is exit 2 before any work
+        raise UsageError(f"--tag {tag} names a digest: give a name[:tag] for the squashed image")
     new_tag = with_tag(tag) if tag else default_tag(image)
-    if tag:
-        Reference.parse(tag)  # a bad --tag is exit 2 before any work
     doc = engine.inspect_image(image)
     old_id = str(doc.get("Id", ""))
     layers = rootfs_layers(doc)
@@ -163,8 +178,7 @@ def squash_image(
             f"({choice.source}): nothing to squash"
         )
         if new_tag and new_tag not in (doc.get("RepoTags") or []):
-            repository, _, name = new_tag.rpartition(":")
-            engine.tag(old_id, repository, name)
+            engine.tag(old_id, *_split_tag(new_tag))
         return SquashResult(
             image=image,
             id=old_id,
@@ -247,12 +261,7 @@ class _LayerFiles:
             return self._spans[index]
         member = self._saved.layer_member(index)
         path = self._saved.path
-        handle = self._handle(path)
-        handle.seek(member.offset_data)
-        head = handle.read(4)
-        if head.startswith(ZSTD_MAGIC):
-            raise ImageFormatError(f"layer {index} is zstd-compressed, which imgtag cannot read")
-        if head.startswith(GZIP_MAGIC):
+        if self._saved.layer_compression(index) == "gzip":
             path = os.path.join(self._temp, f"layer-{index}.tar")
             with self._saved.open_layer(index) as plain, open(path, "wb") as out:
                 shutil.copyfileobj(plain, out, CHUNK)

@@ -6,17 +6,12 @@ that, applied over the base layers, gives the same file tree as the squashed lay
 It reads no data: each output entry says where its bytes are (``Source``: a layer index and
 the data offset ``tarfile`` found), and :mod:`tagger.image.squash` copies them.
 
-The replay follows the engine (moby ``pkg/archive`` ``UnpackLayer``) and the OCI layer spec
-(https://github.com/opencontainers/image-spec/blob/main/layer.md):
-
-- an entry at a path that exists replaces it, except a directory over a directory, which
-  merges (the new header wins, the children stay); a missing parent is created 0755;
-- ``.wh.NAME`` deletes ``NAME`` (and its subtree), ``.wh..wh..opq`` every child of its
-  directory, from the LOWER layers only: a layer's whiteouts are applied before its other
-  entries ("whiteout files MUST only apply to resources in lower/parent layers");
-- a hard link names an inode, not a path: it keeps the data when its target is later
-  overwritten or deleted, and a link header's metadata becomes the inode's (moby chmods,
-  chowns and chtimes the link target after ``os.Link``).
+The replay is :class:`tagger.image.overlay.Replay`, the one ``analyze`` measures with: it
+follows the engine (moby ``pkg/archive`` ``UnpackLayer``) and the OCI layer spec (entries
+replace, directories merge, whiteouts hide lower layers only, hard links share an inode
+whose metadata the last link header sets). Here it is strict: a hard link to nothing or to
+a directory is an :class:`~tagger.errors.ImageFormatError`, since the planned layer must be
+one the engine can apply.
 
 The output layer:
 
@@ -31,22 +26,23 @@ The output layer:
   gone, ``.wh..wh..opq`` in a directory that replaced a base directory (deleted and made
   anew, or made opaque); whiteouts that hide squashed-layer content only are dropped.
 
-Member names are untrusted: ``./a``, ``/a`` and ``a/`` mean ``a``; a ``..`` component is an
-:class:`~tagger.errors.ImageFormatError`, as are sparse members and hard links to nothing.
+Member names are untrusted: ``./a``, ``/a``, ``a/`` and ``b/../a`` mean ``a``; a name that
+climbs out of the root is an :class:`~tagger.errors.ImageFormatError`, as are sparse
+members (their data is not one contiguous run to copy).
 """
 
 from __future__ import annotations
 
 import copy
-import posixpath
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tagger.errors import ImageFormatError
+from tagger.image.overlay import OPAQUE_WHITEOUT, Node, Replay, kind_of, whiteout_name
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
+# The opaque marker's name, as callers of the planner knew it (the grammar is overlay's).
+OPAQUE_MARKER = OPAQUE_WHITEOUT
 
 # PAX keys that restate attributes the output header sets itself: kept, they would win over
 # the (normalised) name, link target or size (tarfile lets pax headers take priority).
@@ -103,158 +99,19 @@ def header_bytes(info: tarfile.TarInfo, encoding: str = "utf-8") -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, encoding, "surrogateescape")
 
 
-def normalise(name: str) -> str:
-    """A member name as a path relative to the root, ``""`` for the root itself.
+class _Plan(Replay):
+    """The replay (:mod:`tagger.image.overlay`), strict about hard links: the planned layer
+    must be one the engine can apply."""
 
-    >>> normalise("./usr/bin/"), normalise("/etc//passwd"), normalise("."), normalise("./")
-    ('usr/bin', 'etc/passwd', '', '')
-    >>> normalise("a/../../etc")
-    Traceback (most recent call last):
-    ...
-    tagger.errors.ImageFormatError: a layer has a member outside the root: 'a/../../etc'
-    """
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ImageFormatError(f"a layer has a member outside the root: {name!r}")
-    return "/".join(parts)
-
-
-class _Inode:
-    """A regular file's data and metadata, shared by its hard links."""
-
-    __slots__ = ("info", "source", "touched")
-
-    def __init__(self, info: tarfile.TarInfo, source: Source, touched: bool) -> None:
-        self.info = info  # the last header that wrote it (metadata)
-        self.source = source
-        self.touched = touched  # a squashed layer wrote or linked it
-
-
-class _Node:
-    __slots__ = ("base", "children", "info", "inode", "keeps_base", "touched")
-
-    def __init__(
-        self,
-        info: tarfile.TarInfo | None,
-        *,
-        base: bool,
-        inode: _Inode | None = None,
-        is_dir: bool = False,
-    ) -> None:
-        self.info = info  # None: an implicit parent directory, or the root
-        self.inode = inode
-        self.children: dict[str, _Node] | None = {} if is_dir else None
-        self.base = base  # made while replaying the base layers
-        self.touched = False  # a squashed layer wrote this directory's header
-        # Directories: the base's children under it are still visible (False once the
-        # directory was made anew or opaque in a squashed layer).
-        self.keeps_base = base
-
-
-def _implicit_dir(base: bool) -> _Node:
-    return _Node(None, base=base, is_dir=True)
-
-
-class _Replay:
     def __init__(self) -> None:
-        self.root = _implicit_dir(base=True)
-        self.in_base = True
-
-    def parent(self, parts: list[str]) -> _Node:
-        """The directory holding ``parts[-1]``; missing or non-directory parents are made
-        anew (the engine's MkdirAll)."""
-        node = self.root
-        for part in parts[:-1]:
-            assert node.children is not None
-            child = node.children.get(part)
-            if child is None or child.children is None:
-                child = _implicit_dir(self.in_base)
-                node.children[part] = child
-            node = child
-        return node
-
-    def lookup(self, path: str) -> _Node | None:
-        node: _Node | None = self.root
-        for part in path.split("/") if path else []:
-            if node is None or node.children is None:
-                return None
-            node = node.children.get(part)
-        return node
+        super().__init__(strict=True)
 
     def layer(self, index: int, members: Iterable[tarfile.TarInfo]) -> None:
-        entries: list[tuple[str, tarfile.TarInfo]] = []
+        self.current = index
         for info in members:
             if info.sparse is not None:
                 raise ImageFormatError(f"layer {index} has a sparse member {info.name!r}")
-            path = normalise(info.name)
-            base = posixpath.basename(path)
-            if base.startswith(WHITEOUT_PREFIX):
-                self.whiteout(path, base)
-            else:
-                entries.append((path, info))
-        for path, info in entries:
-            self.entry(index, path, info)
-
-    def whiteout(self, path: str, base: str) -> None:
-        directory = self.lookup(posixpath.dirname(path))
-        if directory is None or directory.children is None:
-            return
-        if base == OPAQUE_MARKER:
-            directory.children.clear()
-            # Only a squashed layer's marker hides the base; the base's own markers are
-            # part of the base (its lower layers are below it at load time anyway).
-            directory.keeps_base = directory.keeps_base and self.in_base
-        else:
-            directory.children.pop(base[len(WHITEOUT_PREFIX) :], None)
-
-    def entry(self, index: int, path: str, info: tarfile.TarInfo) -> None:
-        if not path:  # the root directory's own header: its metadata is the engine's
-            return
-        parts = path.split("/")
-        parent = self.parent(parts)
-        assert parent.children is not None
-        name = parts[-1]
-        old = parent.children.get(name)
-        touched = not self.in_base
-        if info.isdir():
-            if old is not None and old.children is not None:
-                old.info = info  # a directory over a directory merges
-                old.touched = old.touched or touched
-                return
-            parent.children[name] = _Node(info, base=self.in_base, is_dir=True)
-            return
-        if info.islnk():
-            target = self.lookup(normalise(info.linkname))
-            if target is None:
-                raise ImageFormatError(
-                    f"layer {index} links {info.name!r} to {info.linkname!r}, which no "
-                    "layer below or before it has"
-                )
-            if target.inode is not None:
-                # The link header's metadata becomes the inode's (moby chmods the target).
-                inode = target.inode
-                inode.info = _with_data_size(info, inode.source.size)
-                inode.touched = inode.touched or touched
-                parent.children[name] = _Node(info, base=self.in_base, inode=inode)
-            else:
-                # A hard link to a symlink, device or fifo: the same kind of entry again.
-                clone = copy.copy(target.info) if target.info is not None else None
-                if clone is None or target.children is not None:
-                    raise ImageFormatError(f"layer {index} hard-links {info.name!r} to a directory")
-                parent.children[name] = _Node(clone, base=self.in_base)
-            return
-        if info.isreg():
-            source = Source(index, info.offset_data, info.size)
-            inode = _Inode(info, source, touched)
-            parent.children[name] = _Node(info, base=self.in_base, inode=inode)
-            return
-        parent.children[name] = _Node(info, base=self.in_base)
-
-
-def _with_data_size(info: tarfile.TarInfo, size: int) -> tarfile.TarInfo:
-    clone = copy.copy(info)
-    clone.size = size
-    return clone
+            self.apply(kind_of(info), info.name, info.size, info.linkname, info)
 
 
 def plan_squash(
@@ -266,20 +123,19 @@ def plan_squash(
     Each layer is its tar headers in order (``tarfile`` members with ``offset_data``);
     ``Source.layer`` counts base layers first. Only headers are read, never data.
     """
-    replay = _Replay()
+    replay = _Plan()
     for index, members in enumerate(base_layers):
         replay.layer(index, members)
     base_index = _snapshot(replay.root)
-    replay.in_base = False
     for index, members in enumerate(squashed_layers, start=len(base_layers)):
         replay.layer(index, members)
-    return _emit(replay.root, base_index)
+    return _emit(replay.root, base_index, len(base_layers))
 
 
-def _snapshot(root: _Node) -> dict[str, frozenset[str] | None]:
+def _snapshot(root: Node) -> dict[str, frozenset[str] | None]:
     """Every base path: a directory's child names, or ``None`` for a non-directory."""
     index: dict[str, frozenset[str] | None] = {}
-    stack: list[tuple[str, _Node]] = [("", root)]
+    stack: list[tuple[str, Node]] = [("", root)]
     while stack:
         path, node = stack.pop()
         if node.children is None:
@@ -291,7 +147,7 @@ def _snapshot(root: _Node) -> dict[str, frozenset[str] | None]:
     return index
 
 
-def _walk(node: _Node, path: str) -> Iterator[tuple[str, _Node]]:
+def _walk(node: Node, path: str) -> Iterator[tuple[str, Node]]:
     """Depth first, parents before children, names sorted (the emission order)."""
     yield path, node
     if node.children:
@@ -299,36 +155,41 @@ def _walk(node: _Node, path: str) -> Iterator[tuple[str, _Node]]:
             yield from _walk(node.children[name], f"{path}/{name}" if path else name)
 
 
-def _emit(root: _Node, base_index: dict[str, frozenset[str] | None]) -> SquashPlan:
+def _emit(root: Node, base_index: dict[str, frozenset[str] | None], base_count: int) -> SquashPlan:
+    """The output entries. A node is the base's when a base layer made it (``made``); a
+    squashed layer touched it when it wrote it last (``layer``), or an inode when it wrote or
+    linked it last (``last``); a directory still shows the base's children under it unless a
+    squashed layer made it anew or opaque."""
     # Each touched inode's first path in emission order carries its data.
     carrier: dict[int, str] = {}
     for path, node in _walk(root, ""):
-        if node.inode is not None and node.inode.touched:
+        if node.inode is not None and node.inode.last >= base_count:
             carrier.setdefault(id(node.inode), path)
     counts = [0, 0]  # whiteouts, data bytes
 
-    def subtree(path: str, node: _Node, base_visible: bool) -> list[OutEntry]:
+    def subtree(path: str, node: Node, base_visible: bool) -> list[OutEntry]:
         if node.children is None:
-            return _leaf(path, node, carrier, counts)
+            return _leaf(path, node, carrier, counts, base_count)
         out: list[OutEntry] = []
         base_children = base_index.get(path) if base_visible else None
-        opaque = base_children is not None and not node.keeps_base and bool(path)
+        keeps_base = node.made < base_count and node.opaque < base_count
+        opaque = base_children is not None and not keeps_base and bool(path)
         if opaque:
             # A directory made anew (or opaque) over a base directory hides all of it.
-            out.append(OutEntry(_whiteout_info(f"{path}/{OPAQUE_MARKER}"), None))
+            out.append(OutEntry(_whiteout_info(f"{path}/{OPAQUE_WHITEOUT}"), None))
             counts[0] += 1
         elif base_children:
             # The root cannot be made opaque: a whiteout for each base child that is gone
             # (and its surviving children, all made anew, get markers of their own).
             for gone in sorted(base_children - node.children.keys()):
-                out.append(OutEntry(_whiteout_info(_join(path, WHITEOUT_PREFIX + gone)), None))
+                out.append(OutEntry(_whiteout_info(whiteout_name(_join(path, gone))), None))
                 counts[0] += 1
         child_visible = base_visible and not opaque
         for name in sorted(node.children):
             out.extend(subtree(_join(path, name), node.children[name], child_visible))
-        changed = not node.base or node.touched
+        changed = node.made >= base_count or node.layer >= base_count
         if path and (out or changed):
-            out.insert(0, OutEntry(_dir_info(path, node.info), None))
+            out.insert(0, OutEntry(_dir_info(path, node.header), None))
         return out
 
     entries = subtree("", root, True)
@@ -339,27 +200,29 @@ def _join(path: str, name: str) -> str:
     return f"{path}/{name}" if path else name
 
 
-def _leaf(path: str, node: _Node, carrier: dict[int, str], counts: list[int]) -> list[OutEntry]:
+def _leaf(
+    path: str, node: Node, carrier: dict[int, str], counts: list[int], base_count: int
+) -> list[OutEntry]:
     inode = node.inode
     if inode is not None:
-        if not inode.touched:
+        if inode.last < base_count:
             return []
         first = carrier[id(inode)]
-        info = _clean(inode.info, path)
+        info = _clean(inode.header, path)
         if first == path:
             info.type = tarfile.REGTYPE
             info.linkname = ""
-            info.size = inode.source.size
-            counts[1] += inode.source.size
-            return [OutEntry(info, inode.source)]
+            info.size = inode.size
+            counts[1] += inode.size
+            return [OutEntry(info, Source(inode.layer, inode.data.offset_data, inode.size))]
         info.type = tarfile.LNKTYPE
         info.linkname = first
         info.size = 0
         return [OutEntry(info, None)]
-    if node.base:
+    if node.made < base_count:
         return []
-    assert node.info is not None
-    info = _clean(node.info, path)
+    assert node.header is not None
+    info = _clean(node.header, path)
     info.size = 0
     return [OutEntry(info, None)]
 

@@ -13,8 +13,10 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from tagger.errors import InvalidReferenceError
 from tagger.lint.parser import Instruction, Stage
 from tagger.lint.shell import SimpleCommand, split_commands
+from tagger.registry.reference import DOCKER_HUB, Reference
 
 _HEREDOC_WORD_RE = re.compile(r"^<<-?(['\"]?)([A-Za-z0-9_.-]+)\1$")
 
@@ -195,11 +197,27 @@ def workdirs(stage: Stage) -> dict[int, str]:
 def image_name(reference: str) -> tuple[str, str | None, str | None]:
     """Split an image reference into (repository, tag, digest), Docker Hub names short.
 
+    A name docker accepts is read by :class:`tagger.registry.reference.Reference`, the one
+    parser of image names. The linter must not stop at what it cannot parse (``FROM
+    ${BASE}``, a mistyped name: other rules still apply), so anything else is split the
+    lenient way: ``@`` starts the digest, the last ``:`` after the last ``/`` the tag.
+
     >>> image_name("docker.io/library/python:3.12-slim@sha256:ab")
     ('python', '3.12-slim', 'sha256:ab')
-    >>> image_name("localhost:5000/team/app")
-    ('localhost:5000/team/app', None, None)
+    >>> image_name("localhost:5000/team/app"), image_name("index.docker.io/team/app:1")
+    (('localhost:5000/team/app', None, None), ('team/app', '1', None))
+    >>> image_name("${REGISTRY}/App:${TAG}")
+    ('${registry}/app', '${TAG}', None)
     """
+    try:
+        ref = Reference.parse(reference)
+    except InvalidReferenceError:
+        return _lenient_name(reference)
+    name = ref.repository.removeprefix("library/") if ref.registry == DOCKER_HUB else ref.name
+    return name.lower(), ref.tag, ref.digest  # host names are case-insensitive
+
+
+def _lenient_name(reference: str) -> tuple[str, str | None, str | None]:
     name, _, digest = reference.partition("@")
     tag = None
     slash = name.rfind("/")

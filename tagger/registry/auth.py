@@ -32,12 +32,11 @@ from typing import Any
 
 from tagger.errors import ConfigError, RegistryError, redact, register_secret
 from tagger.proc import ProgramNotFound, Result, Runner
+from tagger.registry.reference import HUB_HOSTS
 
 # The key `docker login` stores Docker Hub credentials under, and the server URL the CLI
 # hands to helpers for Hub (`registry.IndexServer` in docker/docker).
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
-# Host names that all mean Docker Hub (see tagger.registry.reference).
-_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 # A helper that hangs (a keychain waiting for a GUI prompt on a headless CI runner)
 # must not hang the build.
@@ -154,7 +153,7 @@ def _lookup_key(registry: str) -> str:
     ('https://index.docker.io/v1/', 'https://index.docker.io/v1/', 'ghcr.io')
     """
     host = convert_to_hostname(registry)
-    if registry == DOCKER_HUB_SERVER_URL or host in _HUB_HOSTS:
+    if registry == DOCKER_HUB_SERVER_URL or host in HUB_HOSTS:
         return DOCKER_HUB_SERVER_URL
     return host
 
@@ -170,7 +169,7 @@ def _match(keys: list[str], lookup: str, *, exact_only: bool) -> str | None:
         return lookup
     if lookup == DOCKER_HUB_SERVER_URL:
         for key in keys:
-            if convert_to_hostname(key) in _HUB_HOSTS:
+            if convert_to_hostname(key) in HUB_HOSTS:
                 return key
         return None
     if exact_only:

@@ -33,9 +33,10 @@ from tagger.errors import InvalidReferenceError
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
-# Hosts that all mean Docker Hub: `index.docker.io` is the legacy "Docker Index" name the
-# library normalises; `registry-1.docker.io` is where Hub's registry API actually lives.
-_HUB_ALIASES = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_API_HOST})
+#: Hosts that all mean Docker Hub (references, credentials): `index.docker.io` is the legacy
+#: "Docker Index" name the library normalises; `registry-1.docker.io` is where Hub's
+#: registry API actually lives.
+HUB_HOSTS = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_API_HOST})
 _OFFICIAL_PREFIX = "library/"
 
 MAX_NAME_LENGTH = 255
@@ -88,7 +89,7 @@ def _split_domain(text: str) -> tuple[str, str]:
         domain, remainder = first, rest
     else:
         domain, remainder = DOCKER_HUB, text
-    if domain in _HUB_ALIASES:
+    if domain in HUB_HOSTS:
         domain = DOCKER_HUB
         # "docker.io/ubuntu" is the official image, but only on Hub: "ghcr.io/ubuntu" stays.
         if "/" not in remainder.partition(":")[0].partition("@")[0]:

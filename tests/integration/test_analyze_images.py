@@ -26,9 +26,12 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import testbed as tb
 from clirun import run_cli
 from faultproxy import FaultProxy
+from seed import seed_index, seed_layers
 from tagger.errors import ExitCode
 from tagger.image.analyze import analyze
 from tagger.image.archive import SavedImage
+from tagger.registry.client import RegistryClient
+from tagger.registry.transport import Transport
 
 if TYPE_CHECKING:
     import docker
@@ -440,6 +443,41 @@ def test_a_multi_platform_index(registry_plain: tb.Registry, pushed: dict[str, s
     missing = run_cli(["analyze", "--from-registry", ref, "--platform", "linux/s390x"])
     assert missing.code == ExitCode.USAGE
     assert "linux/arm64, linux/amd64" in missing.stderr
+
+
+def test_a_multi_platform_base_is_read_for_the_image_s_platform(
+    registry_plain: tb.Registry,
+) -> None:
+    """``--platform linux/arm64 --base IMAGE``: the base's arm64 image is the one compared,
+    whatever the default platform; an amd64-only base is not a prefix of the arm64 image."""
+    client = RegistryClient(Transport(registry_plain.host, lambda: None))
+    base, app = f"{PREFIX}/mp-base", f"{PREFIX}/mp-app"
+    # Different layers per platform: arm64's base has two, amd64's one.
+    arm_base = ["arm64 base", "arm64 base, second layer"]
+    amd_base = ["amd64 base"]
+    base_amd = seed_layers(client, base, "amd64", amd_base)
+    base_arm = seed_layers(client, base, "arm64", arm_base, architecture="arm64")
+    app_amd = seed_layers(client, app, "amd64", [*amd_base, "app"])
+    app_arm = seed_layers(client, app, "arm64", [*arm_base, "app"], architecture="arm64")
+    seed_index(client, base, "multi", [base_amd, base_arm])  # amd64 first, then arm64
+    seed_index(client, app, "multi", [app_amd, app_arm])
+    image, multi_base = registry_plain.image(app, "multi"), registry_plain.image(base, "multi")
+
+    arm = _json(["--from-registry", image, "--platform", "linux/arm64", "--base", multi_base], {})
+    assert arm["digest"] == app_arm
+    assert arm["base_layers"] == len(arm_base) == 2
+    assert [layer["base"] for layer in arm["layers"]] == [True, True, False]
+    # The default platform (amd64) compares with the amd64 base.
+    amd = _json(["--from-registry", image, "--base", multi_base], {})
+    assert (amd["digest"], amd["base_layers"]) == (app_amd, 1)
+
+    amd_only = registry_plain.image(base, "amd64")
+    result = run_cli(
+        ["analyze", "--from-registry", image, "--platform", "linux/arm64", "--base", amd_only]
+    )
+    assert result.code == ExitCode.USAGE, result.stderr
+    assert "is not a base image" in result.stderr and "not a prefix" in result.stderr
+    assert result.stdout == ""
 
 
 # --- dive -----------------------------------------------------------------------------------------

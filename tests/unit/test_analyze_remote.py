@@ -1,20 +1,30 @@
 """The streaming pieces under ``analyze --from-registry``: the blob reader's digest and size
 checks (``tagger.registry.client.BlobReader``) and the layer inflater of
-``tagger.image.remote``, on in-memory streams."""
+``tagger.image.layers``, and the exit code of a corrupt layer read by
+``tagger.image.remote.RemoteImage``, on in-memory streams."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
+import json
 import os
+import tarfile
+from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
 from tagger.errors import ExitCode, ImageFormatError, RegistryError, UsageError
-from tagger.image.archive import _Gunzip
-from tagger.registry.client import BlobReader
+from tagger.image.analyze import analyze
+from tagger.image.layers import _Gunzip, opened
+from tagger.image.remote import RemoteImage
+from tagger.registry.client import BlobReader, Manifest, RegistryClient
+from tagger.registry.mediatypes import OCI_MANIFEST
 from tagger.registry.platform import Platform, pick
+from tagger.registry.reference import Reference
 
 
 def _digest(data: bytes) -> str:
@@ -144,3 +154,108 @@ def test_pick_without_a_platform_prefers_amd64_and_never_an_attestation() -> Non
 def test_parse_platform_refuses_junk(text: str) -> None:
     with pytest.raises(UsageError):
         Platform.parse(text)
+
+
+# --- where the bytes came from decides the exit code ------------------------------------------
+
+
+class _FakeRegistry:
+    """A registry client holding one image in memory: the real BlobReader checks what it
+    serves. ``served`` replaces a blob's bytes (a registry that sends other bytes)."""
+
+    host = "registry.test"
+
+    def __init__(self, layers: list[bytes], media_type: str, served: dict[str, bytes]) -> None:
+        self.blobs: dict[str, bytes] = {}
+        descriptors = []
+        for blob in layers:
+            digest = _digest(blob)
+            self.blobs[digest] = blob
+            descriptors.append({"mediaType": media_type, "digest": digest, "size": None})
+        config = json.dumps(
+            {"rootfs": {"type": "layers", "diff_ids": [_digest(b) for b in layers]}}
+        ).encode()
+        self.blobs[_digest(config)] = config
+        self.manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"digest": _digest(config), "size": len(config)},
+                "layers": descriptors,
+            }
+        ).encode()
+        self.served = served
+
+    def get_manifest(self, repository: str, ref: str) -> Manifest:
+        return Manifest(_digest(self.manifest), OCI_MANIFEST, self.manifest)
+
+    def get_blob(self, repository: str, digest: str) -> bytes:
+        return self.blobs[digest]
+
+    @contextlib.contextmanager
+    def open_blob(
+        self, repository: str, digest: str, *, size: int | None = None
+    ) -> Iterator[BlobReader]:
+        data = self.served.get(digest, self.blobs[digest])
+        reader = BlobReader(_Raw(data), digest, size, f"reading the blob {digest}")
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+
+def _tar(name: str, data: bytes) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+_LAYER = gzip.compress(_tar("data", os.urandom(200_000)))
+
+
+def _remote(
+    bad: bytes, *, media_type: str = GZIP_LAYER, served: bytes | None = None
+) -> RemoteImage:
+    good = gzip.compress(_tar("ok", b"fine"))
+    client = _FakeRegistry([good, bad], media_type, {_digest(bad): served} if served else {})
+    return RemoteImage(cast(RegistryClient, client), Reference.parse("registry.test/app:1"))
+
+
+@pytest.mark.parametrize(
+    ("blob", "served"),
+    [
+        pytest.param(b"\x1f\x8b\x08\x00" + b"junk" * 100, None, id="bad-gzip"),
+        pytest.param(_LAYER[: len(_LAYER) // 2], None, id="truncated"),
+        pytest.param(_LAYER, _LAYER[:-10] + b"0123456789", id="digest-mismatch"),
+        pytest.param(gzip.compress(b"not a tar at all " * 100), None, id="not-a-tar"),
+    ],
+)
+def test_a_corrupt_layer_from_a_registry_is_a_registry_error(
+    blob: bytes, served: bytes | None
+) -> None:
+    image = _remote(blob, served=served)
+    with pytest.raises(RegistryError) as err:
+        analyze(image)
+    assert err.value.exit_code == ExitCode.REGISTRY
+    assert "layer 1" in str(err.value) or "do not match" in str(err.value)
+
+
+def test_the_same_corrupt_layer_from_an_engine_save_stays_a_format_error() -> None:
+    # What a SavedImage's open_layer does with the bytes of an engine's `docker save`.
+    with (
+        pytest.raises(ImageFormatError) as err,
+        opened(io.BytesIO(_LAYER[:5000]), "layer 1") as plain,
+    ):
+        plain.read()
+    assert err.value.exit_code == ExitCode.USAGE
+
+
+def test_a_sound_remote_image_reads_and_a_zstd_one_is_unsupported_input() -> None:
+    assert analyze(_remote(_LAYER)).size == 4 + 200_000
+    with pytest.raises(ImageFormatError, match="zstd") as err:
+        _remote(_LAYER, media_type="application/vnd.oci.image.layer.v1.tar+zstd")
+    assert err.value.exit_code == ExitCode.USAGE

@@ -1,0 +1,293 @@
+"""Layer replay: the whiteout grammar and one application of layer headers onto a tree of
+paths, as the engine applies layers. Pure, no I/O: it sees tar headers only, never data.
+
+``analyze`` (what each layer wastes) and ``squash_plan`` (the one layer equal to many) both
+replay through :class:`Replay`; they differ only in what they note on the way (hooks) and
+in how strict they are about hard links to nothing (``analyze`` measures whatever it is
+given, ``squash`` must write a layer the engine can apply).
+
+The rules follow the engine (moby ``pkg/archive`` ``UnpackLayer``) and the OCI layer spec
+(https://github.com/opencontainers/image-spec/blob/main/layer.md):
+
+- names are normalised as ``filepath.Join(root, name)`` does (``./a``, ``/a``, ``a/`` and
+  ``b/../a`` mean ``a``); a name that climbs out of the root is refused, as the engine
+  refuses such a layer ("invalid path");
+- an entry at a path that exists replaces it, except a directory over a directory, which
+  merges (the new header wins, the children stay); so a file replaced by a directory, or a
+  directory by a file, removes the old one and its whole subtree; a missing parent is made
+  (0755, the engine's MkdirAll), and a non-directory in its way is removed;
+- ``.wh.NAME`` removes ``NAME`` and everything below it, ``.wh..wh..opq`` everything below
+  its directory, from the LOWER layers only: what the same layer writes stays, before or
+  after the marker ("whiteout files MUST only apply to resources in lower/parent layers");
+- a hard link names an inode, not a path: it shares its target's data, which stays alive
+  while any of its names does; the link header's metadata becomes the inode's (moby chmods,
+  chowns and chtimes the target after ``os.Link``). A hard link to a symlink, device or fifo
+  is that kind of entry again.
+
+Every walk is iterative: a layer may hold paths thousands of components deep.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from typing import Any
+
+from tagger.errors import ImageFormatError
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+
+# What a tar entry is to the replay (and what a node of the tree is: no LINK nodes).
+DIR, FILE, LINK, OTHER = 0, 1, 2, 3
+
+
+def kind_of(info: tarfile.TarInfo) -> int:
+    """The replay's kind of a tar header: DIR, LINK (a hard link), FILE or OTHER."""
+    if info.isdir():
+        return DIR
+    if info.islnk():
+        return LINK
+    if info.isreg():
+        return FILE
+    return OTHER
+
+
+def whiteout_name(name: str) -> str:
+    """The entry that hides ``name`` in a layer above.
+
+    >>> whiteout_name("etc"), whiteout_name("usr/lib/x.so")
+    ('.wh.etc', 'usr/lib/.wh.x.so')
+    """
+    head, slash, base = name.rpartition("/")
+    return f"{head}{slash}{WHITEOUT_PREFIX}{base}"
+
+
+def split_path(name: str) -> list[str]:
+    """A tar member name as path components below ``/``; climbing above ``/`` is bad input.
+
+    >>> split_path("./usr//lib/../bin/")
+    ['usr', 'bin']
+    >>> split_path("/etc/passwd"), split_path("."), split_path("./")
+    (['etc', 'passwd'], [], [])
+    >>> split_path("a/../../etc")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.ImageFormatError: a layer has an entry outside the root: 'a/../../etc'
+    """
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ImageFormatError(f"a layer has an entry outside the root: {name[:200]!r}")
+            parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+class Inode:
+    """A regular file's data, shared by its hard links and alive while one of its names is.
+
+    ``layer``: the layer whose entry holds the bytes (``data``: that entry's header, for its
+    data offset); ``header``: the last header that wrote or linked it (its metadata);
+    ``last``: the last layer that wrote or linked it."""
+
+    __slots__ = ("data", "header", "last", "layer", "links", "size")
+
+    def __init__(self, size: int, layer: int, header: Any) -> None:
+        self.size = size
+        self.layer = layer
+        self.last = layer
+        self.data = header
+        self.header = header
+        self.links = 1
+
+
+class Node:
+    """A path of the replayed tree. ``made``: the layer that created it (-1: the root);
+    ``layer``: the last layer whose entry wrote it (a directory made for a child counts as
+    written by that child's layer); ``header``: that entry's header (``None`` for a
+    directory nobody declared); ``opaque``: the last layer that made this directory opaque
+    (-1: none)."""
+
+    __slots__ = ("children", "header", "inode", "kind", "layer", "made", "opaque")
+
+    def __init__(self, kind: int, layer: int, header: Any = None, inode: Inode | None = None):
+        self.kind = kind
+        self.made = layer
+        self.layer = layer
+        self.header = header
+        self.inode = inode
+        self.opaque = -1
+        self.children: dict[str, Node] | None = {} if kind == DIR else None
+
+
+class Replay:
+    """Layers applied one entry at a time: set :attr:`current` to the layer's index, then
+    :meth:`apply` each of its headers in order.
+
+    ``strict``: a hard link to nothing or to a directory is an ImageFormatError (the engine
+    would fail to apply it); otherwise it becomes an entry without data. Subclasses note
+    what they need in :meth:`wrote` and :meth:`freed`.
+    """
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.root = Node(DIR, -1)
+        self.current = 0
+        self.strict = strict
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def wrote(self, path: str, node: Node, data: bool) -> None:
+        """A file (``data``: it brought its bytes) or hard link entry was written at
+        ``path`` (``/a/b``)."""
+
+    def freed(self, inode: Inode, path: str) -> None:
+        """``inode``'s last name, ``path``, left the tree: its data is gone."""
+
+    # -- entries -------------------------------------------------------------------------
+
+    def apply(
+        self, kind: int, name: str, size: int = 0, linkname: str = "", header: Any = None
+    ) -> None:
+        """Apply one entry of layer :attr:`current` (``header`` is kept on the node)."""
+        parts = split_path(name)
+        if not parts:
+            return  # the root directory's own header: its metadata is the engine's
+        base = parts[-1]
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(parts[:-1], base)
+            return
+        parent, parent_path = self._parent(parts)
+        children = parent.children
+        assert children is not None
+        path = parent_path + "/" + base
+        existing = children.get(base)
+        if kind == DIR:
+            if existing is not None and existing.kind == DIR:
+                existing.layer = self.current  # a directory over a directory merges
+                existing.header = header
+                return
+            if existing is not None:
+                self._remove_all(children, base, path)
+            children[base] = Node(DIR, self.current, header)
+            return
+        if kind == LINK:
+            # Look the target up before removing what is at the path (a link to itself).
+            target = self.lookup(split_path(linkname))
+            if self.strict and target is None:
+                raise ImageFormatError(
+                    f"layer {self.current} links {name!r} to {linkname!r}, which no "
+                    "layer below or before it has"
+                )
+            if self.strict and target is not None and target.kind == DIR:
+                raise ImageFormatError(f"layer {self.current} hard-links {name!r} to a directory")
+            inode = target.inode if target is not None and target.kind == FILE else None
+            if existing is not None:
+                self._remove_all(children, base, path)
+            if inode is not None and inode.links > 0:
+                inode.links += 1
+                inode.last = self.current
+                inode.header = header  # the link's metadata becomes the inode's
+                node = children[base] = Node(FILE, self.current, header, inode)
+            else:
+                # A link to a symlink, device or fifo is that entry again; to nothing (not
+                # strict), an entry without data.
+                clone = target.header if target is not None and target.kind == OTHER else header
+                node = children[base] = Node(OTHER, self.current, clone)
+            self.wrote(path, node, False)
+            return
+        if existing is not None:
+            self._remove_all(children, base, path)
+        if kind == FILE:
+            inode = Inode(size, self.current, header)
+            node = children[base] = Node(FILE, self.current, header, inode)
+            self.wrote(path, node, True)
+        else:  # symlinks, devices, fifos: no data
+            children[base] = Node(OTHER, self.current, header)
+
+    def _whiteout(self, dir_parts: list[str], base: str) -> None:
+        directory = self.lookup(dir_parts)
+        if directory is None or directory.children is None:
+            return  # whiting out what is not there (or below a file) removes nothing
+        dir_path = "".join("/" + p for p in dir_parts)
+        if base == OPAQUE_WHITEOUT:
+            directory.opaque = self.current
+            for name in list(directory.children):
+                self._remove_lower(directory.children, name, dir_path + "/" + name)
+            return
+        name = base[len(WHITEOUT_PREFIX) :]
+        if name in directory.children and name not in ("", ".", ".."):
+            self._remove_lower(directory.children, name, dir_path + "/" + name)
+
+    def _parent(self, parts: list[str]) -> tuple[Node, str]:
+        """The directory that holds ``parts``, made where missing; a non-directory in the
+        way is removed and replaced by a directory, as the engine's MkdirAll would need."""
+        node = self.root
+        path = ""
+        for name in parts[:-1]:
+            children = node.children
+            assert children is not None
+            path += "/" + name
+            child = children.get(name)
+            if child is None or child.kind != DIR:
+                if child is not None:
+                    self._remove_all(children, name, path)
+                child = Node(DIR, self.current)
+                children[name] = child
+            node = child
+        return node, path
+
+    def lookup(self, parts: list[str]) -> Node | None:
+        """The node at ``parts`` (the root for ``[]``), or ``None``."""
+        node: Node | None = self.root
+        for name in parts:
+            if node is None or node.children is None:
+                return None
+            node = node.children.get(name)
+        return node
+
+    # -- removals ------------------------------------------------------------------------
+
+    def _drop(self, node: Node, path: str) -> None:
+        inode = node.inode
+        if inode is None:
+            return
+        inode.links -= 1
+        if inode.links == 0:
+            self.freed(inode, path)
+
+    def _remove_all(self, children: dict[str, Node], name: str, path: str) -> None:
+        """Remove ``name`` and its whole subtree."""
+        stack = [(children.pop(name), path)]
+        while stack:
+            node, where = stack.pop()
+            if node.children:
+                stack.extend((child, f"{where}/{n}") for n, child in node.children.items())
+            else:
+                self._drop(node, where)
+
+    def _remove_lower(self, children: dict[str, Node], name: str, path: str) -> None:
+        """Remove ``name`` and what is below it, but keep what the current layer wrote
+        (and the directories that hold it): whiteouts only hide lower layers."""
+        # Post-order without recursion: (parent's children, name, path, expanded?).
+        stack: list[tuple[dict[str, Node], str, str, bool]] = [(children, name, path, False)]
+        while stack:
+            owner, key, where, expanded = stack.pop()
+            node = owner.get(key)
+            if node is None:
+                continue
+            if node.kind == DIR:
+                if node.children and not expanded:
+                    stack.append((owner, key, where, True))
+                    stack.extend(
+                        (node.children, n, f"{where}/{n}", False) for n in list(node.children)
+                    )
+                elif not node.children and node.layer != self.current:
+                    del owner[key]
+                # else: it holds (or is) what this layer wrote, so it stays
+            elif node.layer != self.current:
+                del owner[key]
+                self._drop(node, where)
