@@ -1,4 +1,4 @@
-"""Every exit code of docs/exit-codes.md's table, produced through the one mapping in tagger.cli.run."""
+"""Every exit code of docs/exit-codes.md, produced through the one mapping in tagger.cli.run."""
 
 from __future__ import annotations
 
