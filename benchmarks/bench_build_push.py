@@ -4,8 +4,8 @@
 What it measures: the wall-clock time of one complete ``imgtag build-push`` process (start-up,
 deriving the tag, the registry checks and the claim, the build through the engine API, the push
 and the verification) against the time of ``docker build -t REF . && docker push REF`` of the
-same context on the same engine and registry, in the same run. The set-up is the one in
-DESIGN.md ("Performance targets"): a ``FROM scratch`` image with Debian's static busybox and a
+same context on the same engine and registry, in the same run. The set-up is the one of
+benchmarks/README.md: a ``FROM scratch`` image with Debian's static busybox and a
 64 MB file of random bytes that is written anew before every command, so every build makes and
 every push uploads a new 64 MB layer (only the 2 MB busybox layer is cached). The contract's
 target is ``imgtag / (docker build + docker push)`` <= 1.15.
@@ -104,7 +104,7 @@ PHASES = (
     ("push", "push"),
     ("verify_exit", "verify, release claim, exit"),
 )
-# What imgtag puts on every image (DESIGN.md, build-push step 4); with --docker-labels the
+# What imgtag puts on every image (README.md, build-push step 4); with --docker-labels the
 # docker side gets the same keys, so the ratio leaves the classic builder's label steps out.
 OCI_LABEL_KEYS = ("created", "revision", "title", "version")
 
@@ -527,7 +527,7 @@ def print_report(doc: dict[str, Any]) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Time `imgtag build-push` against `docker build` + `docker push` of the "
-        "same 64 MB context (DESIGN.md, performance targets).",
+        "same 64 MB context (benchmarks/README.md).",
     )
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (default 7)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")

@@ -2,8 +2,8 @@
 """Benchmark ``imgtag next`` against setuptools-scm, dunamai and ``git describe``.
 
 What it measures: the wall-clock time of one complete, fresh process that derives a version
-from a large repository, i.e. what a CI job pays for each call. The set-up is the one in
-DESIGN.md ("Performance targets"): 20,000 linear commits carrying 10,000 version tags, HEAD
+from a large repository, i.e. what a CI job pays for each call. The set-up is the one of
+benchmarks/README.md: 20,000 linear commits carrying 10,000 version tags, HEAD
 three commits past the highest tag. The contract's target is ``imgtag next`` <= 1.0x
 ``python -m setuptools_scm`` in the same run.
 
@@ -480,7 +480,7 @@ def parse_only(values: Sequence[str] | None) -> tuple[list[str], set[str]]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Time `imgtag next` against setuptools-scm, dunamai and git describe "
-        "on a generated repository (DESIGN.md, performance targets).",
+        "on a generated repository (benchmarks/README.md).",
     )
     p.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")

@@ -12,7 +12,7 @@ its own) down to its 5 highest tags, as one complete process, in three ways in t
 - a sequential ``skopeo delete --tls-verify=false docker://REPO:TAG`` loop over the 995 tags,
   one process per tag, as a shell user would write it.
 
-The set-up is the one in DESIGN.md ("Performance targets"): three identical repositories, one
+The set-up is the one of benchmarks/README.md: three identical repositories, one
 per contender. Distribution 2.8 scans every tag of the repository on each delete by digest, so
 the registry's own cost dominates and falls as the tags go. The contract's targets are
 ``imgtag / minimal`` <= 1.25 and ``imgtag / skopeo`` <= 0.45.
@@ -84,8 +84,8 @@ from benchlib import BenchError, find_tool, log, started_bed
 
 THIS_SCRIPT = Path(__file__).resolve()
 
-# Distribution answers 404 for an OCI image unless the OCI types are accepted (DESIGN.md,
-# registry facts): every client here sends all four.
+# Distribution answers 404 for an OCI image unless the OCI types are accepted
+# (docs/registries.md): every client here sends all four.
 MANIFEST_ACCEPT = ", ".join(
     (
         "application/vnd.oci.image.index.v1+json",

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark ``imgtag squash`` against ``docker-squash``, and ``imgtag analyze`` against dive.
 
-What it measures, in the same run on the same engine and image (DESIGN.md, "Performance
-targets": squash time and size <= 1.0x docker-squash):
+What it measures, in the same run on the same engine and image (benchmarks/README.md's
+target: squash time and size <= 1.0x docker-squash):
 
 - ``imgtag squash IMAGE --from BASE --tag OUT`` against ``docker-squash -f BASE -t OUT
   IMAGE`` (docker-squash 1.2.2, which saves the image, extracts it to disk, writes the

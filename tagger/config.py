@@ -1,7 +1,7 @@
 """Configuration from ``.imgtag.toml`` or ``[tool.imgtag]`` in ``pyproject.toml``.
 
 Does I/O: reads one file at the repository root. Precedence is option > ``IMGTAG_*``
-environment variable > file > default (DESIGN.md, "Configuration"); the command line
+environment variable > file > default (``docs/configuration.md``); the command line
 layer hands in what options and variables gave (``None`` where neither did) and
 :meth:`Config.resolve` fills in the rest. Keys are the long option names with ``_``;
 an unknown key or a value of the wrong kind is a :class:`ConfigError` naming it.

@@ -2,7 +2,7 @@
 
 Every failure imgtag expects is an :class:`ImgtagError` subclass carrying its
 :class:`ExitCode`; the command layer raises them and ``tagger.cli.main`` turns them
-into one sentence on stderr and the exit code (DESIGN.md, "Exit codes"). No I/O here.
+into one sentence on stderr and the exit code (``docs/exit-codes.md``). No I/O here.
 
 Messages may quote things users typed or registries answered, so every text that
 leaves the process goes through :func:`redact` first: credentials never reach output.
@@ -15,7 +15,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """imgtag's exit codes, exactly as the table in DESIGN.md."""
+    """imgtag's exit codes, exactly as the table in ``docs/exit-codes.md``."""
 
     OK = 0
     POLICY = 1  # lint findings or analyze thresholds at or above the bar

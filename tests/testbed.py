@@ -78,7 +78,7 @@ MANIFEST_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 )
-#: The `Accept` header an existence check must send (see DESIGN.md, registry facts).
+#: The `Accept` header an existence check must send (see docs/registries.md).
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
 #: The token server of the ``token`` registry, run with this interpreter (stdlib only).

@@ -3,7 +3,7 @@
 Each command lives in its own module and imports what it needs inside its body, so
 that ``imgtag next`` never pays for the docker SDK or requests (hatch's lazy-import
 habit). :func:`main` is the one place where exceptions become exit codes and stderr
-text (DESIGN.md, "Exit codes"); everything printed there goes through ``redact``.
+text (``docs/exit-codes.md``); everything printed there goes through ``redact``.
 """
 
 from __future__ import annotations

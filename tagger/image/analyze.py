@@ -12,7 +12,7 @@ counts as an empty file (the engine would fail to apply it).
 Only tar headers are needed: a plain ``layer.tar`` inside a saved archive is walked with seeks
 over the file data; a compressed or remote layer is read through once, as it arrives.
 
-The figures (DESIGN.md, "imgtag analyze"):
+The figures (the README's ``imgtag analyze`` section):
 
 - ``size``: the bytes of regular files over all layers (what dive calls the image size);
 - ``wasted_bytes``: every stored copy of a file that does not reach the final file system,
@@ -105,7 +105,7 @@ class Analysis:
         return 100.0 * self.user_wasted_bytes / self.user_size if self.user_size else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON document of ``analyze --format json`` (keys fixed by DESIGN.md first)."""
+        """The JSON document of ``analyze --format json`` (the README's keys first)."""
         return {
             "image": self.image,
             "size": self.size,

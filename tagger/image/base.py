@@ -1,7 +1,7 @@
 """Which bottom layers of an image are its base image's, for squash and analyze.
 
 :func:`longest_shared_prefix` and :func:`layers_to_keep` are pure; :func:`choose_base` asks
-the engine (``tagger.engine``) about local images. The rules (DESIGN.md, squash):
+the engine (``tagger.engine``) about local images. The rules (README, ``imgtag squash``):
 
 1. ``--all``: no base, every layer is the image's own;
 2. ``--from N``: the top N layers are the image's own (docker-squash's ``-f N``);

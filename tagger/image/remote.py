@@ -1,10 +1,10 @@
 """An image read straight from a registry, as an :class:`~tagger.image.archive.ImageSource`.
 Does I/O (HTTP, through :class:`~tagger.registry.client.RegistryClient`).
 
-The manifest is fetched with every manifest media type in ``Accept`` (DESIGN.md, registry
-facts); an index (OCI index or Docker manifest list) is resolved to one platform by
-``tagger.registry.platform.pick``. The config is a verified blob; each layer is a
-blob streamed when :meth:`RemoteImage.open_layer` is entered, decompressed on the fly
+The manifest is fetched with every manifest media type in ``Accept``
+(``docs/registries.md``); an index (OCI index or Docker manifest list) is resolved to one
+platform by ``tagger.registry.platform.pick``. The config is a verified blob; each layer is
+a blob streamed when :meth:`RemoteImage.open_layer` is entered, decompressed on the fly
 (:mod:`tagger.image.layers`), its digest checked as it arrives
 (https://github.com/opencontainers/image-spec/blob/main/manifest.md).
 No engine is needed and nothing is written to disk.

@@ -10,7 +10,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tagger.lint.parser import Dockerfile
 
-HELP_BASE = "https://github.com/imgtag-release/imgtag/blob/main/docs/lint.md#"
+#: The project's repository as a browser shows it. SARIF's ``helpUri`` must be an absolute
+#: URI (the schema's format is ``uri``, not ``uri-reference``), so rule pages are named by
+#: their address there: ``docs/lint/<ID>.md`` on the main branch.
+REPOSITORY_URL = "https://github.com/imgtag-release/imgtag"
+DOCS_URL = REPOSITORY_URL + "/blob/main/"
+#: The rule pages' folder in the repository, and its index.
+RULE_DOCS = "docs/lint"
+RULE_INDEX = RULE_DOCS + "/README.md"
+
+
+def rule_doc(rule_id: str) -> str:
+    """The repository path of a rule's page.
+
+    >>> rule_doc("IMG001")
+    'docs/lint/IMG001.md'
+    """
+    return f"{RULE_DOCS}/{rule_id.upper()}.md"
 
 
 class Severity(enum.Enum):
@@ -67,7 +83,7 @@ class Finding:
     fix: str
 
     def as_dict(self) -> dict[str, object]:
-        """The json format's object, keys in DESIGN.md's order."""
+        """The json format's object, keys in the documented order (``docs/lint/README.md``)."""
         return {
             "rule": self.rule,
             "severity": self.severity.value,
@@ -94,4 +110,9 @@ class Rule:
 
     @property
     def help_uri(self) -> str:
-        return HELP_BASE + self.id.lower()
+        """The address of the rule's page (``docs/lint/<ID>.md``), for SARIF's ``helpUri``.
+
+        >>> Rule("IMG001", Severity.ERROR, "", "", lambda df: ()).help_uri
+        'https://github.com/imgtag-release/imgtag/blob/main/docs/lint/IMG001.md'
+        """
+        return DOCS_URL + rule_doc(self.id)

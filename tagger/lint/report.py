@@ -12,7 +12,7 @@ import json
 from pathlib import PurePosixPath
 
 from tagger.lint import LintReport
-from tagger.lint.findings import HELP_BASE, Finding, Severity
+from tagger.lint.findings import DOCS_URL, RULE_INDEX, Finding, Severity
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 _GITLAB_SEVERITY = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info"}
@@ -101,7 +101,7 @@ def render_sarif(report: LintReport, version: str) -> str:
                     "driver": {
                         "name": "imgtag",
                         "version": version,
-                        "informationUri": HELP_BASE.partition("#")[0],
+                        "informationUri": DOCS_URL + RULE_INDEX,
                         "rules": rules,
                     }
                 },

@@ -13,8 +13,8 @@ Everything else (``${{ github.x }}``, ``$CI_*``, ``$(params.x)``, ``<< pipeline.
 on marked lines, and the raw file works when copied by hand.
 
 The templates live in ``ci-templates/`` of the source tree (the single source) and are
-shipped inside the package as ``tagger/ci_templates/`` (see ``.ci-notes.md``); both
-places are looked up, the packaged one first.
+shipped inside the package as ``tagger/ci_templates/`` (``docs/architecture.md``,
+"Packaging the CI templates"); both places are looked up, the packaged one first.
 """
 
 from __future__ import annotations

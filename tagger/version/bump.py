@@ -183,7 +183,7 @@ class Derivation:
         return self.commit[:7]
 
     def as_dict(self) -> dict[str, object]:
-        """The JSON document of ``imgtag next --format json`` (keys fixed by DESIGN.md)."""
+        """The JSON document of ``imgtag next --format json`` (keys as the README lists them)."""
         v = self.image_version
         return {
             "tag": self.tag,

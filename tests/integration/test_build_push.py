@@ -1,6 +1,6 @@
 """``imgtag build-push`` against the real bed: dockerd and Distribution registries.
 
-DESIGN.md, "imgtag build-push", "Registry facts", "Exit codes". Every test asserts what a
+README.md, "imgtag build-push"; docs/registries.md; docs/exit-codes.md. Every test asserts what a
 user sees (exit code, the JSON on stdout, one ``imgtag: error:`` sentence on stderr without
 a traceback) and then the REGISTRY's state, read independently with ``requests`` and all
 four manifest media types in ``Accept`` (never through imgtag's own client).

@@ -1,6 +1,6 @@
 """The GitLab pipeline of ``imgtag ci gitlab``, run end to end by gitlab-ci-local.
 
-DESIGN.md, "imgtag ci PROVIDER". A temporary git repository holds a tiny app (``FROM
+README.md, "imgtag ci PROVIDER". A temporary git repository holds a tiny app (``FROM
 scratch`` + Debian's busybox, ``tests/appfixture.py``) tagged ``v1.2.3`` and the
 ``.gitlab-ci.yml`` that ``imgtag ci gitlab --image REGISTRY/PATH --install WHEEL`` printed.
 gitlab-ci-local runs its lint and build jobs with the shell executor against the test
@@ -316,7 +316,8 @@ def test_the_gitlab_pipeline_lints_builds_pushes_and_refuses_a_retry(
 
 def test_the_wheel_carries_every_template_and_renders_from_it(wheel: Path, tmp_path: Path) -> None:
     """``imgtag ci`` from an installed package, far from any checkout: the templates travel
-    in the wheel as ``tagger/ci_templates/`` (pyproject: see .ci-notes.md)."""
+    in the wheel as ``tagger/ci_templates/`` (docs/architecture.md, "Packaging the CI
+    templates")."""
     from tagger.pipelines.render import PROVIDERS, read_template
 
     with zipfile.ZipFile(wheel) as whl:

@@ -1,4 +1,4 @@
-"""``imgtag next`` against real git repositories built in ``tmp_path`` (DESIGN.md, "imgtag next").
+"""``imgtag next`` against real git repositories built in ``tmp_path`` (docs/tag-grammar.md).
 
 Every repository is made by the git CLI (``tests/gitfixture.py``) with fixed identities and
 dates; every test asserts what a user sees: the exit code, the exact stdout, and for errors

@@ -1,6 +1,6 @@
 """``imgtag ci PROVIDER`` as a user runs it: exit codes, stdout, stderr, ``--output``.
 
-DESIGN.md, "imgtag ci PROVIDER" and "Exit codes". Runs ``tagger.cli.main`` in-process
+README.md, "imgtag ci PROVIDER", and docs/exit-codes.md. Runs ``tagger.cli.main`` in-process
 (``tests/clirun.py``); the pipelines' content is tested in ``test_ci_templates.py``.
 """
 

@@ -1,6 +1,6 @@
 """The pipelines of ci-templates/ and their rendering (``tagger.pipelines.render``).
 
-DESIGN.md, "imgtag ci PROVIDER". Every template, raw and rendered, is valid for its CI:
+README.md, "imgtag ci PROVIDER". Every template, raw and rendered, is valid for its CI:
 against the CI's own schema where check-jsonschema vendors one (GitHub, GitLab, CircleCI,
 Azure, Bitbucket; no network), else structurally (Jenkins' declarative blocks, Tekton's
 and Kubernetes' kinds and wiring). Each is wired as the contract asks (full-history

@@ -1,4 +1,4 @@
-"""The pure prune planner, ``tagger.prune.plan``: every rule of DESIGN.md "imgtag prune",
+"""The pure prune planner, ``tagger.prune.plan``: every rule of docs/prune.md,
 each with cases it must catch and cases it must leave alone, then invariants over a few
 hundred random repositories (seeded ``random``: the same cases on every run).
 
