@@ -1,8 +1,9 @@
 """The Docker engine: build, tag and push through the docker SDK. Does I/O.
 
 The only module that imports ``docker``, and only when an :class:`Engine` is first
-used: the SDK contacts the engine as soon as a client is created, and importing it
-costs ~0.2 s, which ``imgtag next`` must never pay.
+used: the SDK contacts the engine as soon as a client is created, and importing it takes
+a noticeable part of a second, which ``imgtag next`` must never pay (figures in
+``benchmarks/README.md``, "Measurements behind design choices").
 
 The engine is found as the docker CLI finds it: ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``
 and ``DOCKER_CERT_PATH``), else the current docker context. ``push()`` in the SDK does
@@ -284,8 +285,8 @@ def dockerfile_with_labels(
     """The Dockerfile plus one ``LABEL`` line, in a temporary file outside the context.
 
     The classic builder turns the API's ``labels`` into one build step per label, each a
-    container created, committed and removed (moby's ``buildLabelOptions``): four labels
-    cost ~0.6 s against ~0.2 s for one LABEL line here. Falls back (``None``) where
+    container created, committed and removed (moby's ``buildLabelOptions``), where one
+    LABEL line is one step whatever the number of labels. Falls back (``None``) where
     appending is not obviously right: a ``--target`` stage (the label belongs to it, not
     to the last stage), a file ending in a line continuation, an unreadable file.
     """
