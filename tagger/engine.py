@@ -1,12 +1,16 @@
 """The Docker engine: build, tag and push through the docker SDK. Does I/O.
 
 The only module that imports ``docker``, and only when an :class:`Engine` is first
-used: the SDK contacts the engine as soon as a client is created, and importing it
-costs ~0.2 s, which ``imgtag next`` must never pay.
+used: the SDK contacts the engine as soon as a client is created, and importing it takes
+a noticeable part of a second, which ``imgtag next`` must never pay (figures in
+``benchmarks/README.md``, "Measurements behind design choices").
 
 The engine is found as the docker CLI finds it: ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``
 and ``DOCKER_CERT_PATH``), else the current docker context. ``push()`` in the SDK does
 not raise when the push fails: every stream line is checked for ``error``/``errorDetail``.
+Every call to the engine runs inside :func:`_engine_errors`, so whatever the SDK or the
+HTTP stack under it raises is an :class:`EngineError` (exit 6), or an
+:class:`ImageNotFoundError` (exit 2) where a missing image is the user's mistake.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -86,56 +90,46 @@ class Engine:
         progress: Progress = stderr_progress,
     ) -> BuildResult:
         """Build ``context`` and tag the result ``tag``; stream the build log to ``progress``."""
-        import docker
-
         image_id = ""
         labelled = dockerfile_with_labels(context, dockerfile, target, labels)
         try:
-            stream = self.api.build(
-                path=context,
-                dockerfile=labelled.path if labelled else dockerfile,
-                tag=tag,
-                buildargs=dict(buildargs),
-                target=target,
-                labels=None if labelled else dict(labels),
-                rm=True,
-                forcerm=True,
-                decode=True,
-            )
-            for chunk in stream:
-                if not isinstance(chunk, dict):
-                    continue
-                if "error" in chunk or "errorDetail" in chunk:
-                    raise EngineError(f"the build failed: {_stream_error(chunk)}")
-                if text := chunk.get("stream"):
-                    progress(str(text))
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
-                    image_id = aux["ID"]
-        except docker.errors.APIError as exc:
-            raise EngineError(f"the build failed: {_short(exc)}") from None
-        except (docker.errors.DockerException, OSError) as exc:
-            raise EngineError(f"the build failed: {_short(exc)}") from None
+            with _engine_errors("the build failed", also=(OSError,)):
+                stream = self.api.build(
+                    path=context,
+                    dockerfile=labelled.path if labelled else dockerfile,
+                    tag=tag,
+                    buildargs=dict(buildargs),
+                    target=target,
+                    labels=None if labelled else dict(labels),
+                    rm=True,
+                    forcerm=True,
+                    decode=True,
+                )
+                for chunk in stream:
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk or "errorDetail" in chunk:
+                        raise EngineError(f"the build failed: {_stream_error(chunk)}")
+                    if text := chunk.get("stream"):
+                        progress(str(text))
+                    aux = chunk.get("aux")
+                    if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+                        image_id = aux["ID"]
         finally:
             if labelled:
                 labelled.remove()
         if not image_id:
-            image_id = str(self.api.inspect_image(tag)["Id"])
+            with _engine_errors(f"cannot inspect {tag}, the image just built"):
+                image_id = str(self.api.inspect_image(tag)["Id"])
         return BuildResult(image_id)
 
     def tag(self, image: str, repository: str, tag: str) -> None:
-        import docker
-
-        try:
+        with _engine_errors(f"cannot tag {image} as {repository}:{tag}"):
             self.api.tag(image, repository, tag, force=True)
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"cannot tag {image} as {repository}:{tag}: {_short(exc)}") from None
 
     def untag(self, name: str) -> None:
         """Remove one name of an image (the image stays while another name has it)."""
-        import docker
-
-        with contextlib.suppress(docker.errors.DockerException):
+        with contextlib.suppress(EngineError), _engine_errors(f"cannot untag {name}"):
             self.api.remove_image(name, noprune=True)
 
     def push(
@@ -150,11 +144,9 @@ class Engine:
         Every stream line is checked: the SDK reports a failed push as a line with
         ``errorDetail`` and no exception.
         """
-        import docker
-
         digest = ""
         last_status: dict[str, str] = {}
-        try:
+        with _engine_errors(f"the push of {repository}:{tag} failed"):
             stream: Iterable[Any] = self.api.push(
                 repository,
                 tag=tag,
@@ -180,8 +172,6 @@ class Engine:
                 if status and last_status.get(layer) != status:
                     last_status[layer] = status
                     progress(f"{layer}: {status}" if layer else status)
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"the push of {repository}:{tag} failed: {_short(exc)}") from None
         if not digest:
             raise EngineError(f"the push of {repository}:{tag} reported no digest")
         return digest
@@ -193,38 +183,21 @@ class Engine:
 
         A name the engine does not know is bad input (exit 2), not an engine failure.
         """
-        import docker
-
-        try:
+        with _engine_errors(f"cannot inspect {image}", missing=image):
             doc = self.api.inspect_image(image)
-        except docker.errors.ImageNotFound:
-            raise ImageNotFoundError(
-                f"the Docker engine has no image {image!r}: check the name, or build or "
-                "pull it first"
-            ) from None
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"cannot inspect {image}: {_short(exc)}") from None
         return dict(doc)
 
     def images(self) -> list[dict[str, Any]]:
         """Every tagged or dangling top-level image the engine has (``docker images``)."""
-        import docker
-
-        try:
+        with _engine_errors("cannot list the engine's images"):
             return [dict(image) for image in self.api.images()]
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"cannot list the engine's images: {_short(exc)}") from None
 
     def save(self, image: str, dest: BinaryIO, chunk_size: int = 1 << 20) -> None:
         """Write ``docker save IMAGE`` (a tar) to ``dest``, streaming."""
-        import docker
-
         self.inspect_image(image)  # a clear exit 2 for a missing image, before streaming
-        try:
+        with _engine_errors(f"cannot save {image} from the engine", missing=image):
             for chunk in self.api.get_image(image, chunk_size=chunk_size):
                 dest.write(chunk)
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"cannot save {image} from the engine: {_short(exc)}") from None
 
     def load(self, archive: BinaryIO) -> list[str]:
         """``docker load`` the tar in ``archive``; return what the engine reported loading
@@ -232,10 +205,8 @@ class Engine:
 
         The SDK reports a failed load as a stream line with ``errorDetail``, like push.
         """
-        import docker
-
         loaded: list[str] = []
-        try:
+        with _engine_errors("the engine could not load the image"):
             for line in self.api.load_image(archive, quiet=True):
                 if not isinstance(line, dict):
                     continue
@@ -245,9 +216,39 @@ class Engine:
                 for prefix in ("Loaded image ID: ", "Loaded image: "):
                     if text.startswith(prefix):
                         loaded.append(text[len(prefix) :])
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"the engine could not load the image: {_short(exc)}") from None
         return loaded
+
+
+@contextlib.contextmanager
+def _engine_errors(
+    doing: str, *, missing: str | None = None, also: tuple[type[Exception], ...] = ()
+) -> Iterator[None]:
+    """Run one engine call: what the docker SDK raises (``APIError`` and the rest of
+    ``DockerException``), and what the HTTP stack under it raises when the engine goes
+    away or stalls (requests' errors on a call, urllib3's while a stream is read), becomes
+    an :class:`EngineError` starting with ``doing``. With ``missing``, an engine that does
+    not know that image is the user's mistake instead (:class:`ImageNotFoundError`).
+    ``also`` names more exception types that mean the call failed (a build's context that
+    cannot be read)."""
+    import docker
+    import requests
+    import urllib3
+
+    try:
+        yield
+    except docker.errors.ImageNotFound as exc:
+        if missing is None:
+            raise EngineError(f"{doing}: {_short(exc)}") from None
+        raise ImageNotFoundError(
+            f"the Docker engine has no image {missing!r}: check the name, or build or pull it first"
+        ) from None
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        *also,
+    ) as exc:
+        raise EngineError(f"{doing}: {_short(exc)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +285,8 @@ def dockerfile_with_labels(
     """The Dockerfile plus one ``LABEL`` line, in a temporary file outside the context.
 
     The classic builder turns the API's ``labels`` into one build step per label, each a
-    container created, committed and removed (moby's ``buildLabelOptions``): four labels
-    cost ~0.6 s against ~0.2 s for one LABEL line here. Falls back (``None``) where
+    container created, committed and removed (moby's ``buildLabelOptions``), where one
+    LABEL line is one step whatever the number of labels. Falls back (``None``) where
     appending is not obviously right: a ``--target`` stage (the label belongs to it, not
     to the last stage), a file ending in a line continuation, an unreadable file.
     """

@@ -10,8 +10,8 @@ other run exits 3. The claim is deleted by its own unique digest afterwards (nev
 touching another tag). On a registry that cannot delete (Distribution
 without ``storage.delete.enabled``, Docker Hub, ...) claims would pile up, so there
 imgtag falls back to re-checking right before the push and re-verifying after a settle
-time as long as the push itself took. Either way, step 6 verifies the tag holds the
-digest just pushed, else exit 3 "overwrite detected".
+time as long as the push itself took. Either way, step 7 (verify) checks the tag holds
+the digest just pushed, else exit 3 "overwrite detected".
 """
 
 from __future__ import annotations
@@ -235,11 +235,12 @@ class Publisher:
         if o.dry_run:
             self.log(f"dry run: would build and push {ref}:{d.tag}")
             return result
+        # 4. claim (None where the registry cannot delete: see the module docstring).
         claim = self._claim(d.tag)
         claimed_at = time.monotonic()
         local = f"{ref.registry}/{ref.repository}"
         try:
-            # 4. build with the OCI labels (the user's --label wins on purpose).
+            # 5. build with the OCI labels (the user's --label wins on purpose), squash.
             labels = {
                 **oci_labels(d, ref, public_url(self._remote_url()), self.now()),
                 **extra_labels,
@@ -269,12 +270,12 @@ class Publisher:
                     f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
                     "run published it; nothing was pushed"
                 )
-            # 5. push, with progress; errors inside the stream are errors.
+            # 6. push, with progress; errors inside the stream are errors.
             started = time.monotonic()
             digest = self._push(local, d.tag, built.image_id)
             self.engine.untag(f"{local}:{build_name}")
             pushed_for = time.monotonic() - started
-            # 6. verify: the tag holds what we pushed, else someone overwrote it.
+            # 7. verify: the tag holds what we pushed, else someone overwrote it.
             self._verify(d.tag, digest)
             if claim is None:
                 # No claim: a contender may still be pushing. Give it as long as we took.
@@ -284,7 +285,7 @@ class Publisher:
             if claim is not None:
                 self._release(claim)
         result.digest, result.pushed = digest, True
-        # 7. aliases, only now.
+        # 8. aliases, only now.
         result.aliases = self._move_aliases(version, digest)
         return result
 
@@ -497,8 +498,8 @@ def publish(
 ) -> BuildPushResult:
     """Build the real collaborators (registry client, engine) and run the publisher."""
     if not options.dry_run:
-        # The docker SDK takes ~0.2-0.3 s to import; git, the existence check and the claim
-        # mostly wait on I/O, so let the import run beside them instead of after them.
+        # The docker SDK is slow to import (benchmarks/README.md); git, the existence check
+        # and the claim mostly wait on I/O, so let the import run beside them, not after.
         import threading
 
         threading.Thread(target=_preload_docker, name="imgtag-preload", daemon=True).start()

@@ -7,10 +7,10 @@ the engine (``tagger.engine``) about local images. The rules (README, ``imgtag s
 2. ``--from N``: the top N layers are the image's own (docker-squash's ``-f N``);
 3. ``--from IMAGE``: that image's layers, which must be a prefix of this image's;
 4. the FROM image, when the caller knows it (build-push reads it from the Dockerfile) and
-   the engine has it;
+   the engine has it; a known ``FROM scratch`` means no base, every layer is its own;
 5. else the longest layer prefix this image shares with another local image (shorter
    than the image itself: an image that shares *all* its layers is a tag of it, not a base);
-6. else none: an image ``FROM scratch`` is all its own.
+6. else none: no local image shares its bottom layers.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def from_engine(
         base_layers, note = choice.layers, choice.source
     # A save lists its layers before the manifest that orders them, and seeking over file
     # data in a file beats reading it from a pipe (tarfile's stream mode copies every byte
-    # several times: 0.9 s against 5 ms for 200 MiB here); the file is page cache mostly.
+    # several times; figures in benchmarks/README.md); the file is page cache mostly.
     with tempfile.TemporaryDirectory(prefix="imgtag-analyze-") as tmp:
         path = os.path.join(tmp, "image.tar")
         progress(f"saving {image} from the engine")

@@ -30,7 +30,7 @@ from tagger.errors import UsageError
 
 # BuildKit refuses a line over 64 KiB; a whole file this big is no Dockerfile.
 # Real Dockerfiles are a few KB; the cap bounds the work an untrusted file can cause
-# (linting runs at ~25k simple commands a second).
+# (linting is linear in the text: benchmarks/README.md has its rate).
 MAX_BYTES = 1024 * 1024
 
 # https://docs.docker.com/reference/dockerfile/#overview (MAINTAINER is deprecated, still valid)
@@ -237,7 +237,7 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
     text = text.removeprefix("\ufeff")  # BuildKit skips a UTF-8 byte order mark
     escape, syntax = _directives(text)
 
-    # The BuildKit parser (~2 ms to import); it ships no type information.
+    # The BuildKit parser (cheap to import, yet only lint needs it); no type information.
     import dockerfile as gofile  # type: ignore[import-not-found,unused-ignore]
 
     try:

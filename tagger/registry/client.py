@@ -347,8 +347,8 @@ class BlobReader(io.RawIOBase):
         self._doing = doing
         self._read = 0
         self._done = False
-        # sha256 runs at ~250 MB/s on a small CI machine, as slow as inflating the layer:
-        # hashing in a thread of its own (hashlib releases the GIL) hides it on two cores.
+        # sha256 is about as slow as inflating the layer (benchmarks/README.md): hashing in
+        # a thread of its own (hashlib releases the GIL) hides it on two cores.
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
         self._hasher = threading.Thread(target=self._hash_all, name="imgtag-digest", daemon=True)
         self._hasher.start()

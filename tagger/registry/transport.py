@@ -208,7 +208,8 @@ class Transport:
     """Requests to one registry host, authenticated and retried.
 
     ``credentials`` is called at most once, on the first challenge: anonymous registries
-    never make imgtag run a credential helper.
+    never make imgtag run a credential helper. Retries wait with ``sleep``; cached tokens
+    expire by ``clock`` (monotonic seconds); tests pass fakes of both.
     """
 
     def __init__(
@@ -222,6 +223,7 @@ class Transport:
         timeout: float = 60.0,
         pool_size: int = 16,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self._get_credentials = credentials or (lambda: None)
@@ -231,6 +233,7 @@ class Transport:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self._sleep = sleep
+        self._clock = clock  # token expiry is measured on it (tests pass a fake one)
         self._scheme: str | None = None
         self._challenge: Challenge | None = None
         self._tokens: dict[str, _Token] = {}
@@ -336,7 +339,7 @@ class Transport:
         with self._lock:
             cached = self._tokens.get(scope)
             # A token within 5 s of its end is as good as expired: the request would race it.
-            if cached is not None and not refresh and cached.expires_at - 5 > time.monotonic():
+            if cached is not None and not refresh and cached.expires_at - 5 > self._clock():
                 return cached.value
         token = self._fetch_token(scope, creds)
         with self._lock:
@@ -392,7 +395,7 @@ class Transport:
         register_secret(value)
         self.token_fetches += 1
         # Spec: at least 60 s when expires_in is missing; trust a shorter one if given.
-        return _Token(value, time.monotonic() + max(1.0, expires_in))
+        return _Token(value, self._clock() + max(1.0, expires_in))
 
     def _learn_challenge(self, resp: requests.Response) -> bool:
         challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))

@@ -1,15 +1,19 @@
 """The git facts a version is derived from. Does I/O: runs ``git`` through ``tagger.proc``.
 
 This is the only module that talks to git. It calls the git CLI rather than GitPython:
-importing GitPython alone costs more here (about 155 to 200 ms) than setuptools-scm's whole run
-of ``imgtag next``'s benchmark, and one ``git`` process per question is what keeps
-``imgtag next`` at a few git calls on a 10,000-tag repository:
+importing GitPython alone costs more than setuptools-scm's whole run in ``imgtag next``'s
+benchmark (figures in ``benchmarks/README.md``, "Measurements behind design choices"),
+and one ``git`` process per question keeps ``imgtag next`` at a few git calls on a
+10,000-tag repository:
 
 1. ``rev-parse``: work tree, shallow or not, HEAD;
 2. ``show-ref``: every tag with the commit it points at;
 3. ``rev-list --left-right --count``: is the highest tag an ancestor, and how far back;
-   only when it is not, one ``for-each-ref --merged HEAD`` finds the reachable ones;
-4. ``status``: dirty or not; and ``log`` only for ``--bump auto``.
+   only when it is not, one ``for-each-ref --merged HEAD`` finds the reachable ones; in a
+   shallow clone, ``ls-remote --tags`` asks the remote for a higher tag beyond the cut;
+4. ``rev-list --count`` only when no version tag is reachable (the distance from the
+   root), and ``log`` only for ``--bump auto``;
+5. ``status``: dirty or not.
 """
 
 from __future__ import annotations
@@ -81,8 +85,8 @@ class GitRepo:
         """Every tag name with the commit it points at (annotated tags peeled).
 
         ``show-ref -d`` reads the peeled values git keeps in ``packed-refs``; a
-        ``for-each-ref`` format with ``%(*objectname)`` opens every tag object instead
-        (24 ms against 165 ms for 10,000 tags here).
+        ``for-each-ref`` format with ``%(*objectname)`` opens every tag object instead,
+        several times slower on many tags (``benchmarks/README.md``).
         """
         res = _git(self._runner, self.root, "show-ref", "--tags", "-d")
         if res.returncode == 1 and not res.stdout:

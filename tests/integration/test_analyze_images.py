@@ -3,8 +3,9 @@ the engine and from the plain registry (Docker and OCI manifests), against hand-
 figures and against dive.
 
 Every image writes files of known sizes with Debian's static busybox (``dd bs=1000`` or
-``bs=1048576``), so each expected figure is arithmetic on the sizes written, plus the size
-of the busybox binary itself (layer 0, ``COPY busybox /busybox``).
+``bs=1048576``), or copies files of known sizes from the build context, so each expected
+figure is arithmetic on the sizes written, plus the size of the busybox binary itself
+(layer 0, ``COPY busybox /busybox``).
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ IMAGES: dict[str, str] = {
     # case of their own, see test_identical_layers_saved_as_a_symlink).
     "twice": _sh(_dd("/twice", 4, MIB))
     + _sh(_dd("/twice", 4, MIB, "conv=notrunc").replace("/dev/zero", "/dev/urandom")),
-    # The same 4 MiB written twice with the same bytes: two identical layers.
-    "identical": _sh(_dd("/same", 4, MIB)) + _sh(_dd("/same", 4, MIB, "conv=notrunc")),
+    # Two byte-identical layers (1 and 3), whatever the clock: see IDENTICAL_FILES.
+    "identical": "COPY same /same\nCOPY other /same\nCOPY same /same\n",
     # A directory deleted and made again in one layer (overlay2: an opaque directory), a file
     # replaced by a directory, a directory replaced by a file, and a hard link that keeps
     # the data of a deleted name alive.
@@ -94,10 +95,21 @@ IMAGES: dict[str, str] = {
     ),
 }
 
+# Context files of the "identical" image: 4 MiB of zeros each, with fixed whole-second mtimes.
+# A layer is a tar whose headers carry the mtime (whole seconds), so a RUN that writes a file
+# gives byte-identical layers only when both RUNs happen within the same second; a COPY keeps
+# the context file's mtime, so copying `same` twice gives the same tar every time. `other`
+# sits in between because vfs (the bed's fallback driver) finds a layer's changes by
+# comparing stat data: copying `same` over an identical `same` would be an empty layer there.
+IDENTICAL_FILES = {"same": 1_000_000_000, "other": 1_000_000_001}
+
 
 def _build(client: docker.DockerClient, tag: str, body: str, base: str = "scratch") -> str:
     with tempfile.TemporaryDirectory(prefix="itb-analyze-") as ctx:
         shutil.copy2(tb.BUSYBOX, Path(ctx) / "busybox")
+        for name, mtime in IDENTICAL_FILES.items():
+            (Path(ctx) / name).write_bytes(bytes(4 * MIB))
+            os.utime(Path(ctx) / name, (mtime, mtime))
         head = "COPY busybox /busybox\n" if base == "scratch" else ""
         (Path(ctx) / "Dockerfile").write_text(f"FROM {base}\n{head}{body}")
         image, _logs = client.images.build(path=ctx, tag=tag, rm=True, forcerm=True)
@@ -169,12 +181,46 @@ def test_a_file_written_twice_wastes_one_copy(
 
 
 def test_identical_layers_saved_as_a_symlink(
-    images: dict[str, str], engine_env: dict[str, str]
+    images: dict[str, str], engine_env: dict[str, str], engine: tb.Engine
 ) -> None:
-    # docker save writes a layer equal to an earlier one as a symlink to its layer.tar.
+    # docker save writes a layer equal to an earlier one as a symlink to that layer's
+    # layer.tar (moby's tarexport keeps one path per diff ID), and analyze follows it.
+    assert _saved_as_symlink(images["identical"], engine) == [False, False, False, True]
     doc = _json([images["identical"], "--base", "1"], engine_env)
-    assert doc["layers"][1]["digest"] == doc["layers"][2]["digest"]
-    assert doc["wasted_bytes"] == 4 * MIB
+    assert doc["layers"][1]["digest"] == doc["layers"][3]["digest"]
+    assert doc["layers"][2]["digest"] != doc["layers"][1]["digest"]
+    assert [layer["size"] for layer in doc["layers"]] == [BUSYBOX_SIZE] + [4 * MIB] * 3
+    # /same written three times: two copies wasted.
+    assert doc["wasted_bytes"] == 8 * MIB
+    assert doc["worst"] == [
+        {"path": "/same", "wasted_bytes": 8 * MIB, "layers": [1, 2, 3], "removed_in": [2, 3]}
+    ]
+
+
+def _saved_as_symlink(image: str, engine: tb.Engine) -> list[bool]:
+    """For each layer of ``docker save IMAGE``, in order: is its layer.tar a symlink?"""
+    import tarfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _save(image, engine, Path(tmp))
+        with tarfile.open(path) as tar:
+            manifest_file = tar.extractfile("manifest.json")
+            assert manifest_file is not None
+            layers = json.load(manifest_file)[0]["Layers"]
+            return [tar.getmember(name).issym() for name in layers]
+
+
+def _save(image: str, engine: tb.Engine, directory: Path) -> Path:
+    """``docker save IMAGE`` into ``directory``; the archive's path."""
+    import docker
+
+    client = docker.DockerClient(base_url=engine.host, timeout=120)
+    path = directory / "i.tar"
+    with path.open("wb") as fh:
+        for chunk in client.images.get(image).save():
+            fh.write(chunk)
+    client.close()
+    return path
 
 
 def test_opaque_directories_type_changes_and_hard_links(
@@ -196,15 +242,8 @@ def test_opaque_directories_type_changes_and_hard_links(
 def _layer_names(image: str, engine: tb.Engine, index: int) -> bytes:
     import tarfile
 
-    import docker
-
-    client = docker.DockerClient(base_url=engine.host, timeout=120)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "i.tar"
-        with path.open("wb") as fh:
-            for chunk in client.images.get(image).save():
-                fh.write(chunk)
-        client.close()
+        path = _save(image, engine, Path(tmp))
         with SavedImage(str(path)) as saved, saved.open_layer(index) as stream:
             return b"\n".join(m.name.encode() for m in tarfile.open(fileobj=stream, mode="r|"))
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -35,13 +36,26 @@ def client_for(
     ca_file: str | None = None,
     retry: RetryPolicy = FAST,
     sleeps: list[float] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RegistryClient:
     def sleep(seconds: float) -> None:
         if sleeps is not None:
             sleeps.append(seconds)
         time.sleep(min(seconds, 0.05))
 
-    return RegistryClient(Transport(host, lambda: creds, ca_file=ca_file, retry=retry, sleep=sleep))
+    return RegistryClient(
+        Transport(host, lambda: creds, ca_file=ca_file, retry=retry, sleep=sleep, clock=clock)
+    )
+
+
+class FakeClock:
+    """The transport's clock (monotonic seconds), moved by the test instead of by waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def creds_of(registry: tb.Registry) -> Credentials | None:
@@ -116,28 +130,46 @@ def test_token_scope_outside_the_grant_is_access_denied(
 def test_an_expired_token_is_fetched_again_mid_run(
     registry_token: tb.Registry, token_issuer: tb.TokenIssuer
 ) -> None:
-    token_issuer.configure(expires_in=2)
-    client = client_for(registry_token.host, creds_of(registry_token))
+    # The token lives 120 s; the client's clock, not the test, lets them pass. The registry
+    # would still accept the old token: only the client's own bookkeeping can refetch it.
+    token_issuer.configure(expires_in=120)
+    clock = FakeClock()
+    client = client_for(registry_token.host, creds_of(registry_token), clock=clock)
     seed_image(client, "client/expiry", "1.0.0-1", "x")
-    fetched = client.transport.token_fetches
-    time.sleep(3)
     assert client.head_manifest("client/expiry", "1.0.0-1") is not None
-    assert client.transport.token_fetches > fetched
+    fetched, issued = client.transport.token_fetches, token_issuer.stats()["issued"]
+
+    clock.now += 100  # within the lifetime: the cached token is used
+    assert client.head_manifest("client/expiry", "1.0.0-1") is not None
+    assert client.transport.token_fetches == fetched
+
+    clock.now += 20  # 120 s after it was issued: expired mid-run, one fresh token
+    assert client.head_manifest("client/expiry", "1.0.0-1") is not None
+    assert client.transport.token_fetches == fetched + 1
+    assert token_issuer.stats()["issued"] == issued + 1
 
 
 def test_an_expired_cached_token_is_replaced_after_a_401(
     registry_token: tb.Registry, token_issuer: tb.TokenIssuer
 ) -> None:
-    # The issuer says 60 s, the registry rejects it after 2 s: the client's cache is wrong,
-    # and only the 401 tells. One fresh token, then success.
-    token_issuer.configure(expires_in=2)
-    transport = Transport(registry_token.host, lambda: creds_of(registry_token), retry=FAST)
-    client = RegistryClient(transport)
+    # The client's cache says the token is good (its clock stands still), the registry says
+    # it expired: only the 401 tells. One fresh token, then success.
+    client = client_for(registry_token.host, creds_of(registry_token), clock=FakeClock())
     seed_image(client, "client/expiry2", "1.0.0-1", "x")
-    for token in transport._tokens.values():
-        token.expires_at += 3600  # pretend the token is good for an hour
-    time.sleep(3)
     assert client.head_manifest("client/expiry2", "1.0.0-1") is not None
+    # Swap every cached token for one of the same scopes that the registry has let expire:
+    # stamped with an `exp` further back than its leeway (see tests/tokenissuer.py).
+    config = token_issuer.stats()["config"]
+    token_issuer.configure(expires_in=1, registry_leeway=config["registry_leeway"] + 2)
+    for scope, token in client.transport._tokens.items():
+        token.value = token_issuer.token(*scope.split())
+    token_issuer.configure(
+        expires_in=config["expires_in"], registry_leeway=config["registry_leeway"]
+    )
+    fetched = client.transport.token_fetches
+
+    assert client.head_manifest("client/expiry2", "1.0.0-1") is not None
+    assert client.transport.token_fetches == fetched + 1
 
 
 def test_429_with_retry_after_is_honoured(fault_proxy: FaultProxy) -> None:

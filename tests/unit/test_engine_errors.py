@@ -1,0 +1,189 @@
+"""An engine that fails is exit 6 (a missing image exit 2), never an internal error (70).
+
+No engine is needed: ``docker.APIClient`` is replaced by a fake client whose calls raise
+what the SDK and the HTTP stack under it raise when the engine refuses, drops the
+connection or stalls, either at once or in the middle of a stream.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+import requests
+import urllib3
+
+from tagger.cli import main
+from tagger.engine import Engine
+from tagger.errors import EngineError, ExitCode, ImageNotFoundError
+
+FAILURES = {
+    "api error": docker.errors.APIError("500 Server Error: Internal Server Error"),
+    "connection dropped": requests.exceptions.ConnectionError("Connection aborted"),
+    "read timeout": requests.exceptions.ReadTimeout("Read timed out. (read timeout=600)"),
+    "stream broken": urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead"),
+}
+
+
+class FailingAPI:
+    """Stands in for ``docker.APIClient``: every call raises ``error``; the streaming ones
+    (build, push, load, save) first yield one ordinary line, then raise."""
+
+    def __init__(self, error: Exception, **kwargs: Any) -> None:
+        self.error = error
+        self.calls: list[str] = []
+
+    def _raise(self, name: str) -> Any:
+        self.calls.append(name)
+        raise self.error
+
+    def _stream(self, name: str, first: Any) -> Iterator[Any]:
+        self.calls.append(name)
+        yield first
+        raise self.error
+
+    def inspect_image(self, image: str) -> Any:
+        return self._raise("inspect_image")
+
+    def images(self) -> Any:
+        return self._raise("images")
+
+    def tag(self, *args: Any, **kwargs: Any) -> Any:
+        return self._raise("tag")
+
+    def remove_image(self, *args: Any, **kwargs: Any) -> Any:
+        return self._raise("remove_image")
+
+    def build(self, **kwargs: Any) -> Iterator[Any]:
+        return self._stream("build", {"stream": "Step 1/1 : FROM scratch\n"})
+
+    def push(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return self._stream("push", {"status": "Preparing", "id": "abc"})
+
+    def load_image(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return self._stream("load_image", {"stream": "Loading layer\n"})
+
+    def get_image(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return self._stream("get_image", b"tar bytes")
+
+
+class BuildsWithoutAnIdAPI(FailingAPI):
+    """A build that ends without reporting the image ID, then an inspect that fails."""
+
+    def build(self, **kwargs: Any) -> Iterator[Any]:
+        self.calls.append("build")
+        return iter([{"stream": "Successfully built\n"}])
+
+
+class SavesAfterInspectAPI(FailingAPI):
+    """An image that inspects fine; saving it fails."""
+
+    def inspect_image(self, image: str) -> Any:
+        self.calls.append("inspect_image")
+        return {"Id": "sha256:" + "a" * 64}
+
+
+def _fake_sdk(monkeypatch: pytest.MonkeyPatch, api: FailingAPI) -> None:
+    monkeypatch.setattr(docker, "APIClient", lambda **kwargs: api)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/imgtag-test.sock")
+
+
+def _engine(monkeypatch: pytest.MonkeyPatch, api: FailingAPI) -> Engine:
+    _fake_sdk(monkeypatch, api)
+    return Engine({"DOCKER_HOST": "unix:///nonexistent/imgtag-test.sock"})
+
+
+@pytest.mark.parametrize("error", FAILURES.values(), ids=FAILURES.keys())
+def test_every_engine_call_fails_as_an_engine_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, error: Exception
+) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    api = FailingAPI(error)
+    engine = _engine(monkeypatch, api)
+    calls: dict[str, Any] = {
+        "inspect_image": lambda: engine.inspect_image("app:1"),
+        "images": engine.images,
+        "tag": lambda: engine.tag("app:1", "registry/app", "1.0.0-1"),
+        "build": lambda: engine.build(
+            context=str(tmp_path),
+            dockerfile=None,
+            tag="app:build",
+            buildargs={},
+            target=None,
+            labels={},
+            progress=lambda line: None,
+        ),
+        "push": lambda: engine.push("registry/app", "1.0.0-1", None, progress=lambda line: None),
+        "load_image": lambda: engine.load(io.BytesIO(b"tar")),
+    }
+    for name, call in calls.items():
+        with pytest.raises(EngineError) as info:
+            call()
+        assert info.value.exit_code == ExitCode.ENGINE, name
+        assert api.calls[-1] == name
+    # Removing a name is best effort: a failure there is not worth stopping for.
+    engine.untag("app:build")
+    assert api.calls[-1] == "remove_image"
+
+
+@pytest.mark.parametrize("error", FAILURES.values(), ids=FAILURES.keys())
+def test_the_inspect_after_a_build_without_an_id_is_an_engine_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, error: Exception
+) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    api = BuildsWithoutAnIdAPI(error)
+    engine = _engine(monkeypatch, api)
+    with pytest.raises(EngineError, match="cannot inspect app:build, the image just built"):
+        engine.build(
+            context=str(tmp_path),
+            dockerfile=None,
+            tag="app:build",
+            buildargs={},
+            target=None,
+            labels={},
+            progress=lambda line: None,
+        )
+    assert api.calls == ["build", "inspect_image"]
+
+
+@pytest.mark.parametrize("error", FAILURES.values(), ids=FAILURES.keys())
+def test_a_save_that_breaks_off_is_an_engine_error(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    api = SavesAfterInspectAPI(error)
+    engine = _engine(monkeypatch, api)
+    out = io.BytesIO()
+    with pytest.raises(EngineError, match="cannot save app:1 from the engine"):
+        engine.save("app:1", out)
+    assert out.getvalue() == b"tar bytes"  # it did start: the failure is mid-stream
+
+
+@pytest.mark.parametrize("error", FAILURES.values(), ids=FAILURES.keys())
+@pytest.mark.parametrize(
+    "command", [["analyze", "app:1"], ["squash", "app:1"]], ids=["analyze", "squash"]
+)
+def test_the_cli_exits_6_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    command: list[str],
+) -> None:
+    _fake_sdk(monkeypatch, FailingAPI(error))
+    assert main(command) == ExitCode.ENGINE
+    err = capsys.readouterr().err
+    assert err.startswith("imgtag: error: cannot inspect app:1: ")
+    assert err.count("\n") == 1  # one sentence, no traceback
+    assert "internal error" not in err
+
+
+def test_a_missing_image_is_exit_2_not_an_engine_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_sdk(monkeypatch, FailingAPI(docker.errors.ImageNotFound("No such image: app:1")))
+    assert main(["analyze", "app:1"]) == ExitCode.USAGE
+    assert "the Docker engine has no image 'app:1'" in capsys.readouterr().err
+    with pytest.raises(ImageNotFoundError):
+        Engine({"DOCKER_HOST": "unix:///nonexistent/imgtag-test.sock"}).inspect_image("app:1")
