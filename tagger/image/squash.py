@@ -17,10 +17,8 @@
    them. An engine that wants them anyway gets a second archive with them copied raw.
 
 The merged layer is a plain (uncompressed) tar: the engine stores layers uncompressed, so the
-image's size on the engine is the same either way, and gzip only costs time: zlib level 1
-deflates 36-44 MB/s here (random data, binaries), +2.5 s for the 105 MB layer of
-``benchmarks/bench_squash.py`` whose whole squash takes ~2.6 s, and the engine inflates it
-again.
+image's size on the engine is the same either way, and gzip would only cost time (about as
+much again as the whole squash; ``benchmarks/README.md``), and the engine inflates it again.
 
 The new config keeps everything of the old one (env, entrypoint, cmd, labels, user, ...);
 ``rootfs.diff_ids`` is the base's plus the new layer's; ``history`` keeps every entry, marks
@@ -537,8 +535,8 @@ def _prefetched(chunks: Iterator[bytes], depth: int = 8) -> Generator[bytes, Non
     """``chunks``, produced in a thread ``depth`` chunks ahead of the consumer.
 
     Reading the saved file and hashing (hashlib and ``os.pread`` release the GIL) then run
-    while this thread sends the previous chunks to the engine: ~0.3 s of sha256 per 100 MB
-    here overlap the socket writes instead of adding to them. The producer stops when the
+    while this thread sends the previous chunks to the engine: the sha256 of the new layer
+    overlaps the socket writes instead of adding to them. The producer stops when the
     consumer goes away (an error, Ctrl-C), so no thread outlives the squash.
     """
     queue: Queue[tuple[bytes | None, BaseException | None]] = Queue(maxsize=depth)
