@@ -57,6 +57,7 @@ from tagger.cli import ci as _ci  # noqa: E402
 from tagger.cli import lint as _lint  # noqa: E402
 from tagger.cli import next as _next  # noqa: E402
 from tagger.cli import prune as _prune  # noqa: E402
+from tagger.cli import release as _release  # noqa: E402
 from tagger.cli import squash as _squash  # noqa: E402
 
 _next.register(app)
@@ -66,6 +67,7 @@ _lint.register(app)
 _ci.register(app)
 _analyze.register(app)
 _squash.register(app)
+_release.register(app)
 
 
 def _err(message: str) -> None:

@@ -1,8 +1,8 @@
 """Options shared by several commands, declared once. Importing this module is cheap.
 
-``build-push`` takes every option of ``next``; ``build-push``, ``prune`` and ``analyze``
-share the registry connection options. Command modules import from here, never from
-each other.
+``build-push`` and ``release`` take the version options of ``next``; ``build-push``,
+``prune`` and ``analyze`` share the registry connection options. Command modules import
+from here, never from each other.
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ BumpOpt = Annotated[
         "--bump",
         envvar="IMGTAG_BUMP",
         help="How X.Y.Z moves past the base tag; auto reads Conventional Commits. [default: patch]",
+        case_sensitive=False,
+    ),
+]
+# `imgtag release` takes the same --bump, whose default there is auto.
+ReleaseBumpOpt = Annotated[
+    Bump | None,
+    typer.Option(
+        "--bump",
+        envvar="IMGTAG_BUMP",
+        help="How X.Y.Z moves past the last release; auto reads Conventional Commits. "
+        "[default: auto]",
         case_sensitive=False,
     ),
 ]

@@ -105,8 +105,41 @@ def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag
 
 # --- bumping ---------------------------------------------------------------------------
 
-_CC_HEADER_RE = re.compile(r"(?P<type>[A-Za-z][\w-]*)(?:\([^()\r\n]*\))?(?P<bang>!)?: \S")
+_CC_HEADER_RE = re.compile(
+    r"(?P<type>[A-Za-z][\w-]*)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?: (?P<desc>\S.*)"
+)
 _CC_BREAKING_RE = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class ConventionalCommit:
+    """A commit message read the Conventional Commits way (the one reader of them).
+
+    ``type`` is lower-cased, ``None`` for a free-text subject (``Merge branch 'x'``);
+    ``subject`` is the description after ``type(scope): ``, or the whole first line.
+    """
+
+    type: str | None
+    scope: str | None
+    breaking: bool
+    subject: str
+
+    @classmethod
+    def parse(cls, message: str) -> ConventionalCommit:
+        """
+        >>> ConventionalCommit.parse("feat(api)!: drop v1\\n\\nbody")
+        ConventionalCommit(type='feat', scope='api', breaking=True, subject='drop v1')
+        >>> ConventionalCommit.parse("Merge branch 'x'\\n\\nBREAKING CHANGE: y")
+        ConventionalCommit(type=None, scope=None, breaking=True, subject="Merge branch 'x'")
+        """
+        header = message.lstrip().split("\n", 1)[0].rstrip()
+        breaking = _CC_BREAKING_RE.search(message) is not None
+        m = _CC_HEADER_RE.match(header)
+        if m is None:
+            return cls(None, None, breaking, header)
+        return cls(
+            m["type"].lower(), m["scope"] or None, breaking or bool(m["bang"]), m["desc"].strip()
+        )
 
 
 def conventional_bump(messages: Iterable[str]) -> Bump:
@@ -124,11 +157,10 @@ def conventional_bump(messages: Iterable[str]) -> Bump:
     """
     bump = Bump.PATCH
     for message in messages:
-        header = message.lstrip().split("\n", 1)[0]
-        m = _CC_HEADER_RE.match(header)
-        if (m is not None and m["bang"]) or _CC_BREAKING_RE.search(message):
+        commit = ConventionalCommit.parse(message)
+        if commit.breaking:
             return Bump.MAJOR
-        if m is not None and m["type"].lower() == "feat":
+        if commit.type == "feat":
             bump = Bump.MINOR
     return bump
 

@@ -14,12 +14,17 @@ and one ``git`` process per question keeps ``imgtag next`` at a few git calls on
 4. ``rev-list --count`` only when no version tag is reachable (the distance from the
    root), and ``log`` only for ``--bump auto``;
 5. ``status``: dirty or not.
+
+``imgtag release`` asks a few more questions (the branch, the remote's refs, the commits
+with their hashes) and makes the only changes imgtag ever makes to a repository: the
+release commit, the annotated tag, the atomic push, and their undoing.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,13 +107,22 @@ class GitRepo:
                 tags.setdefault(name, sha)
         return tags
 
-    def find_base(self, prefix: str | None) -> BaseTag | None:
+    def find_base(
+        self,
+        prefix: str | None,
+        accept: Callable[[VersionTag], bool] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> BaseTag | None:
         """The highest ``prefix + semver`` tag reachable from HEAD, by precedence.
 
         Not the nearest one (``git describe``) and not the newest by date: a tag on
-        another branch is skipped, a higher one further back wins.
+        another branch is skipped, a higher one further back wins. ``accept`` narrows
+        the candidates (``imgtag release``: full releases only); ``tags`` saves asking
+        git again for the tag list.
         """
-        candidates = version_tags(self.tags(), prefix)
+        candidates = version_tags(self.tags() if tags is None else tags, prefix)
+        if accept is not None:
+            candidates = [c for c in candidates if accept(c)]
         base = self._highest_reachable(candidates)
         if self.shallow:
             self._refuse_hidden_tags(base, candidates, prefix)
@@ -140,6 +154,18 @@ class GitRepo:
         out = self._git("log", "--format=%B%x00", f"{since}..{self.head}").stdout
         return [m.strip() for m in out.split("\0") if m.strip()]
 
+    def commits(self, since: str | None) -> list[tuple[str, str]]:
+        """``(hash, full message)`` of the commits in ``since..HEAD`` (all of HEAD's
+        history when ``since`` is ``None``), oldest first."""
+        revs = [f"{since}..{self.head}"] if since else [self.head]
+        out = self._git("log", "--reverse", "--format=%H%x00%B%x00", *revs).stdout
+        parts = out.split("\0")
+        return [
+            (sha.strip(), message.strip())
+            for sha, message in zip(parts[0::2], parts[1::2], strict=False)
+            if sha.strip()
+        ]
+
     def count_commits(self) -> int:
         """Commits reachable from HEAD (the distance from the root)."""
         if self.shallow:
@@ -155,6 +181,99 @@ class GitRepo:
         ``git describe --dirty`` and setuptools-scm)."""
         out = self._git("status", "--porcelain", "--untracked-files=no").stdout
         return bool(out.strip())
+
+    def branch(self) -> str | None:
+        """The branch HEAD is on, or ``None`` when HEAD is detached."""
+        res = _git(self._runner, self.root, "symbolic-ref", "-q", "--short", "HEAD")
+        return (res.stdout.strip() or None) if res.ok else None
+
+    def remotes(self) -> list[str]:
+        """The names of the configured remotes."""
+        return self._git("remote").stdout.split()
+
+    def ls_remote(self, remote: str, refs: Sequence[str]) -> dict[str, str]:
+        """The remote's ``refs`` (full names) that exist there, with their objects.
+
+        Asks the remote itself (no fetch, nothing changes here); an unreachable remote
+        is a :class:`GitError`, since then nobody can say whether a tag is free there.
+        """
+        try:
+            res = self._runner.run(
+                ["git", "-C", str(self.root), "ls-remote", remote, *refs], timeout=120
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(f"the remote {remote} did not answer git ls-remote in time") from exc
+        if not res.ok:
+            raise GitError(
+                f"cannot ask the remote {remote} for its refs: {_first_line(res.stderr)}"
+            )
+        found: dict[str, str] = {}
+        for line in res.stdout.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref in refs:
+                found[ref] = sha
+        return found
+
+    def is_ancestor(self, commit: str, of: str) -> bool:
+        """Whether ``commit`` is ``of`` or one of its ancestors (``False`` when this
+        repository does not even have ``commit``)."""
+        res = _git(self._runner, self.root, "merge-base", "--is-ancestor", commit, of)
+        return res.returncode == 0
+
+    def has_identity(self) -> bool:
+        """Whether git knows who commits and tags here (``user.name``/``user.email``)."""
+        return _git(self._runner, self.root, "var", "GIT_COMMITTER_IDENT").ok
+
+    def tag_message(self, name: str) -> str | None:
+        """The message of the annotated tag ``name``; ``None`` for a lightweight tag."""
+        out = self._git(
+            "for-each-ref", f"refs/tags/{name}", "--format=%(objecttype)%00%(contents)"
+        ).stdout
+        kind, _, contents = out.partition("\0")
+        return contents.rstrip("\n") + "\n" if kind == "tag" else None
+
+    # -- changes (imgtag release only) ---------------------------------------------------
+
+    def commit_file(self, path: Path, message: str) -> str:
+        """Commit ``path`` (already written) alone with ``message``; HEAD moves to the new
+        commit, whose hash is returned. The work tree was clean, so nothing else rides along.
+        """
+        self._git("add", "--", str(path))
+        self._git("commit", "-q", "-m", message, "--", str(path))
+        self.head = self._git("rev-parse", "HEAD").stdout.strip()
+        return self.head
+
+    def create_tag(self, name: str, message: str, commit: str) -> None:
+        """An annotated tag whose message is ``message`` byte for byte (``--cleanup=verbatim``
+        keeps ``#`` lines, which the default cleanup would strip as comments)."""
+        self._git("tag", "-a", "--cleanup=verbatim", "-F", "-", name, commit, input=message)
+
+    def delete_tag(self, name: str) -> None:
+        self._git("tag", "-d", name)
+
+    def reset_to(self, commit: str) -> None:
+        """Move the branch back to ``commit`` (``--keep``: refuses rather than lose local
+        changes, and leaves untracked files alone)."""
+        self._git("reset", "-q", "--keep", commit)
+        self.head = commit
+
+    def reset_path(self, path: Path) -> None:
+        """The index entry of ``path`` back to HEAD's (gone, if HEAD has none); the file
+        on disk is the caller's."""
+        self._git("reset", "-q", "HEAD", "--", str(path))
+
+    def push_atomic(self, remote: str, branch: str | None, tag: str) -> Result:
+        """``git push --atomic REMOTE HEAD:refs/heads/BRANCH refs/tags/TAG``: both or neither.
+
+        Returns git's result (the caller decides what a failure means).
+        """
+        refspecs = [f"HEAD:refs/heads/{branch}"] if branch else []
+        refspecs.append(f"refs/tags/{tag}:refs/tags/{tag}")
+        args = ["git", "-C", str(self.root), "push", "--atomic", "--porcelain", remote, *refspecs]
+        try:
+            return self._runner.run(args, timeout=600)
+        except subprocess.TimeoutExpired:
+            return Result(tuple(args), 124, "", f"git push to {remote} timed out")
 
     # -- internals -----------------------------------------------------------------------
 
@@ -233,16 +352,18 @@ class GitRepo:
                 tags[ref] = sha
         return tags
 
-    def _git(self, *args: str) -> Result:
-        res = _git(self._runner, self.root, *args)
+    def _git(self, *args: str, input: str | None = None) -> Result:
+        res = _git(self._runner, self.root, *args, input=input)
         if not res.ok:
             raise GitError(f"git {args[0]} failed in {self.root}: {_first_line(res.stderr)}")
         return res
 
 
-def _git(runner: Runner, path: str | os.PathLike[str], *args: str) -> Result:
+def _git(
+    runner: Runner, path: str | os.PathLike[str], *args: str, input: str | None = None
+) -> Result:
     try:
-        return runner.run(["git", "-C", os.fspath(path), *args])
+        return runner.run(["git", "-C", os.fspath(path), *args], input=input)
     except ProgramNotFound as exc:
         raise GitError("git is not installed: install git (e.g. apt-get install git)") from exc
 

@@ -379,3 +379,42 @@ def test_values_for_derives_the_registry_and_defaults_the_install() -> None:
     assert values_for("team/app") == Values("team/app", "docker.io", default_install())
     assert values_for("localhost:5000/app").registry == "localhost:5000"
     assert default_install() == f"imgtag-release=={__version__}"
+
+
+# --- the release job: by hand only ----------------------------------------------------------
+
+
+def test_github_releases_on_workflow_dispatch_only() -> None:
+    doc = _yaml(read_template("github"))
+    # YAML 1.1 reads the key `on` as True.
+    triggers = doc.get("on", doc.get(True))
+    assert "release" in triggers["workflow_dispatch"]["inputs"]["task"]["options"]
+    job = doc["jobs"]["release"]
+    assert job["if"] == "github.event_name == 'workflow_dispatch' && inputs.task == 'release'"
+    assert job["permissions"] == {"contents": "write"}
+    checkout = job["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"]["fetch-depth"] == 0
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert any("git config user.name" in r and "git config user.email" in r for r in runs)
+    assert runs[-1].startswith("imgtag release --push")
+    # No other job runs on the release task.
+    for name, other in doc["jobs"].items():
+        if name != "release":
+            assert "release" not in other["if"], name
+
+
+def test_gitlab_releases_in_a_manual_job_only() -> None:
+    doc = _yaml(read_template("gitlab"))
+    job = doc["imgtag-release"]
+    assert job["stage"] in doc["stages"]
+    assert [rule["when"] for rule in job["rules"]] == ["manual"]
+    script = job["script"]
+    assert any(line.startswith("git config user.name") for line in script)
+    assert any(line.startswith("git config user.email") for line in script)
+    assert any("git checkout -q -B" in line for line in script)
+    assert script[-1].startswith("imgtag release --push")
+    assert doc["variables"]["GIT_DEPTH"] == "0"
+    # The token that pushes never reaches an echo.
+    echoed = [re.findall(r'(?:echo|printf) "([^"]*)"', line) for line in script]
+    assert not [text for found in echoed for text in found if "$" in text and "TOKEN" in text]
