@@ -52,18 +52,34 @@ class Runner:
         timeout: float | None = None,
     ) -> Result:
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 list(args),
                 cwd=cwd,
                 env=self._env,
-                input=input,
-                capture_output=True,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
                 errors="surrogateescape",
-                timeout=timeout,
-                check=False,
             )
         except FileNotFoundError as exc:
             raise ProgramNotFound(args[0]) from exc
-        return Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+        try:
+            stdout, stderr = proc.communicate(input, timeout=timeout)
+        except BaseException:
+            # A timeout, or a signal that stops imgtag (tagger.lifecycle raises in the main
+            # thread). subprocess.run would SIGKILL the child; SIGTERM lets it clean up
+            # first (git removes its index.lock, so the undo that follows can run).
+            _stop_child(proc)
+            raise
+        return Result(tuple(args), proc.returncode, stdout, stderr)
+
+
+def _stop_child(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
+    proc.terminate()
+    try:
+        proc.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()

@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
         """Tag the next version (annotated, with release notes), update the changelog."""
         from datetime import UTC, datetime
 
+        from tagger.lifecycle import Stop, handling_signals
         from tagger.output import to_json
         from tagger.version.release import ReleaseOptions
         from tagger.version.release import release as cut
@@ -85,8 +86,11 @@ def register(app: typer.Typer) -> None:
                 "notes_file": notes_file,
             }
         )
-        result = cut(options, datetime.now(UTC))
-        if fmt is TextFormat.JSON:
-            typer.echo(to_json(result.as_dict()))
-        else:
-            typer.echo(result.as_text(), nl=False)
+        with handling_signals(Stop()) as stop:
+            result = cut(options, datetime.now(UTC), stop)
+            with stop.shielded():
+                if fmt is TextFormat.JSON:
+                    typer.echo(to_json(result.as_dict()))
+                else:
+                    typer.echo(result.as_text(), nl=False)
+            stop.check()  # a signal during the push: the release is out, and so is the exit

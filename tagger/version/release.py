@@ -11,6 +11,7 @@ the notes file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 import semver
 
 from tagger.errors import ImgtagError, RefusedError, UsageError
+from tagger.lifecycle import Stop
 from tagger.version.bump import (
     Bump,
     ConventionalCommit,
@@ -441,11 +443,13 @@ class _Checked:
     notes_path: Path | None
 
 
-def release(options: ReleaseOptions, now: datetime) -> ReleaseResult:
+def release(options: ReleaseOptions, now: datetime, stop: Stop | None = None) -> ReleaseResult:
     """Cut the release for the checkout at ``options.repo``. ``now`` is in UTC.
 
     Every refusal and every piece of bad input is found before anything changes; after the
-    first change, a failure undoes what this run did (never half-released).
+    first change, a failure undoes what this run did (never half-released). A signal
+    (``stop``) before the push undoes the same way; once the push has begun it is finished,
+    so the local repository and the remote never disagree about the release.
     """
     if options.prerelease is not None:
         try:
@@ -549,7 +553,8 @@ def release(options: ReleaseOptions, now: datetime) -> ReleaseResult:
         pushed = False
         if options.push:
             assert remote is not None and branch is not None
-            result = repo.push_atomic(remote, branch, tag)
+            with stop.shielded() if stop is not None else contextlib.nullcontext():
+                result = repo.push_atomic(remote, branch, tag)
             if not result.ok:
                 reason = _push_reason(result.stdout, result.stderr)
                 raise RefusedError(
