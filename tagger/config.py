@@ -96,6 +96,10 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "lint": _bool,
         "on_exists": _choice("fail", "skip"),
         "allow_dirty": _bool,
+        "builder": _choice("auto", "docker", "buildkit", "buildah"),
+        "secret": _str_list,
+        "platform": _str_list,
+        "network": _str,
     },
     "prune": {
         "keep_last": _nonneg_int,
