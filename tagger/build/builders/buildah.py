@@ -192,6 +192,8 @@ class BuildahBuilder(Builder):
         result = self._runner.stream(
             argv, lambda line: progress(redact(line)), started=self._started
         )
+        if result.returncode < 0:
+            raise EngineError(f"{doing} failed: buildah was killed by signal {-result.returncode}")
         if not result.ok:
             lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
             errors = [line for line in lines if line.lower().startswith(("error", "time="))]

@@ -189,6 +189,10 @@ class BuildKitBuilder(DockerBuilder):
                 lambda line: progress(redact(line)),
                 started=self._started,
             )
+            if result.returncode < 0:
+                raise EngineError(
+                    f"the build failed: the docker CLI was killed by signal {-result.returncode}"
+                )
             if not result.ok:
                 raise EngineError(
                     f"the build failed: {redact(failure(result.stdout.splitlines()))[:500]}"
