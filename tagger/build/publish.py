@@ -218,9 +218,10 @@ class Publisher:
     digest; 7. move the aliases.
 
     ``builder`` is a :class:`Builder` or a function that picks one (called once, after
-    lint, before the claim: ``auto`` probes what works here). Without it, ``engine`` is
-    built with through the classic ``docker`` builder (the engine's ``build``, ``tag``,
-    ``push`` and ``untag``).
+    lint, before the claim: ``auto`` probes what works here). Without one, builds go
+    through the classic ``docker`` builder on ``engine`` (its ``build``, ``tag``, ``push``
+    and ``untag``, and ``tagger.image.squash``'s calls for ``--squash``). A test's fake
+    builder implements :class:`~tagger.build.builders.base.Builder`'s five methods.
     """
 
     def __init__(
@@ -250,6 +251,7 @@ class Publisher:
         self.now = now
         self.sleep = sleep
         self._env = dict(os.environ if env is None else env)
+        self._active: Builder | None = None  # the builder of the current run, to close
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -270,7 +272,7 @@ class Publisher:
 
             check_request(o.builder, capabilities_of(o.builder), self._request_shape())
         secret_dir: str | None = None
-        self._active: Builder | None = None
+        self._active = None
         try:
             if secret_values:
                 # Files only this user can read, gone when the run ends (env= secrets too:

@@ -390,3 +390,33 @@ def test_no_builder_at_all_is_exit_6_naming_what_to_install(
     )
     assert "install buildah" in sentence and "Docker engine" in sentence
     assert bp.RegistryView.of(registry_plain).tags(repo) == []
+
+
+@pytest.mark.parametrize("builder", MODERN)
+def test_squash_over_a_from_image_in_the_registry_keeps_its_layers(
+    builder: str,
+    registry_plain: tb.Registry,
+    bed_env: dict[str, str],
+    docker_client: Any,
+    tmp_path: Path,
+) -> None:
+    # The base lives only in the registry: neither BuildKit nor buildah keeps it in the
+    # engine, so its layers must be read from there for the squash to leave them alone.
+    base = registry_plain.image(bp.fresh_repo("sqbase"), "1")
+    base_layers = tb.build_scratch_image(docker_client, base, "the base").attrs["RootFS"]["Layers"]
+    tb.push_image(docker_client, base)
+    docker_client.images.remove(base)
+    app = make_app(tmp_path / "app", "over", dockerfile=bp.SQUASH_DOCKERFILE.format(base=base))
+    repo = bp.fresh_repo(f"sqreg-{builder}")
+    view = bp.RegistryView.of(registry_plain)
+    image = registry_plain.image(repo)
+    doc = ok(
+        bp.build_push(app, image, "--builder", builder, "--build", "1", "--squash", env=bed_env),
+        builder,
+    )
+    assert doc["squash"]["base_layers"] == len(base_layers)
+    assert base in doc["squash"]["base"]
+    diff_ids = view.config(repo, "1.0.0-1")["rootfs"]["diff_ids"]
+    assert diff_ids[: len(base_layers)] == base_layers, "base layers changed"
+    assert len(diff_ids) == len(base_layers) + 1
+    assert view.file(repo, "1.0.0-1", "content.txt") == "over"
