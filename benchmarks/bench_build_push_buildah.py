@@ -35,10 +35,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_build_push import Context, check, clean_env, run, settle  # noqa: E402
-from benchlib import BenchError, find_tool, log, started_bed  # noqa: E402
+from bench_build_push import Context, check, clean_env, run, settle
+from benchlib import BenchError, find_tool, log, started_bed
 
 TARGET_MAX_RATIO = 1.15
 BUILDAH_ENV = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
@@ -115,11 +113,15 @@ def bench(args: argparse.Namespace, reg: str, workdir: Path) -> int:
         "benchmark": "build-push --builder buildah",
         "setup": {"registry": reg, "payload_mb": args.payload_mb, **BUILDAH_ENV},
         "rounds": args.rounds,
-        "results": {name: {"median_s": median(name), "samples_s": samples[name]}
-                    for name in samples},
+        "results": {
+            name: {"median_s": median(name), "samples_s": samples[name]} for name in samples
+        },
         "ratio": ratio,
-        "target": {"ratio": "imgtag/(buildah bud + push)", "max": TARGET_MAX_RATIO,
-                   "met": ratio <= TARGET_MAX_RATIO},
+        "target": {
+            "ratio": "imgtag/(buildah bud + push)",
+            "max": TARGET_MAX_RATIO,
+            "met": ratio <= TARGET_MAX_RATIO,
+        },
     }
     if args.json:
         print(json.dumps(doc, indent=2))
