@@ -126,12 +126,36 @@ class Runner:
                 proc.stdout.close()
         return Result(tuple(args), returncode, "\n".join(tail), "")
 
+    def start(self, args: Sequence[str]) -> Running:
+        """Start ``args`` with its output discarded; the caller waits (``Running.wait``)."""
+        try:
+            proc = subprocess.Popen(
+                list(args),
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except FileNotFoundError as exc:
+            raise ProgramNotFound(args[0]) from exc
+        return Running(proc)
+
 
 class Running:
-    """A program :meth:`Runner.stream` started; :meth:`terminate` stops it (idempotent)."""
+    """A program :meth:`Runner.stream` or :meth:`Runner.start` started; :meth:`terminate`
+    stops it (idempotent), :meth:`wait` waits for it."""
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self._proc = proc
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code; ``None`` (and the program terminated) if it outlives ``timeout``."""
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.terminate()
+            return None
 
     @property
     def pid(self) -> int:

@@ -749,14 +749,23 @@ def publish(
         diff_ids = (config.get("rootfs") or {}).get("diff_ids")
         return [str(x) for x in diff_ids] if isinstance(diff_ids, list) else None
 
-    def known_base() -> str | None:
-        from tagger.lint import final_base_image
+    def plain_http_base() -> str | None:
+        """The final FROM image if the Dockerfile may name a loopback or insecure registry
+        at all (a text search first: most never do, and parsing costs an import)."""
+        from pathlib import Path as _Path
 
         path = options.file or os.path.join(options.context, "Dockerfile")
         try:
-            return final_base_image(
-                path, parse_key_values(options.build_args, "--build-arg"), options.target
-            )
+            text = _Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        if not any(host in text for host in ("localhost", "127.", "[::1]", *insecure)):
+            return None
+        from tagger.lint import final_base_image
+
+        try:
+            build_args = parse_key_values(options.build_args, "--build-arg")
+            return final_base_image(path, build_args, options.target)
         except UsageError:
             return None
 
@@ -766,7 +775,7 @@ def publish(
         registry=ref.registry,
         auth_config=auth_config,
         base_layers=base_layers,
-        known_base=known_base,
+        plain_http_base=plain_http_base,
         insecure=tuple(insecure),
         ca_file=ca_file,
     )

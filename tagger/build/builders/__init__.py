@@ -64,7 +64,9 @@ class Wiring:
     registry: str
     auth_config: Callable[[], Mapping[str, str] | None]
     base_layers: Callable[[str, Platform | None], list[str] | None]
-    known_base: Callable[[], str | None]
+    #: The final FROM image when it may live on a loopback or insecure registry (buildah
+    #: must then be told ``--tls-verify=false`` for it), else None.
+    plain_http_base: Callable[[], str | None]
     insecure: Sequence[str] = ()
     ca_file: str | None = None
     started: Callable[[Running], None] | None = None
@@ -176,6 +178,6 @@ def _buildah(wiring: Wiring, runner: object) -> Builder:
         credentials=wiring.auth_config,
         insecure=wiring.insecure,
         ca_file=wiring.ca_file,
-        known_base=wiring.known_base,
+        plain_http_base=wiring.plain_http_base,
         started=wiring.started,
     )

@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -131,7 +130,7 @@ class BuildahBuilder(Builder):
         credentials: Credentials = lambda: None,
         insecure: Sequence[str] = (),
         ca_file: str | None = None,
-        known_base: Callable[[], str | None] = lambda: None,
+        plain_http_base: Callable[[], str | None] = lambda: None,
         started: Callable[[Running], None] | None = None,
     ) -> None:
         self._runner = runner
@@ -140,7 +139,8 @@ class BuildahBuilder(Builder):
         self._credentials = credentials
         self._insecure = tuple(insecure)
         self._ca_file = ca_file
-        self._known_base = known_base
+        self._plain_http_base = plain_http_base
+        self._removing: list[Running] = []
         self._started = started
         self._temp: str | None = None
         self._authfile: str | None = None
@@ -182,6 +182,9 @@ class BuildahBuilder(Builder):
         return ["--cert-dir", certs]
 
     def close(self) -> None:
+        for running in self._removing:
+            running.wait(timeout=120)
+        self._removing.clear()
         if self._temp is not None:
             shutil.rmtree(self._temp, ignore_errors=True)
             self._temp = self._authfile = None
@@ -202,7 +205,7 @@ class BuildahBuilder(Builder):
         return result.stdout.splitlines()
 
     def build(self, request: BuildRequest, progress: Progress) -> list[Built]:
-        base = self._known_base()
+        base = self._plain_http_base()
         host = Reference.parse(base).registry if base and base != "scratch" else None
         tls_verify = host is None or not plain_http(host, self._insecure)
         platforms: Sequence[Platform | None] = request.platforms or (None,)
@@ -279,6 +282,8 @@ class BuildahBuilder(Builder):
         return digest
 
     def discard(self, image: Built) -> None:
-        # A leftover local name is harmless; never fail a published run for it.
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            self._runner.run(["buildah", "rmi", image.name], timeout=120)
+        # In the background while the run verifies and releases its claim (deleting a vfs
+        # copy of the image takes a while); close() waits for it. A leftover local name is
+        # harmless: never fail a published run for it.
+        with contextlib.suppress(OSError):
+            self._removing.append(self._runner.start(["buildah", "rmi", image.name]))
