@@ -24,9 +24,9 @@ How:
    sides build this same directory. Before an imgtag run the new payload is committed, so the
    tree is clean as in CI (no ``--allow-dirty``: that would time a path CI never takes); the
    commit and ``sync`` happen outside the timed window.
-3. One warm-up round, then N timed rounds (``--rounds``, default 7). A round runs
-   ``imgtag build-push REG/bench/RUN/imgtag --build R --no-lint`` and ``docker build -t
-   REG/bench/RUN/docker:R . && docker push REG/bench/RUN/docker:R``, each a fresh process,
+3. One warm-up round, then N timed rounds (``--rounds``, default 7). A round runs ``imgtag
+   build-push REG/bench/RUN/imgtag --build R --no-lint --builder docker`` and ``docker build
+   -t REG/bench/RUN/docker:R . && docker push REG/bench/RUN/docker:R``, each a fresh process,
    timed with ``time.perf_counter()`` around the subprocess calls; which side goes first
    alternates each round so drift and caches hit both alike. ``RUN`` is new per invocation, so
    a long-lived bed never already holds a tag.
@@ -336,6 +336,10 @@ class Sides:
             "--build",
             str(build),
             "--no-lint",
+            # The classic builder against `docker build` on the same engine; buildah has
+            # its own benchmark (bench_build_push_buildah.py).
+            "--builder",
+            "docker",
             *extra,
         ]
 

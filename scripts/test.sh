@@ -13,8 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # docker.io: dockerd (+ containerd, runc); docker-registry: Distribution 2.8.2;
 # busybox-static: the one binary in the FROM-scratch test images; skopeo: a peer for
 # registry tests; apache2-utils: htpasswd (bcrypt); openssl: the bed's CA; rsync: needed by
-# gitlab-ci-local.
-DEB_PACKAGES=(docker.io docker-registry busybox-static skopeo apache2-utils openssl rsync git)
+# gitlab-ci-local; buildah: the daemonless builder (tests run it as CI containers do:
+# STORAGE_DRIVER=vfs, BUILDAH_ISOLATION=chroot).
+DEB_PACKAGES=(docker.io docker-registry busybox-static skopeo apache2-utils openssl rsync git buildah)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then DEB_PACKAGES+=(python3-venv); fi
 

@@ -99,6 +99,10 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         # Seconds an unrenewed build-push claim stands (tagger.build.claim); prune reads it
         # too, to tell stale claims from live ones.
         "claim_lease": _number,
+        "builder": _choice("auto", "docker", "buildkit", "buildah"),
+        "secret": _str_list,
+        "platform": _str_list,
+        "network": _str,
     },
     "prune": {
         "keep_last": _nonneg_int,

@@ -87,9 +87,13 @@ class Engine:
         buildargs: Mapping[str, str],
         target: str | None,
         labels: Mapping[str, str],
+        network_mode: str | None = None,
         progress: Progress = stderr_progress,
     ) -> BuildResult:
-        """Build ``context`` and tag the result ``tag``; stream the build log to ``progress``."""
+        """Build ``context`` and tag the result ``tag``; stream the build log to ``progress``.
+
+        ``network_mode``: the network of RUN steps (``--network``), the engine's default
+        when ``None``."""
         image_id = ""
         labelled = dockerfile_with_labels(context, dockerfile, target, labels)
         try:
@@ -104,6 +108,7 @@ class Engine:
                     rm=True,
                     forcerm=True,
                     decode=True,
+                    network_mode=network_mode,
                 )
                 for chunk in stream:
                     if not isinstance(chunk, dict):
@@ -122,6 +127,16 @@ class Engine:
             with _engine_errors(f"cannot inspect {tag}, the image just built"):
                 image_id = str(self.api.inspect_image(tag)["Id"])
         return BuildResult(image_id)
+
+    def has_network(self, name: str) -> bool:
+        """Whether the engine has a network called ``name`` (``bridge`` is missing on an
+        engine started with ``--bridge=none``, where RUN steps need ``--network host``)."""
+        import docker
+
+        try:
+            return any(n.get("Name") == name for n in self.api.networks(names=[name]))
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"cannot list the engine's networks: {_short(exc)}") from None
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         with _engine_errors(f"cannot tag {image} as {repository}:{tag}"):

@@ -1,15 +1,23 @@
-"""The one place that runs external programs (git today; credential helpers, hadolint later).
+"""The one place that runs external programs: git, credential helpers, hadolint, builders.
 
 Does I/O: spawns processes. Callers get a :class:`Result` or a typed error, never a
 ``CalledProcessError``; the environment is pinned to the C locale so that callers may
 rely on what the programs print.
+
+Long-running programs (``docker build``, ``buildah bud``) go through :meth:`Runner.stream`,
+which hands each output line to a callback as it comes and keeps the process
+cancellable: :meth:`Running.terminate` stops it, and an exception in the caller (a
+``KeyboardInterrupt`` included) terminates it before propagating, so no builder is left
+running behind imgtag.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -36,8 +44,11 @@ class Result:
 class Runner:
     """Runs programs with captured output and a fixed, locale-independent environment."""
 
-    def __init__(self, extra_env: Mapping[str, str] | None = None) -> None:
-        env = dict(os.environ)
+    def __init__(
+        self, extra_env: Mapping[str, str] | None = None, *, env: Mapping[str, str] | None = None
+    ) -> None:
+        # ``env`` replaces this process's environment (a caller that was handed one).
+        env = dict(os.environ if env is None else env)
         # Messages we parse must not be translated.
         env["LC_ALL"] = "C"
         env.update(extra_env or {})
@@ -74,6 +85,101 @@ class Runner:
             _stop_child(proc)
             raise
         return Result(tuple(args), proc.returncode, stdout, stderr)
+
+    def stream(
+        self,
+        args: Sequence[str],
+        on_line: Callable[[str], None],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        started: Callable[[Running], None] | None = None,
+        keep: int = 40,
+    ) -> Result:
+        """Run ``args`` with stdout and stderr merged, each line to ``on_line`` as it
+        arrives; the last ``keep`` lines are the result's ``stdout`` (for error messages).
+
+        ``started`` receives the :class:`Running` process (a canceller may terminate it).
+        """
+        try:
+            proc = subprocess.Popen(
+                list(args),
+                cwd=cwd,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="surrogateescape",
+            )
+        except FileNotFoundError as exc:
+            raise ProgramNotFound(args[0]) from exc
+        running = Running(proc)
+        tail: collections.deque[str] = collections.deque(maxlen=keep)
+        try:
+            if started is not None:
+                started(running)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                tail.append(line)
+                on_line(line)
+            returncode = proc.wait()
+        except BaseException:
+            running.terminate()
+            raise
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+        return Result(tuple(args), returncode, "\n".join(tail), "")
+
+    def start(self, args: Sequence[str]) -> Running:
+        """Start ``args`` with its output discarded; the caller waits (``Running.wait``)."""
+        try:
+            proc = subprocess.Popen(
+                list(args),
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except FileNotFoundError as exc:
+            raise ProgramNotFound(args[0]) from exc
+        return Running(proc)
+
+
+class Running:
+    """A program :meth:`Runner.stream` or :meth:`Runner.start` started; :meth:`terminate`
+    stops it (idempotent), :meth:`wait` waits for it."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self._proc = proc
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code; ``None`` (and the program terminated) if it outlives ``timeout``."""
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.terminate()
+            return None
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def terminate(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; waits for the process to end."""
+        if self._proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.terminate()
+        try:
+            self._proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            self._proc.wait()
 
 
 def _stop_child(proc: subprocess.Popen[str], grace: float = 5.0) -> None:

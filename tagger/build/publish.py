@@ -1,7 +1,9 @@
 """``imgtag build-push``'s guard: derive, check, lint, claim, build, push, verify, alias.
 
-Does I/O (git, registry, engine) through the modules that own each; the decisions are
-small pure functions elsewhere in this package (``labels``, ``aliases``, ``claim``).
+Does I/O (git, registry, a builder) through the modules that own each; the decisions are
+small pure functions elsewhere in this package (``labels``, ``aliases``, ``claim``). The
+build itself is a :class:`~tagger.build.builders.base.Builder`'s (docker, buildkit or
+buildah): the guard below is the same whichever builds.
 
 **Never overwrite.** Before building, a run puts a claim (``tagger.build.claim``) under a
 claim tag derived from the tag, and after the build (which takes longer than the claim's
@@ -12,13 +14,23 @@ without ``storage.delete.enabled``, Docker Hub, ...) claims would pile up, so th
 imgtag falls back to re-checking right before the push and re-verifying after a settle
 time as long as the push itself took. Either way, step 7 (verify) checks the tag holds
 the digest just pushed, else exit 3 "overwrite detected".
+
+**Several platforms.** Each platform's image is pushed under a temporary tag of this run
+(``imgtag-tmp-HEX-OS-ARCH``), checked to be exactly the image built, then the tag gets one
+manifest PUT: the OCI image index of those manifests. The temporary tags are removed
+afterwards through unique placeholders (deleting by digest would delete the index's
+children), so the final tag is still written once, and only with what was built.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +39,18 @@ from pathlib import Path
 from typing import Any
 
 from tagger.build.aliases import moving_aliases
+from tagger.build.builders.base import (
+    BUILDER_NAMES,
+    Builder,
+    BuildRequest,
+    Built,
+    Secret,
+    SecretSpec,
+    check_request,
+    load_secrets,
+    parse_platforms,
+    parse_secret,
+)
 from tagger.build.claim import (
     CLAIM_SETTLE_SECONDS,
     DEFAULT_LEASE_SECONDS,
@@ -51,6 +75,9 @@ from tagger.errors import (
     UsageError,
 )
 from tagger.lint.settings import LintSettings
+from tagger.registry.manifests import marker_manifest
+from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_INDEX, OCI_MANIFEST
+from tagger.registry.platform import Platform
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
 from tagger.version.grammar import ImageVersion
@@ -74,6 +101,10 @@ class BuildPushOptions:
     allow_dirty: bool = False
     dry_run: bool = False
     claim_lease: float = DEFAULT_LEASE_SECONDS
+    builder: str = "auto"
+    secrets: tuple[SecretSpec, ...] = ()
+    platforms: tuple[Platform, ...] = ()
+    network: str | None = None
 
     @classmethod
     def resolve(
@@ -102,6 +133,11 @@ class BuildPushOptions:
         lease = lease_seconds(
             os.environ if env is None else env, project.sections.get("", {}).get("claim_lease")
         )
+        builder = str(values["builder"]).lower()
+        if builder not in ("auto", *BUILDER_NAMES):
+            raise UsageError(
+                f"--builder {values['builder']}: unknown builder (auto, {', '.join(BUILDER_NAMES)})"
+            )
         return cls(
             image=image,
             next=nopts,
@@ -118,6 +154,10 @@ class BuildPushOptions:
             allow_dirty=bool(values["allow_dirty"]),
             dry_run=dry_run,
             claim_lease=lease,
+            builder=builder,
+            secrets=tuple(parse_secret(v) for v in values["secret"]),
+            platforms=parse_platforms(values["platform"]),
+            network=values["network"] or None,
         )
 
 
@@ -133,6 +173,10 @@ BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
     "lint": True,
     "on_exists": "fail",
     "allow_dirty": False,
+    "builder": "auto",
+    "secret": [],
+    "platform": [],
+    "network": None,
 }
 
 
@@ -147,6 +191,7 @@ class BuildPushResult:
     lint_findings: dict[str, int] = field(default_factory=dict)
     squashed: dict[str, Any] | None = None
     derivation: Derivation | None = None
+    builder: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,6 +203,7 @@ class BuildPushResult:
             "lint": self.lint,
             "lint_findings": self.lint_findings,
             "squash": self.squashed,
+            "builder": self.builder,
         }
 
 
@@ -180,11 +226,17 @@ def parse_key_values(items: Sequence[str], what: str) -> dict[str, str]:
 
 
 class Publisher:
-    """Runs build-push's steps against a registry client and an engine.
+    """Runs build-push's steps against a registry client and a builder.
 
     1. derive the tag, refusing a dirty tree; 2. check the tag is absent; 3. lint;
     4. claim, then build (and squash); 5. confirm the claim and push; 6. verify the
     digest; 7. move the aliases.
+
+    ``builder`` is a :class:`Builder` or a function that picks one (called once, after
+    lint, before the claim: ``auto`` probes what works here). Without one, builds go
+    through the classic ``docker`` builder on ``engine`` (its ``build``, ``tag``, ``push``
+    and ``untag``, and ``tagger.image.squash``'s calls for ``--squash``). A test's fake
+    builder implements :class:`~tagger.build.builders.base.Builder`'s five methods.
     """
 
     def __init__(
@@ -193,25 +245,62 @@ class Publisher:
         *,
         derive: Callable[[], Derivation],
         client: Any,
-        engine: Any,
+        engine: Any = None,
+        builder: Builder | Callable[[], Builder] | None = None,
         auth_config: Callable[[], Mapping[str, str] | None],
         remote_url: Callable[[], str | None],
         log: Callable[[str], None],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
         self._derive = derive
         self.client = client
         self.engine = engine
+        self._builder = builder
         self._auth_config = auth_config
         self._remote_url = remote_url
         self.log = log
         self.now = now
         self.sleep = sleep
+        self._env = dict(os.environ if env is None else env)
+        self._active: Builder | None = None  # the builder of the current run, to close
+
+    def _choose_builder(self) -> Builder:
+        if isinstance(self._builder, Builder):
+            return self._builder
+        if self._builder is not None:
+            return self._builder()
+        from tagger.build.builders.docker import DockerBuilder
+
+        return DockerBuilder(self.engine, self._auth_config)
 
     def run(self) -> BuildPushResult:
+        o = self.o
+        # Bad input is exit 2 before anything else: a secret that cannot be read, or an
+        # option the named builder cannot honour (auto's choice is checked after lint).
+        secret_values = load_secrets(o.secrets, self._env)
+        if o.builder != "auto":
+            from tagger.build.builders import capabilities_of
+
+            check_request(o.builder, capabilities_of(o.builder), self._request_shape())
+        secret_dir: str | None = None
+        self._active = None
+        try:
+            if secret_values:
+                # Files only this user can read, gone when the run ends (env= secrets too:
+                # every builder then takes the same src= form).
+                secret_dir = tempfile.mkdtemp(prefix="imgtag-secrets-")
+            return self._run(_write_secrets(secret_values, secret_dir))
+        finally:
+            if self._active is not None:
+                self._active.close()
+            if secret_dir is not None:
+                shutil.rmtree(secret_dir, ignore_errors=True)
+
+    def _run(self, secret_files: tuple[Secret, ...]) -> BuildPushResult:
         o, ref = self.o, self.ref
         build_args = parse_key_values(o.build_args, "--build-arg")
         extra_labels = parse_key_values(o.labels, "--label")
@@ -232,35 +321,41 @@ class Publisher:
         # 3. lint: findings at the bar (error by default) stop here, before any claim.
         if o.lint:
             self._lint(result)
+        builder = self._active = self._choose_builder()
+        result.builder = builder.name
+        local = f"{ref.registry}/{ref.repository}"
+        # A name of this run's own: another job on the same engine building the same
+        # tag must not be able to swap the image between our build and our push.
+        request = BuildRequest(
+            context=o.context,
+            dockerfile=self._dockerfile(),
+            name=f"{local}:imgtag-build-{secrets.token_hex(6)}",
+            build_args=build_args,
+            target=o.target,
+            labels={},
+            secrets=secret_files,
+            platforms=o.platforms,
+            network=o.network,
+        )
+        builder.check(request)
         if o.dry_run:
-            self.log(f"dry run: would build and push {ref}:{d.tag}")
+            self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder")
             return result
         # 4. claim (None where the registry cannot delete: see the module docstring).
         claim = self._claim(d.tag)
         claimed_at = time.monotonic()
-        local = f"{ref.registry}/{ref.repository}"
+        images: list[Built] = []
+        temp_tags: list[tuple[str, str]] = []
         try:
             # 5. build with the OCI labels (the user's --label wins on purpose), squash.
             labels = {
                 **oci_labels(d, ref, public_url(self._remote_url()), self.now()),
                 **extra_labels,
             }
-            self.log(f"building {local}:{d.tag}")
-            dockerfile = self._dockerfile()
-            # A name of this run's own: another job on the same engine building the same
-            # tag must not be able to swap the image between our build and our push.
-            build_name = f"imgtag-build-{secrets.token_hex(6)}"
-            built = self.engine.build(
-                context=o.context,
-                dockerfile=dockerfile,
-                tag=f"{local}:{build_name}",
-                buildargs=build_args,
-                target=o.target,
-                labels=labels,
-                progress=self.log,
-            )
+            self.log(f"building {local}:{d.tag} with the {builder.name} builder")
+            images = builder.build(_with_labels(request, labels), self.log)
             if o.squash:
-                built = self._squash(result, f"{local}:{build_name}", build_args)
+                images = self._squash(result, builder, images, build_args)
             if claim is not None:
                 self._confirm_claim(d.tag, claim, claimed_at)
             # Right before the push: whoever got here first published while we built.
@@ -272,8 +367,10 @@ class Publisher:
                 )
             # 6. push, with progress; errors inside the stream are errors.
             started = time.monotonic()
-            digest = self._push(local, d.tag, built.image_id)
-            self.engine.untag(f"{local}:{build_name}")
+            if len(o.platforms) > 1:
+                digest = self._push_index(builder, images, local, d.tag, temp_tags)
+            else:
+                digest = self._push(builder, images[0], local, d.tag)
             pushed_for = time.monotonic() - started
             # 7. verify: the tag holds what we pushed, else someone overwrote it.
             self._verify(d.tag, digest)
@@ -282,12 +379,27 @@ class Publisher:
                 self.sleep(min(30.0, max(1.0, pushed_for)))
                 self._verify(d.tag, digest)
         finally:
+            for image in images:
+                builder.discard(image)
+            self._remove_temp_tags(temp_tags, can_delete=claim is not None)
             if claim is not None:
                 self._release(claim)
         result.digest, result.pushed = digest, True
         # 8. aliases, only now.
         result.aliases = self._move_aliases(version, digest)
         return result
+
+    def _request_shape(self, secrets_: tuple[Secret, ...] | None = None) -> BuildRequest:
+        """The options' part of a build request (for checking what a builder honours)."""
+        shape = tuple(Secret(s.id, "") for s in self.o.secrets)
+        return BuildRequest(
+            self.o.context,
+            None,
+            "",
+            secrets=shape if secrets_ is None else secrets_,
+            platforms=self.o.platforms,
+            network=self.o.network,
+        )
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -326,22 +438,33 @@ class Publisher:
             )
         result.lint = "passed"
 
-    def _squash(self, result: BuildPushResult, name: str, build_args: Mapping[str, str]) -> Any:
-        """Squash the image's own layers above the Dockerfile's FROM image (if the engine
-        has it; else the shared-prefix rule of ``tagger.image.base``)."""
-        from tagger.engine import BuildResult
-        from tagger.image.squash import squash_image
+    def _squash(
+        self,
+        result: BuildPushResult,
+        builder: Builder,
+        images: list[Built],
+        build_args: Mapping[str, str],
+    ) -> list[Built]:
+        """Squash each image's own layers above the Dockerfile's FROM image (the builder
+        knows how to find that image's layers; else the shared-prefix rule of
+        ``tagger.image.base``)."""
+        known_base = self._known_base(build_args)
+        squashed: list[Built] = []
+        docs: list[dict[str, Any]] = []
+        for image in images:
+            done, doc = builder.squash(image, known_base, self.log)
+            squashed.append(done)
+            docs.append(doc)
+        result.squashed = docs[0] if len(docs) == 1 else {"platforms": docs}
+        return squashed
+
+    def _known_base(self, build_args: Mapping[str, str]) -> str | None:
         from tagger.lint import final_base_image
 
         try:
-            known_base = final_base_image(self._dockerfile_path(), build_args, self.o.target)
+            return final_base_image(self._dockerfile_path(), build_args, self.o.target)
         except UsageError:
-            known_base = None  # the build read it fine; fall back to the shared-prefix rule
-        squashed = squash_image(self.engine, name, known_base=known_base, progress=self.log)
-        if squashed.changed and squashed.old_id:
-            self.engine.untag(squashed.old_id)  # the unsquashed image, now nameless
-        result.squashed = squashed.as_dict()
-        return BuildResult(squashed.id)
+            return None  # the build read it fine; fall back to the shared-prefix rule
 
     def _exists(self, result: BuildPushResult, digest: str, d: Derivation) -> BuildPushResult:
         where = f"{self.ref}:{d.tag}"
@@ -427,20 +550,77 @@ class Publisher:
     def _release(self, hold: ClaimHold) -> None:
         hold.release()
 
-    def _push(self, local: str, tag: str, image_id: str) -> str:
-        """Name the image we built ``local:tag`` and push it; check the registry got *that*
-        image (its config digest is the engine's image ID), once more if another job on the
+    def _push(self, builder: Builder, image: Built, local: str, tag: str) -> str:
+        """Push the image we built to ``local:tag``; check the registry got *that* image
+        (its config digest is the image's ID), once more if another job on the same
         engine re-tagged the name in the moment between."""
         for _attempt in range(2):
-            self.engine.tag(image_id, local, tag)
-            digest: str = self.engine.push(local, tag, self._auth_config(), progress=self.log)
-            if self._config_digest(digest) == image_id:
+            digest = builder.push(image, local, tag, self.log)
+            if self._config_digest(digest) == image.image_id:
                 return digest
             self.log(f"{local}:{tag} was re-tagged on the engine during the push; pushing again")
         raise EngineError(
             f"another job on this Docker engine keeps re-tagging {local}:{tag} while imgtag "
             "pushes it: run one build of a tag at a time per engine"
         )
+
+    def _push_index(
+        self,
+        builder: Builder,
+        images: list[Built],
+        local: str,
+        tag: str,
+        temp_tags: list[tuple[str, str]],
+    ) -> str:
+        """Push each platform's image under a temporary tag, then the index under ``tag``
+        (one manifest PUT). ``temp_tags`` collects (tag, digest) for removal."""
+        repo = self.ref.repository
+        run_id = secrets.token_hex(6)
+        entries = []
+        for image in images:
+            where = str(image.platform).replace("/", "-")
+            temp = f"imgtag-tmp-{run_id}-{where}"
+            digest = self._push(builder, image, local, temp)
+            temp_tags.append((temp, digest))
+            manifest = self.client.get_manifest(repo, digest)
+            config = self.client.get_blob(repo, self._config_digest(digest) or "")
+            platform = _config_platform(config)
+            if image.platform is not None and not image.platform.matches(platform):
+                raise EngineError(
+                    f"the {builder.name} builder made a {_platform_text(platform)} image "
+                    f"when asked for {image.platform}: nothing was published"
+                )
+            entries.append(
+                {
+                    "mediaType": manifest.media_type,
+                    "digest": digest,
+                    "size": len(manifest.raw),
+                    "platform": platform,
+                }
+            )
+        index = json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+            separators=(",", ":"),
+        ).encode()
+        self.log(f"pushing the index of {len(entries)} platforms to {local}:{tag}")
+        return str(self.client.put_manifest(repo, tag, index, OCI_INDEX))
+
+    def _remove_temp_tags(self, temp_tags: list[tuple[str, str]], *, can_delete: bool) -> None:
+        """Point each temporary tag at a unique placeholder and delete that placeholder by
+        its digest (a DELETE of the platform manifest's digest would break the index)."""
+        repo = self.ref.repository
+        if temp_tags and not can_delete:
+            names = ", ".join(t for t, _ in temp_tags)
+            self.log(f"this registry cannot delete: the temporary tags {names} stay")
+            return
+        for temp, _digest in temp_tags:
+            try:
+                self.client.upload_blob(repo, EMPTY_CONFIG)
+                raw = marker_manifest({"org.imgtag.placeholder": secrets.token_hex(16)})
+                placeholder = self.client.put_manifest(repo, temp, raw, OCI_MANIFEST)
+                self.client.delete_manifest(repo, placeholder)
+            except RegistryError as exc:
+                self.log(f"could not remove the temporary tag {temp} ({exc}): remove it by hand")
 
     def _config_digest(self, digest: str) -> str | None:
         config = self.client.get_manifest(self.ref.repository, digest).json().get("config")
@@ -472,6 +652,48 @@ class Publisher:
         return move
 
 
+def _write_secrets(values: Mapping[str, bytes], directory: str | None) -> tuple[Secret, ...]:
+    """Each secret in a file of its own under ``directory`` (0700), readable by us only."""
+    files = []
+    for index, (secret_id, value) in enumerate(values.items()):
+        assert directory is not None
+        path = os.path.join(directory, f"s{index}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(value)
+        files.append(Secret(secret_id, path))
+    return tuple(files)
+
+
+def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildRequest:
+    from dataclasses import replace
+
+    return replace(request, labels=dict(labels))
+
+
+def _config_platform(config: bytes) -> dict[str, str]:
+    """An index entry's ``platform`` from an image config's ``os``/``architecture``/``variant``.
+
+    >>> _config_platform(b'{"os": "linux", "architecture": "arm64", "variant": "v8"}')
+    {'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}
+    """
+    try:
+        doc = json.loads(config)
+    except ValueError:
+        doc = {}
+    doc = doc if isinstance(doc, dict) else {}
+    platform = {"os": str(doc.get("os") or ""), "architecture": str(doc.get("architecture") or "")}
+    if doc.get("variant"):
+        platform["variant"] = str(doc["variant"])
+    return platform
+
+
+def _platform_text(platform: Mapping[str, str]) -> str:
+    return "/".join(
+        v for v in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if v
+    )
+
+
 def write_outputs(result: BuildPushResult, env_file: str | None, env: Mapping[str, str]) -> None:
     """``$GITHUB_OUTPUT`` (``image=``, ``tag=``, ``digest=``) and ``--env-file`` dotenv."""
     from tagger.output import to_dotenv
@@ -497,7 +719,7 @@ def publish(
     ca_file: str | None = None,
 ) -> BuildPushResult:
     """Build the real collaborators (registry client, engine) and run the publisher."""
-    if not options.dry_run:
+    if not options.dry_run and options.builder != "buildah":
         # The docker SDK is slow to import (benchmarks/README.md); git, the existence check
         # and the claim mostly wait on I/O, so let the import run beside them, not after.
         import threading
@@ -520,6 +742,58 @@ def publish(
     def source() -> str | None:
         return github_source(env) or remote_url(options.next.repo)
 
+    from tagger.build.builders import Wiring, choose
+
+    engines: list[Engine] = []
+
+    def engine() -> Engine:
+        if not engines:
+            engines.append(Engine(env))
+        return engines[0]
+
+    def base_layers(image: str, platform: Platform | None) -> list[str] | None:
+        """A FROM image's diff_ids, from its registry (BuildKit does not keep it local)."""
+        try:
+            base = Reference.parse(image)
+            base_client, _ = open_client(base, env, insecure=insecure, ca_file=ca_file)
+            config = base_client.image_config(
+                base.repository, base.digest or base.tag or "latest", platform
+            )
+        except (RegistryError, UsageError):
+            return None
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids")
+        return [str(x) for x in diff_ids] if isinstance(diff_ids, list) else None
+
+    def plain_http_base() -> str | None:
+        """The final FROM image if the Dockerfile may name a loopback or insecure registry
+        at all (a text search first: most never do, and parsing costs an import)."""
+        from pathlib import Path as _Path
+
+        path = options.file or os.path.join(options.context, "Dockerfile")
+        try:
+            text = _Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        if not any(host in text for host in ("localhost", "127.", "[::1]", *insecure)):
+            return None
+        from tagger.lint import final_base_image
+
+        try:
+            build_args = parse_key_values(options.build_args, "--build-arg")
+            return final_base_image(path, build_args, options.target)
+        except UsageError:
+            return None
+
+    wiring = Wiring(
+        env=env,
+        engine=engine,
+        registry=ref.registry,
+        auth_config=auth_config,
+        base_layers=base_layers,
+        plain_http_base=plain_http_base,
+        insecure=tuple(insecure),
+        ca_file=ca_file,
+    )
     publisher = Publisher(
         options,
         derive=lambda: derive(
@@ -529,10 +803,11 @@ def publish(
             registry_tags=lambda _: client.list_tags(ref.repository),
         ),
         client=client,
-        engine=Engine(env),
+        builder=lambda: choose(options.builder, wiring, stderr_progress),
         auth_config=auth_config,
         remote_url=source,
         log=stderr_progress,
+        env=env,
     )
     return publisher.run()
 

@@ -23,6 +23,13 @@ from tagger.cli.options import (
 )
 
 
+class BuilderName(enum.StrEnum):
+    AUTO = "auto"
+    DOCKER = "docker"
+    BUILDKIT = "buildkit"
+    BUILDAH = "buildah"
+
+
 class OnExists(enum.StrEnum):
     FAIL = "fail"
     SKIP = "skip"
@@ -80,6 +87,36 @@ def register(app: typer.Typer) -> None:
         env_file: Annotated[
             str | None, typer.Option("--env-file", help="Also write the result as dotenv.")
         ] = None,
+        builder: Annotated[
+            BuilderName | None,
+            typer.Option(
+                "--builder",
+                envvar="IMGTAG_BUILDER",
+                case_sensitive=False,
+                help="auto (buildkit, else docker, else buildah), docker (the engine's "
+                "classic builder), buildkit, or buildah (no engine needed). [default: auto]",
+            ),
+        ] = None,
+        secret: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--secret",
+                help="id=ID,src=PATH or id=ID,env=VAR: a secret for RUN --mount=type=secret "
+                "(buildkit, buildah); repeatable.",
+            ),
+        ] = None,
+        platform: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--platform",
+                help="os/arch[/variant][,...]: more than one makes the tag an image index "
+                "(buildkit, buildah).",
+            ),
+        ] = None,
+        network: Annotated[
+            str | None,
+            typer.Option("--network", help="Network of RUN steps (host, none, default...)."),
+        ] = None,
         insecure_registry: InsecureOpt = None,
         ca_file: CaFileOpt = None,
     ) -> None:
@@ -106,6 +143,10 @@ def register(app: typer.Typer) -> None:
             "lint": lint,
             "on_exists": on_exists.value if on_exists else None,
             "allow_dirty": allow_dirty,
+            "builder": builder.value if builder else None,
+            "secret": secret or None,
+            "platform": platform or None,
+            "network": network,
         }
         options = BuildPushOptions.resolve(image, given, dry_run=dry_run)
         result = publish(

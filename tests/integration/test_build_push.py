@@ -42,7 +42,17 @@ from appfixture import change, make_app
 from clirun import CliResult, run_cli
 from gitfixture import GitRepoBuilder
 
-JSON_KEYS = ["image", "tag", "digest", "aliases", "pushed", "lint", "lint_findings", "squash"]
+JSON_KEYS = [
+    "image",
+    "tag",
+    "digest",
+    "aliases",
+    "pushed",
+    "lint",
+    "lint_findings",
+    "squash",
+    "builder",
+]
 CLAIM_PREFIX = "imgtag-claim-"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST_ONLY = "application/vnd.docker.distribution.manifest.v2+json"
@@ -249,8 +259,10 @@ def unused_port() -> int:
 
 @pytest.fixture(scope="module")
 def bed_env(testbed: tb.Testbed) -> dict[str, str]:
-    """The bed's DOCKER_HOST and DOCKER_CONFIG (``auths`` for basic and token)."""
-    return testbed.env()
+    """The bed's DOCKER_HOST and DOCKER_CONFIG (``auths`` for basic and token), and the
+    classic ``docker`` builder: this file pins down that path (its "Step 1/" log included);
+    ``test_builders.py`` runs the guard through every builder."""
+    return {**testbed.env(), "IMGTAG_BUILDER": "docker"}
 
 
 @pytest.fixture

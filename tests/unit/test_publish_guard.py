@@ -186,6 +186,7 @@ def test_clean_publish_tag_holds_the_pushed_image_and_the_claim_is_gone(h: Harne
         "lint": "skipped",
         "lint_findings": {},
         "squash": None,
+        "builder": "docker",
     }
 
 
@@ -302,7 +303,7 @@ def test_dry_run_builds_and_writes_nothing(h: Harness) -> None:
     assert not result.pushed and result.digest is None and result.tag == TAG
     assert h.registry.calls == [Call("head_manifest", REPO, TAG)]
     assert h.engine.builds == [] and h.engine.pushes == []
-    assert f"dry run: would build and push {IMAGE}:{TAG}" in h.log
+    assert f"dry run: would build {IMAGE}:{TAG} with the docker builder" in h.log
 
 
 # -- step 4 and 5: the claim ------------------------------------------------------------------

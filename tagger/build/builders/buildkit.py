@@ -1,0 +1,231 @@
+"""The ``buildkit`` builder: BuildKit through the docker CLI, images land in the engine.
+
+Does I/O: runs the docker CLI (through ``tagger.proc``) and talks to the engine
+(``tagger.engine``) for networks, squash and push. Two ways in, found by
+:func:`find_cli`: ``docker buildx build --load`` where the buildx plugin exists, else
+``DOCKER_BUILDKIT=1 docker build`` on a CLI older than 23.0 (those drive dockerd's
+embedded BuildKit; 23.0 and later have no builder of their own without buildx). The
+embedded BuildKit takes one platform per build and has no registry exporter, so a
+multi-platform build is one build per platform (``tagger.build.publish`` writes the
+index). BuildKit does not put the FROM image it pulls in the engine's store, so
+``--squash`` reads the base image's layers from its registry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tagger.build.builders.base import BuildRequest, Built, Capabilities, Progress
+from tagger.build.builders.docker import AuthConfig, DockerBuilder
+from tagger.errors import EngineError, ImageNotFoundError, redact
+from tagger.registry.platform import Platform
+
+if TYPE_CHECKING:
+    from tagger.engine import Engine
+    from tagger.proc import Runner, Running
+
+#: The diff_ids of an image in its registry (for a FROM image BuildKit pulled), or None.
+BaseLayers = Callable[[str, Platform | None], list[str] | None]
+
+#: The first docker CLI release without a builder of its own (``docker build`` is buildx).
+LEGACY_BUILDKIT_BEFORE = 23
+
+
+@dataclass(frozen=True, slots=True)
+class DockerCli:
+    """A docker CLI that can drive BuildKit: ``buildx`` or the legacy ``DOCKER_BUILDKIT=1``."""
+
+    path: str
+    buildx: bool
+    version: str
+
+
+def client_major(version: str) -> int | None:
+    """The major version of a ``docker version`` client string.
+
+    >>> client_major("20.10.24+dfsg1"), client_major("28.2.2"), client_major("dev")
+    (20, 28, None)
+    """
+    head = version.strip().split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def find_cli(runner: Runner, env: Mapping[str, str]) -> DockerCli | None:
+    """The docker CLI to build with: one with buildx first, else one older than 23.0.
+
+    Looks at ``docker`` on ``PATH`` and at the usual install places (a distribution's
+    ``/usr/bin/docker`` may be older than a newer one earlier on ``PATH``).
+    """
+    candidates: list[str] = []
+    seen: set[str] = set()
+    for path in (
+        shutil.which("docker", path=env.get("PATH")),
+        "/usr/bin/docker",
+        "/usr/local/bin/docker",
+    ):
+        if path and os.access(path, os.X_OK) and os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            candidates.append(path)
+    legacy: DockerCli | None = None
+    for path in candidates:
+        answer = runner.run([path, "version", "--format", "{{.Client.Version}}"], timeout=20)
+        version = answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else ""
+        if runner.run([path, "buildx", "version"], timeout=20).ok:
+            return DockerCli(path, True, version)
+        major = client_major(version)
+        if legacy is None and major is not None and major < LEGACY_BUILDKIT_BEFORE:
+            legacy = DockerCli(path, False, version)
+    return legacy
+
+
+def build_argv(cli: DockerCli, request: BuildRequest, iidfile: str) -> list[str]:
+    """The docker CLI command line of one BuildKit build. Pure.
+
+    >>> from tagger.build.builders.base import Secret
+    >>> req = BuildRequest(".", None, "r/a:b", {"A": "1"}, None, {"l": "v"},
+    ...                    (Secret("tok", "/s"),), (Platform("linux", "arm64"),), "host")
+    >>> " ".join(build_argv(DockerCli("docker", False, "20.10"), req, "/iid"))
+    'docker build --progress plain --iidfile /iid -t r/a:b --build-arg A=1 --label l=v \
+--secret id=tok,src=/s --platform linux/arm64 --network host .'
+    """
+    argv = [cli.path, *(["buildx", "build", "--load"] if cli.buildx else ["build"])]
+    argv += ["--progress", "plain", "--iidfile", iidfile, "-t", request.name]
+    if request.dockerfile:
+        argv += ["-f", request.dockerfile]
+    for key, value in request.build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    if request.target:
+        argv += ["--target", request.target]
+    for key, value in request.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    for secret in request.secrets:
+        argv += ["--secret", f"id={secret.id},src={secret.path}"]
+    for platform in request.platforms:
+        argv += ["--platform", str(platform)]
+    if request.network:
+        argv += ["--network", request.network]
+    argv.append(request.context)
+    return argv
+
+
+def failure(lines: Sequence[str]) -> str:
+    """The sentence a failed build ends with: BuildKit's last error line. Pure.
+
+    >>> failure(["#5 0.1 hi", "error: failed to solve: executor failed: exit code: 1", ""])
+    'failed to solve: executor failed: exit code: 1'
+    >>> failure(["just this"])
+    'just this'
+    """
+    text = [line.strip() for line in lines if line.strip()]
+    for line in reversed(text):
+        lowered = line.lower()
+        for prefix in ("error: ", "error:", "ERROR: "):
+            if line.startswith(prefix) or lowered.startswith(prefix.lower()):
+                return line[len(prefix) :].strip()
+    return text[-1] if text else "no output"
+
+
+class BuildKitBuilder(DockerBuilder):
+    name = "buildkit"
+    capabilities = Capabilities(
+        secrets=True, platform=True, platforms=True, network=True, cache_mounts=True
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        cli: DockerCli,
+        runner: Runner,
+        auth_config: AuthConfig = lambda: None,
+        base_layers: BaseLayers = lambda _image, _platform: None,
+        started: Callable[[Running], None] | None = None,
+    ) -> None:
+        super().__init__(engine, auth_config)
+        self.cli = cli
+        self._runner = runner
+        self._base_layers = base_layers
+        self._started = started
+        self._network_checked: str | None = None
+
+    def _network(self, request: BuildRequest, progress: Progress) -> str | None:
+        if request.network is not None:
+            return request.network
+        if self._network_checked is None:
+            # An engine without its bridge (dockerd --bridge=none) fails every RUN on
+            # BuildKit's default network; the host's is the one it has.
+            self._network_checked = "" if self.engine.has_network("bridge") else "host"
+            if self._network_checked:
+                progress("buildkit: the engine has no bridge network: RUN uses --network host")
+        return self._network_checked or None
+
+    def build(self, request: BuildRequest, progress: Progress) -> list[Built]:
+        network = self._network(request, progress)
+        platforms: Sequence[Platform | None] = request.platforms or (None,)
+        built: list[Built] = []
+        for platform in platforms:
+            one = request.for_platform(platform) if len(platforms) > 1 else request
+            built.append(self._build_one(one, network, platform, progress))
+        return built
+
+    def _build_one(
+        self,
+        request: BuildRequest,
+        network: str | None,
+        platform: Platform | None,
+        progress: Progress,
+    ) -> Built:
+        from dataclasses import replace
+
+        request = replace(request, network=network)
+        with tempfile.TemporaryDirectory(prefix="imgtag-buildkit-") as temp:
+            iidfile = os.path.join(temp, "iid")
+            result = self._runner.stream(
+                build_argv(self.cli, request, iidfile),
+                lambda line: progress(redact(line)),
+                started=self._started,
+            )
+            if result.returncode < 0:
+                raise EngineError(
+                    f"the build failed: the docker CLI was killed by signal {-result.returncode}"
+                )
+            if not result.ok:
+                raise EngineError(
+                    f"the build failed: {redact(failure(result.stdout.splitlines()))[:500]}"
+                )
+            try:
+                with open(iidfile, encoding="utf-8") as fh:
+                    image_id = fh.read().strip()
+            except OSError:
+                image_id = ""
+        if not image_id.startswith("sha256:"):
+            raise EngineError(f"the build of {request.name} reported no image ID")
+        return Built(image_id, request.name, platform)
+
+    def squash(
+        self, image: Built, known_base: str | None, progress: Progress
+    ) -> tuple[Built, dict[str, Any]]:
+        from tagger.image.base import rootfs_layers
+
+        if not known_base or known_base == "scratch":
+            return self._squash(image, known_base=known_base, from_=None, progress=progress)
+        try:
+            self.engine.inspect_image(known_base)
+            return self._squash(image, known_base=known_base, from_=None, progress=progress)
+        except ImageNotFoundError:
+            pass  # BuildKit pulled it without storing it in the engine: ask its registry
+        base = self._base_layers(known_base, image.platform)
+        layers = rootfs_layers(self.engine.inspect_image(image.image_id)) or []
+        if base and len(base) < len(layers) and layers[: len(base)] == base:
+            squashed, doc = self._squash(
+                image, known_base=None, from_=str(len(layers) - len(base)), progress=progress
+            )
+            doc["base"] = f"FROM {known_base} (its layers read from its registry)"
+            return squashed, doc
+        if base and layers == base:
+            progress(f"{image.name}: no layers above FROM {known_base}: nothing to squash")
+        return self._squash(image, known_base=known_base, from_=None, progress=progress)
