@@ -240,10 +240,11 @@ class RegistryClient:
         return digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:
-        """DELETE by digest. On Distribution this removes every tag on that digest."""
+        """DELETE by digest (on Distribution this removes every tag on that digest), or by
+        tag where a registry supports it (OCI distribution spec 1.1)."""
         self.transport.request(
             "DELETE",
-            f"/v2/{repository}/manifests/{url_digest(digest, 'a digest to delete')}",
+            f"/v2/{repository}/manifests/{_url_ref(digest)}",
             scope=scope(repository, "delete"),
             doing=f"deleting {self._where(repository, digest)}",
             ok=(202, 200),
