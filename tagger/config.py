@@ -51,6 +51,17 @@ def _int_or_str(value: Any) -> int | str:
     return value
 
 
+def _base(value: Any) -> int | str:
+    # analyze's base: a count of layers (0 or more) or an image name.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError("a number of layers (0 or more) or an image name")
+    if isinstance(value, int) and value < 0:
+        raise TypeError("a number of layers (0 or more) or an image name")
+    if isinstance(value, str) and not value.strip():
+        raise TypeError("a number of layers (0 or more) or an image name")
+    return value
+
+
 def _str_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -123,7 +134,7 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "highest_wasted_bytes": _int_or_str,
         "highest_user_wasted_percent": _number,
         "top": _nonneg_int,
-        "base": _int_or_str,
+        "base": _base,
     },
 }
 
@@ -209,6 +220,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8 by definition; tomllib lets the decoding error through.
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}); TOML files must be UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 

@@ -10,8 +10,10 @@ leaves the process goes through :func:`redact` first: credentials never reach ou
 
 from __future__ import annotations
 
+import json
 import re
 from enum import IntEnum
+from urllib.parse import quote, quote_plus
 
 
 class ExitCode(IntEnum):
@@ -152,37 +154,76 @@ class OverwriteDetected(RefusedError):
 # Secrets learned at run time (passwords, tokens read from docker config or helpers).
 _SECRETS: set[str] = set()
 
-# Patterns that look like credentials wherever they come from: userinfo in URLs,
-# Authorization headers, and key=value / "key": "value" pairs named like secrets.
+# Patterns that look like credentials wherever they come from: userinfo in URLs
+# (``https://user:pass@host`` and ``https://TOKEN@host``), Authorization headers, and
+# key=value / "key": "value" pairs named like secrets.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1***@"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@"), r"\1***@"),
     (re.compile(r"(?i)\b(authorization\s*[:=]\s*)(basic|bearer)\s+[^\s,'\"]+"), r"\1\2 ***"),
+    # An echoed header value without its name: base64 or a JWT, so at least one digit,
+    # "=", "+" or "/" ("basic authentication" is left alone).
+    (
+        re.compile(r"(?i)\b(basic|bearer)\s+(?=[A-Za-z._~-]*[0-9+/=])[A-Za-z0-9._~+/=-]{12,}"),
+        r"\1 ***",
+    ),
     (
         re.compile(
             r"(?i)([\"']?\b(?:password|passwd|secret|token|access_token|refresh_token|"
-            r"identitytoken|auth)[\"']?\s*[:=]\s*[\"']?)([^\s,'\"}&]+)"
+            r"identitytoken|registrytoken|auth)[\"']?\s*[:=]\s*[\"']?)([^\s,'\"}&]+)"
         ),
         r"\1***",
     ),
 )
 
 
+def _forms(value: str) -> set[str]:
+    """The ways a secret can show up in text: as it is, stripped, ``repr``'d (an
+    exception's message quotes a header value with ``\\n`` escaped), JSON-escaped, and
+    percent-encoded (a query string)."""
+    forms = {value, value.strip(), repr(value)[1:-1], json.dumps(value)[1:-1]}
+    forms |= {json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe=""), quote_plus(value)}
+    return forms
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a secret so that :func:`redact` masks it in every later message.
+    """Remember a secret so that :func:`redact` masks it in every later message, in each
+    form it can take in a message (see :func:`_forms`).
 
     >>> register_secret("hunter2-password")
     >>> redact("login failed for hunter2-password")
     'login failed for ***'
+    >>> register_secret("tok-with-newline\\n")
+    >>> redact("Invalid header value b'Bearer tok-with-newline\\\\n'")
+    "Invalid header value b'Bearer ***'"
     """
+    if not value:
+        return
     # Very short values would mask ordinary words; they are caught by the patterns.
-    if value and len(value) >= 4:
-        _SECRETS.add(value)
+    _SECRETS.update(form for form in _forms(value) if len(form) >= 4)
+
+
+def escape_control(text: str, *, keep_newlines: bool = True) -> str:
+    """``text`` with control characters (ESC, CR, BEL ...) shown escaped, as Python
+    writes them: registry data must not drive the terminal. Newlines stay when asked.
+
+    >>> escape_control("a\\x1b[2Jb\\rc\\nd")
+    'a\\\\x1b[2Jb\\\\rc\\nd'
+    """
+    out = []
+    for ch in text:
+        if (ch == "\n" and keep_newlines) or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
 
 
 def redact(text: str) -> str:
     """Mask credentials in ``text``: registered secrets, URL userinfo, auth headers.
 
     >>> redact("GET https://bob:s3cret@registry.example/v2/")
+    'GET https://***@registry.example/v2/'
+    >>> redact("GET https://ghp_abc123token@registry.example/v2/")
     'GET https://***@registry.example/v2/'
     >>> redact("Authorization: Bearer eyJhbGciOi.x.y")
     'Authorization: Bearer ***'

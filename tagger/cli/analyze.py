@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         import os
         import sys
 
-        from tagger.errors import PolicyError, UsageError
+        from tagger.errors import PolicyError, UsageError, escape_control
         from tagger.image.analyze import check_thresholds, render_text
         from tagger.image.sources import AnalyzeSettings, from_engine
         from tagger.image.sources import from_registry as from_registry_
@@ -141,7 +141,10 @@ def register(app: typer.Typer) -> None:
             doc["passed"] = all(c.passed for c in checks)
             typer.echo(to_json(doc))
         else:
-            typer.echo(render_text(result, checks, base_note=note, width=_width()), nl=False)
+            # Instructions and paths come from the image (a registry's, maybe): no
+            # terminal escapes on the way to a screen. JSON above stays exact.
+            text = render_text(result, checks, base_note=note, width=_width())
+            typer.echo(escape_control(text), nl=False)
         failed = [c.message for c in checks if not c.passed]
         if failed:
             raise PolicyError(f"{result.image}: " + "; ".join(failed))

@@ -36,6 +36,7 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import IO, Any, Literal
 
 from tagger.errors import ImageFormatError, UsageError
@@ -414,6 +415,9 @@ _UNITS = {
 }
 
 
+_MAX_SIZE = 2**63 - 1
+
+
 def parse_size(text: str) -> int:
     """Bytes from ``1024``, ``20MB`` (SI, as dive's go-humanize reads it), ``20MiB``,
     ``1.5GB``; case does not matter.
@@ -428,8 +432,13 @@ def parse_size(text: str) -> int:
     match = _SIZE_RE.match(text)
     unit = _UNITS.get(match.group(2).lower()) if match else None
     if match is None or unit is None:
-        raise UsageError(f'"{text}" is not a size: write bytes, or e.g. 20MB, 20MiB, 1.5GB')
-    return int(float(match.group(1)) * unit)
+        raise UsageError(f'"{text[:40]}" is not a size: write bytes, or e.g. 20MB, 20MiB, 1.5GB')
+    # Exact decimal arithmetic, bounded: a float overflows to inf on 320 digits.
+    number = match.group(1)
+    size = int(Decimal(number) * unit) if len(number) <= 40 else _MAX_SIZE + 1
+    if size > _MAX_SIZE:
+        raise UsageError(f'"{text[:40]}" is larger than any image can be (at most 8 EiB)')
+    return size
 
 
 def human_size(size: float) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tagger.errors import UsageError
 
@@ -115,13 +116,25 @@ class Dockerfile:
     ignores: Mapping[int, frozenset[str]] = field(default_factory=dict)
     global_ignores: frozenset[str] = frozenset()
 
+    @cached_property
+    def _first_named(self) -> dict[str, int]:
+        # Name -> index of the first stage of that name: one pass, so that looking up a
+        # `FROM stage` is O(1) and a chain of n stages costs O(n), not O(n^2).
+        first: dict[str, int] = {}
+        for stage in self.stages:
+            if stage.name is not None:
+                first.setdefault(stage.name, stage.index)
+        return first
+
     def stage_by_name(self, name: str, before: int) -> Stage | None:
-        """The stage named ``name`` (or numbered, as ``COPY --from=0``) before ``before``."""
+        """The stage named ``name`` (or numbered, as ``COPY --from=0``) before ``before``:
+        the first stage in the file that has that name or that number."""
         lowered = name.lower()
-        for stage in self.stages[:before]:
-            if stage.name == lowered or (lowered.isdigit() and int(lowered) == stage.index):
-                return stage
-        return None
+        candidates = [self._first_named.get(lowered, len(self.stages))]
+        if lowered.isdigit() and len(lowered) <= 9:
+            candidates.append(int(lowered))
+        index = min(candidates)
+        return self.stages[index] if index < min(before, len(self.stages)) else None
 
     def parent_stage(self, stage: Stage) -> Stage | None:
         """The earlier stage ``stage`` is built ``FROM``, if any."""
@@ -130,9 +143,11 @@ class Dockerfile:
     def stage_chain(self, stage: Stage) -> list[Stage]:
         """``stage`` and the earlier stages it is built from, nearest first."""
         chain = [stage]
+        seen = {stage.index}
         parent = self.parent_stage(stage)
-        while parent is not None and parent not in chain:
+        while parent is not None and parent.index not in seen:
             chain.append(parent)
+            seen.add(parent.index)
             parent = self.parent_stage(parent)
         return chain
 

@@ -35,6 +35,7 @@ DEFAULT_MATCH = IMAGE_TAG_PATTERN
 SIGNATURE_RE = re.compile(r"^(sha256)-([0-9a-f]{64})\.(sig|att|sbom)$")
 _DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_DURATION_SECONDS = 36500 * 86400
 _TRUSTWORTHY_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 
 KEEP, DELETE, UNTAG, SKIP = "keep", "delete", "untag", "skip"
@@ -48,8 +49,15 @@ def parse_duration(text: str) -> timedelta:
     """
     m = _DURATION_RE.match(text.strip())
     if m is None:
-        raise UsageError(f"--keep-within {text!r} is not a duration such as 30d, 12h or 2w")
-    return timedelta(seconds=int(m[1]) * _UNIT_SECONDS[m[2]])
+        raise UsageError(f"--keep-within {text[:40]!r} is not a duration such as 30d, 12h or 2w")
+    # Bounded before any arithmetic: timedelta stops at 999,999,999 days, and "now minus
+    # the duration" must stay a date. A century keeps everything any registry holds.
+    seconds = int(m[1]) * _UNIT_SECONDS[m[2]] if len(m[1]) <= 12 else _MAX_DURATION_SECONDS + 1
+    if seconds > _MAX_DURATION_SECONDS:
+        raise UsageError(
+            f"--keep-within {text[:40]!r} is longer than 100 years (36500d); write at most that"
+        )
+    return timedelta(seconds=seconds)
 
 
 def compile_regex(pattern: str, option: str) -> re.Pattern[str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,16 @@ class Credentials:
     identity_token: str | None = None
     registry_token: str | None = None
 
+    def __post_init__(self) -> None:
+        # Registered the moment they exist, whichever way they were read (config file,
+        # helper, a test): the Basic header's base64 too, which an error body may echo.
+        # The user name alone is not a secret (docker prints it), and registering it would
+        # mask ordinary words that happen to be user names.
+        for secret in (self.password, self.identity_token, self.registry_token):
+            register_secret(secret)
+        if (header := self.basic_header()) is not None:
+            register_secret(header.partition(" ")[2])
+
     def __repr__(self) -> str:
         def shown(value: str | None) -> str:
             return "None" if value is None else "***"
@@ -94,6 +105,18 @@ class Credentials:
         if self.username and self.password is not None:
             return self.username, self.password
         return None
+
+    def basic_header(self) -> str | None:
+        """The ``Authorization`` value for HTTP Basic, UTF-8 as the docker CLI sends it
+        (``requests`` would encode Latin-1 and fail on a password with ``€``).
+
+        >>> Credentials(username="bob", password="p€ss").basic_header()
+        'Basic Ym9iOnDigqxzcw=='
+        """
+        basic = self.basic_auth()
+        if basic is None:
+            return None
+        return "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode("ascii")
 
     def auth_config(self) -> dict[str, str]:
         """The engine's ``AuthConfig`` for the docker SDK's ``push(auth_config=...)``.
@@ -232,6 +255,12 @@ def _parse_auths(raw: Any, path: Path) -> dict[str, Credentials]:
         # Register first: nothing below may quote a secret, but a later bug might.
         for name in ("auth", "password", "identitytoken", "registrytoken"):
             register_secret(values[name])
+        # Tokens go into HTTP headers as they are: surrounding white space (a file written
+        # with `echo`) is dropped, anything else that is no visible ASCII is refused here,
+        # naming the key, instead of an HTTP library quoting the header.
+        for name in ("identitytoken", "registrytoken"):
+            if (token := values[name]) is not None:
+                values[name] = _token_value(token.strip(), path, f'auths["{key}"].{name}')
         username, password = values["username"], values["password"]
         if values["auth"]:
             # The CLI decodes `auth` on load and lets it win over username/password.
@@ -246,6 +275,30 @@ def _parse_auths(raw: Any, path: Path) -> dict[str, Credentials]:
     return auths
 
 
+_VISIBLE_ASCII_RE = re.compile(r"[\x21-\x7e]*\Z")
+# Helper names become a program name `docker-credential-NAME` (never a shell word): no
+# path separators, no NUL, nothing a program name on PATH does not have.
+_HELPER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
+
+
+def _token_value(value: str, path: Path, where: str) -> str:
+    if _VISIBLE_ASCII_RE.match(value) is None:
+        raise ConfigError(
+            f"{path}: {where} has characters a token cannot have (white space or control "
+            "characters inside, or non-ASCII); log in again"
+        )
+    return value
+
+
+def _helper_name(value: str, path: Path, where: str) -> str:
+    if value and _HELPER_NAME_RE.match(value) is None:
+        raise ConfigError(
+            f"{path}: {where} is not a credential helper name ({value[:40]!r}): "
+            "letters, digits, '.', '_', '+' and '-' only; fix the docker config file"
+        )
+    return value
+
+
 def _parse_helpers(raw: Any, path: Path) -> dict[str, str]:
     if raw is None:
         return {}
@@ -253,7 +306,7 @@ def _parse_helpers(raw: Any, path: Path) -> dict[str, str]:
         raise ConfigError(
             f'{path}: "credHelpers" must map registries to helper names; fix the file'
         )
-    return dict(raw)
+    return {k: _helper_name(v, path, f'credHelpers["{k}"]') for k, v in raw.items()}
 
 
 def _first_line(text: str, limit: int = 200) -> str:
@@ -324,6 +377,7 @@ class DockerConfig:
         auths = _parse_auths(_field(data, "auths"), path)
         helpers = _parse_helpers(_field(data, "credHelpers"), path)
         store = _string(_field(data, "credsStore"), path, '"credsStore"')
+        store = _helper_name(store, path, '"credsStore"') if store else store
         return cls(
             path=path, auths=auths, cred_helpers=helpers, creds_store=store or None, runner=runner
         )
@@ -396,6 +450,7 @@ class DockerConfig:
             data = json.loads(result.stdout)
         except json.JSONDecodeError:
             data = None
+        register_secret(result.stdout.strip())
         if isinstance(data, dict):
             secret, username = data.get("Secret"), data.get("Username")
             if isinstance(secret, str):

@@ -28,16 +28,28 @@ from tagger.errors import (
     NotFound,
     RegistryError,
     Unsupported,
+    escape_control,
 )
 from tagger.registry.auth import Credentials
 from tagger.registry.manifests import sha256_digest
-from tagger.registry.mediatypes import ACCEPT, MANIFEST_TYPES, is_index
+from tagger.registry.mediatypes import (
+    ACCEPT,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    is_index,
+)
 from tagger.registry.platform import Platform, pick
-from tagger.registry.reference import Reference
-from tagger.registry.transport import RetryPolicy, Transport, request_json
+from tagger.registry.reference import Reference, is_digest, is_tag
+from tagger.registry.transport import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_TAGS_PAGE_BYTES,
+    RetryPolicy,
+    Transport,
+    request_json,
+)
 
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit Distribution itself enforces
-MAX_CONFIG_BYTES = 8 * 1024 * 1024
 MAX_TAG_PAGES = 10_000
 
 
@@ -68,10 +80,65 @@ class Manifest:
         return doc
 
 
+def _shown(value: str, limit: int = 80) -> str:
+    """A value a registry sent, fit for a message: escaped, short."""
+    return escape_control(value[:limit], keep_newlines=False) + ("…" if len(value) > limit else "")
+
+
+def url_digest(value: object, what: str) -> str:
+    """``value`` if it is a digest (``algorithm:hex`` of the algorithm's length) fit to go
+    into a URL; a :class:`RegistryError` otherwise (``sha256:../../x`` in a manifest).
+
+    >>> url_digest("sha256:" + "a" * 64, "the config").startswith("sha256:")
+    True
+    >>> url_digest("sha256:../../x", "the config")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.RegistryError: the registry sent the config "sha256:../../x", which is \
+not a digest (algorithm:hex): refused
+    """
+    if not isinstance(value, str) or not is_digest(value):
+        shown = _shown(value) if isinstance(value, str) else type(value).__name__
+        raise RegistryError(
+            f'the registry sent {what} "{shown}", which is not a digest (algorithm:hex): refused'
+        )
+    return value
+
+
+def _url_ref(ref: str) -> str:
+    # Tags come from the user (parsed) or from a tags list (filtered); digests may come
+    # from a manifest: either way nothing else goes into a URL path.
+    if is_tag(ref):
+        return ref
+    return url_digest(ref, "the reference")
+
+
+def _media_type(declared: str, doc: Mapping[str, Any] | None, where: str) -> str:
+    """A manifest's media type: the one declared (Content-Type, else the document's
+    ``mediaType``) when it is known, inferred for an OCI document that declares none;
+    anything else is refused."""
+    if declared in MANIFEST_TYPES:
+        return declared
+    inner = doc.get("mediaType") if doc is not None else None
+    if isinstance(inner, str) and inner in MANIFEST_TYPES:
+        return inner
+    if inner is None and doc is not None:
+        # OCI makes mediaType optional; the shape says which of the two it is.
+        if isinstance(doc.get("manifests"), list):
+            return OCI_INDEX
+        if isinstance(doc.get("layers"), list):
+            return OCI_MANIFEST
+    shown = inner if isinstance(inner, str) else declared
+    raise RegistryError(
+        f'{where} has the media type "{_shown(shown)}", which imgtag does not know '
+        f"(it reads {', '.join(MANIFEST_TYPES)})"
+    )
+
+
 def _check_digest(expected: str, data: bytes, what: str) -> None:
     algo, _, _hex = expected.partition(":")
-    if algo not in ("sha256", "sha512"):
-        raise RegistryError(f"{what} has an unsupported digest algorithm {algo!r}")
+    if algo not in ("sha256", "sha512") or not is_digest(expected):
+        raise RegistryError(f"{what}: {_shown(expected)} is not a digest imgtag can check")
     actual = algo + ":" + hashlib.new(algo, data).hexdigest()
     if actual != expected:
         raise RegistryError(f"{what}: the registry sent bytes that do not match {expected}")
@@ -109,7 +176,7 @@ class RegistryClient:
         doing = f"checking {self._where(repository, ref)}"
         resp = self.transport.request(
             "HEAD",
-            f"/v2/{repository}/manifests/{ref}",
+            f"/v2/{repository}/manifests/{_url_ref(ref)}",
             scope=scope(repository, *actions),
             headers={"Accept": ACCEPT},
             doing=doing,
@@ -119,33 +186,43 @@ class RegistryClient:
             return None
         digest = resp.headers.get("Docker-Content-Digest", "")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        if not digest.startswith(("sha256:", "sha512:")):
+        if not digest:
             # Some registries omit the digest on HEAD; GET gives the bytes to hash.
             manifest = self.get_manifest(repository, ref)
             return ManifestInfo(manifest.digest, manifest.media_type, len(manifest.raw))
-        return ManifestInfo(digest, media_type, int(resp.headers.get("Content-Length") or 0))
+        url_digest(digest, f"a Docker-Content-Digest for {self._where(repository, ref)}")
+        if media_type not in MANIFEST_TYPES:
+            # A HEAD has no body to infer from: GET says what it is, or refuses it.
+            manifest = self.get_manifest(repository, ref)
+            return ManifestInfo(manifest.digest, manifest.media_type, len(manifest.raw))
+        length = resp.headers.get("Content-Length") or "0"
+        size = int(length) if length.isdigit() and len(length) < 19 else 0
+        return ManifestInfo(digest, media_type, size)
 
     def get_manifest(self, repository: str, ref: str) -> Manifest:
         doing = f"reading {self._where(repository, ref)}"
         resp = self.transport.request(
             "GET",
-            f"/v2/{repository}/manifests/{ref}",
+            f"/v2/{repository}/manifests/{_url_ref(ref)}",
             scope=scope(repository, "pull"),
             headers={"Accept": ACCEPT},
             doing=doing,
+            max_bytes=MAX_MANIFEST_BYTES,
+            what="a manifest",
         )
         raw = resp.content
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise RegistryError(f"the manifest of {self._where(repository, ref)} is too large")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        if ref.startswith(("sha256:", "sha512:")):
+        if is_digest(ref):
             _check_digest(ref, raw, f"reading {self._where(repository, ref)}")
             digest = ref
         else:
             digest = resp.headers.get("Docker-Content-Digest") or sha256_digest(raw)
             _check_digest(digest, raw, f"reading {self._where(repository, ref)}")
-        if not media_type or media_type not in MANIFEST_TYPES:
-            media_type = str(Manifest(digest, "", raw).json().get("mediaType") or media_type)
+        if media_type not in MANIFEST_TYPES:
+            doc = Manifest(digest, "", raw).json()
+            media_type = _media_type(
+                media_type, doc, f"the manifest of {self._where(repository, ref)}"
+            )
         return Manifest(digest, media_type, raw)
 
     def put_manifest(self, repository: str, ref: str, raw: bytes, media_type: str) -> str:
@@ -153,7 +230,7 @@ class RegistryClient:
         doing = f"pushing the manifest {self._where(repository, ref)}"
         resp = self.transport.request(
             "PUT",
-            f"/v2/{repository}/manifests/{ref}",
+            f"/v2/{repository}/manifests/{_url_ref(ref)}",
             scope=scope(repository, "pull", "push"),
             headers={"Content-Type": media_type},
             data=raw,
@@ -163,10 +240,11 @@ class RegistryClient:
         return digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:
-        """DELETE by digest. On Distribution this removes every tag on that digest."""
+        """DELETE by digest (on Distribution this removes every tag on that digest), or by
+        tag where a registry supports it (OCI distribution spec 1.1)."""
         self.transport.request(
             "DELETE",
-            f"/v2/{repository}/manifests/{digest}",
+            f"/v2/{repository}/manifests/{_url_ref(digest)}",
             scope=scope(repository, "delete"),
             doing=f"deleting {self._where(repository, digest)}",
             ok=(202, 200),
@@ -199,15 +277,24 @@ class RegistryClient:
                 return
             doing = f"listing the tags of {self.host}/{repository}"
             resp = self.transport.request(
-                "GET", "", url=url, scope=scope(repository, "pull"), doing=doing, ok=(404,)
+                "GET",
+                "",
+                url=url,
+                scope=scope(repository, "pull"),
+                doing=doing,
+                ok=(404,),
+                max_bytes=MAX_TAGS_PAGE_BYTES,
+                what="a page of tags",
             )
             if resp.status_code == 404:
                 return
             body = request_json(resp, doing)
             # Distribution answers "tags": null for a repository whose tags are all gone.
             tags = body.get("tags") if isinstance(body, dict) else None
-            for tag in tags or []:
-                if isinstance(tag, str) and tag not in seen:
+            for tag in tags if isinstance(tags, list) else []:
+                # A name that is no tag can be neither asked for nor deleted, and its text
+                # (escapes, "../") must not reach a URL or a screen: it is passed over.
+                if isinstance(tag, str) and is_tag(tag) and tag not in seen:
                     seen.add(tag)
                     yield tag
             url = _next_link(resp.headers.get("Link"), resp.url, base)
@@ -216,16 +303,17 @@ class RegistryClient:
     # -- blobs ---------------------------------------------------------------------------
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
+        url_digest(digest, "a blob digest")
         doing = f"reading the blob {self._where(repository, digest)}"
         resp = self.transport.request(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
             scope=scope(repository, "pull"),
             doing=doing,
+            max_bytes=max_bytes,
+            what="a config",
         )
         data = resp.content
-        if len(data) > max_bytes:
-            raise RegistryError(f"the blob {digest} is larger than expected ({len(data)} bytes)")
         _check_digest(digest, data, doing)
         return data
 
@@ -236,21 +324,15 @@ class RegistryClient:
         """Stream a blob (a layer of any size): a :class:`BlobReader` whose digest (and
         ``size``, when given) is checked as it is read; :meth:`BlobReader.finish` reads what
         is left and checks it all. Memory stays at one read, whatever the blob's size."""
+        url_digest(digest, "a layer digest")
         doing = f"reading the blob {self._where(repository, digest)}"
-        session = self.transport.session
-        # The transport reads whole bodies; a layer must stream. requests reads the
-        # session's `stream` default per request, so set it for this one request only.
-        previous = session.stream
-        session.stream = True
-        try:
-            resp = self.transport.request(
-                "GET",
-                f"/v2/{repository}/blobs/{digest}",
-                scope=scope(repository, "pull"),
-                doing=doing,
-            )
-        finally:
-            session.stream = previous
+        resp = self.transport.request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=scope(repository, "pull"),
+            doing=doing,
+            stream=True,
+        )
         try:
             resp.raw.decode_content = True  # a proxy's Content-Encoding, never the layer's gzip
             reader = BlobReader(resp.raw, digest, size, doing)
@@ -264,7 +346,7 @@ class RegistryClient:
     def has_blob(self, repository: str, digest: str) -> bool:
         resp = self.transport.request(
             "HEAD",
-            f"/v2/{repository}/blobs/{digest}",
+            f"/v2/{repository}/blobs/{url_digest(digest, 'a blob digest')}",
             scope=scope(repository, "pull", "push"),
             doing=f"checking the blob {self._where(repository, digest)}",
             ok=(404,),
@@ -315,12 +397,13 @@ class RegistryClient:
             child = pick(doc.get("manifests"), platform)
             if child is None:
                 raise NotFound(f"{self._where(repository, ref)} is an index without images")
-            manifest = self.get_manifest(repository, child)
+            manifest = self.get_manifest(repository, url_digest(child, "an index entry"))
             doc = manifest.json()
         config = doc.get("config")
         digest = config.get("digest") if isinstance(config, dict) else None
         if not isinstance(digest, str):
             raise RegistryError(f"the manifest of {self._where(repository, ref)} has no config")
+        url_digest(digest, "a config digest")
         try:
             parsed = json.loads(self.get_blob(repository, digest))
         except ValueError as exc:

@@ -98,8 +98,23 @@ def _split_domain(text: str) -> tuple[str, str]:
 
 
 def _check_domain(text: str, domain: str, what: str) -> None:
-    if _DOMAIN_RE.match(domain) is None:
+    m = _DOMAIN_RE.match(domain)
+    if m is None:
         raise _invalid(text, f'"{domain}" is not a valid registry host[:port]', what=what)
+    # The grammar allows any digits and any label length; a URL does not (RFC 3986 ports,
+    # RFC 1035 labels). Said here, the user gets one sentence instead of an HTTP library's
+    # error about a URL they never typed.
+    port = m["port"]
+    if port is not None and not (len(port) <= 5 and 1 <= int(port) <= 65535):
+        raise _invalid(text, f"the port {port[:12]} is not between 1 and 65535", what=what)
+    host = m["host"]
+    if not host.startswith("["):
+        if len(host) > 253:
+            raise _invalid(text, "the registry host name is longer than 253 characters", what=what)
+        if any(len(label) > 63 for label in host.split(".")):
+            raise _invalid(
+                text, "a label of the registry host name is longer than 63 characters", what=what
+            )
 
 
 def _check_path(text: str, path: str, what: str) -> None:
@@ -305,6 +320,28 @@ repository: drop the tag ":1.0" (imgtag chooses the tag)
         return text
 
 
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is a digest imgtag accepts: a registered algorithm and lower-case
+    hex of its length (what go-digest accepts), nothing else.
+
+    >>> is_digest("sha256:" + "a" * 64), is_digest("sha256:../../x"), is_digest("sha256:AB")
+    (True, False, False)
+    """
+    algorithm, colon, hexpart = text.partition(":")
+    pattern = _DIGEST_HEX_RES.get(algorithm)
+    return bool(colon) and pattern is not None and pattern.match(hexpart) is not None
+
+
+def is_tag(text: str) -> bool:
+    """Whether ``text`` is a tag by the reference grammar (1 to 128 of ``[A-Za-z0-9_.-]``,
+    not starting with ``.`` or ``-``).
+
+    >>> is_tag("1.2.3-4"), is_tag("../x"), is_tag("a\x1b[2J")
+    (True, False, False)
+    """
+    return _TAG_RE.match(text) is not None
+
+
 def is_loopback_host(host: str) -> bool:
     """Whether ``host`` (optionally ``:port``, IPv6 in brackets) is this machine.
 
@@ -312,7 +349,15 @@ def is_loopback_host(host: str) -> bool:
     (True, True)
     >>> is_loopback_host("[::1]"), is_loopback_host("::1"), is_loopback_host("example.com")
     (True, True, False)
+
+    A netloc with user info is no host: ``[::1]@example.com`` goes to ``example.com``
+    (parse URLs with ``urllib.parse`` and judge ``.hostname``).
+
+    >>> is_loopback_host("[::1]@example.com"), is_loopback_host("localhost@example.com:80")
+    (False, False)
     """
+    if "@" in host or "/" in host:
+        return False
     if host.startswith("["):
         address, _, _ = host[1:].partition("]")
     elif host.count(":") > 1:

@@ -22,8 +22,9 @@ it is on loopback or the registry's own host.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
+import json
+import math
 import random
 import re
 import threading
@@ -52,6 +53,29 @@ from tagger.registry.auth import Credentials
 from tagger.registry.reference import is_loopback_host
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+# Body caps (docs/registries.md, "Untrusted answers"): manifests and configs 4 MiB (the OCI
+# distribution spec's manifest limit), token answers 1 MiB, a tags page 16 MiB; error
+# bodies are read for their message only, and cut.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_TOKEN_BYTES = 1024 * 1024
+MAX_TAGS_PAGE_BYTES = 16 * 1024 * 1024
+MAX_ANSWER_BYTES = 1024 * 1024  # anything else: upload answers, HEADs, DELETEs
+MAX_ERROR_BYTES = 64 * 1024
+_READ_CHUNK = 64 * 1024
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+\Z")
+
+
+def _size_text(n: int) -> str:
+    """A cap as people read it.
+
+    >>> _size_text(4 * 1024 * 1024), _size_text(1000)
+    ('4 MiB', '1000 bytes')
+    """
+    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n} bytes"
+
+
 # Reads are also retried on 500: Distribution answers 500 to a HEAD of a tag that another
 # client is rewriting at that moment (seen in the concurrent-publish test), and
 # go-containerregistry retries 500 too. Writes are not: a 500 there may have taken effect.
@@ -68,26 +92,44 @@ _CERTS_D = Path("/etc/docker/certs.d")
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how long to retry. ``attempts`` counts the first try."""
+    """How often and how long to retry, and how long one request may take.
+
+    ``attempts`` counts the first try. ``timeout`` bounds connecting and each read;
+    ``body_seconds`` bounds reading one whole answer (a server that drips one byte at a
+    time never trips a read timeout). ``budget_seconds`` and ``budget_retries`` bound all
+    the waiting and retrying of one transport, that is of one command on one registry:
+    a registry that asks for more (``Retry-After: 999999``) is given up at once.
+    """
 
     attempts: int = 5
     backoff: float = 0.5  # seconds before the first retry; doubles each time
     max_backoff: float = 8.0
     max_retry_after: float = 60.0  # a registry asking for longer is not waited for
+    timeout: float = 30.0
+    body_seconds: float = 120.0
+    budget_seconds: float = 120.0
+    budget_retries: int = 40
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
-        """``IMGTAG_RETRIES`` (attempts, first try included) and ``IMGTAG_RETRY_BACKOFF``
-        (seconds before the first retry) tune the defaults, e.g. for a flaky mirror."""
+        """``IMGTAG_RETRIES`` (attempts, first try included), ``IMGTAG_RETRY_BACKOFF``
+        (seconds before the first retry) and ``IMGTAG_TIMEOUT`` (seconds to connect and
+        for each read; one answer may take four times as long) tune the defaults."""
         policy = cls()
         try:
             if raw := env.get("IMGTAG_RETRIES"):
-                policy = replace(policy, attempts=max(1, int(raw)))
+                policy = replace(policy, attempts=min(100, max(1, int(raw))))
             if raw := env.get("IMGTAG_RETRY_BACKOFF"):
-                policy = replace(policy, backoff=max(0.0, float(raw)))
+                policy = replace(policy, backoff=min(60.0, max(0.0, float(raw))))
+            if raw := env.get("IMGTAG_TIMEOUT"):
+                seconds = float(raw)
+                if not 0 < seconds <= 3600:
+                    raise ValueError(raw)
+                policy = replace(policy, timeout=seconds, body_seconds=4 * seconds)
         except ValueError:
             raise UsageError(
-                "IMGTAG_RETRIES must be a whole number and IMGTAG_RETRY_BACKOFF a number of seconds"
+                "IMGTAG_RETRIES must be a whole number, IMGTAG_RETRY_BACKOFF a number of "
+                "seconds and IMGTAG_TIMEOUT a number of seconds up to 3600"
             ) from None
         return policy
 
@@ -111,7 +153,7 @@ def _parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return float(value) if len(value) < 12 else float("inf")
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -148,6 +190,53 @@ def parse_challenge(header: str) -> Challenge | None:
         for key, quoted, bare in _CHALLENGE_PARAM_RE.findall(rest)
     }
     return Challenge(scheme.lower(), params)
+
+
+@dataclass(frozen=True, slots=True)
+class RealmTarget:
+    """Where a token request really goes, and whether credentials may go with it."""
+
+    url: str
+    host: str  # host[:port] the connection is made to, user info never included
+    send_credentials: bool
+
+
+def realm_target(realm: str, registry_host: str) -> RealmTarget:
+    """Judge a challenge's token ``realm`` by the host a request to it reaches.
+
+    Credentials go over HTTPS, or over plain HTTP to loopback or to the registry's own
+    host. A realm with user info is refused: ``http://[::1]@evil/`` goes to ``evil``,
+    and no token service needs it.
+
+    >>> realm_target("https://auth.example/token", "r.example").send_credentials
+    True
+    >>> realm_target("http://auth.example/token", "r.example").send_credentials
+    False
+    >>> realm_target("http://127.0.0.1:5001/token", "r.example").host
+    '127.0.0.1:5001'
+    >>> realm_target("http://[::1]@auth.example/token", "r.example")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.RegistryError: r.example names a token realm with user info (it would \
+go to auth.example): refused
+    """
+    try:
+        parts = urlsplit(realm)
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        hostname, port, parts = None, None, None
+    if parts is None or parts.scheme not in ("http", "https") or not hostname:
+        raise RegistryError(f"{registry_host} names no usable token realm ({_clean(realm, 80)})")
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None:
+        host = f"{host}:{port}"
+    if "@" in parts.netloc:
+        raise RegistryError(
+            f"{registry_host} names a token realm with user info (it would go to "
+            f"{_clean(host, 80)}): refused"
+        )
+    send = parts.scheme == "https" or is_loopback_host(host) or host == registry_host
+    return RealmTarget(realm, host, send)
 
 
 def _clean(text: str, limit: int = 200) -> str:
@@ -220,7 +309,7 @@ class Transport:
         insecure: bool = False,
         ca_file: str | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         pool_size: int = 16,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -231,7 +320,10 @@ class Transport:
         self._credentials_loaded = False
         self._allow_http = insecure or is_loopback_host(host)
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else self.retry.timeout
+        # The retry budget of this transport (one command on one registry).
+        self._waited = 0.0
+        self._retries = 0
         self._sleep = sleep
         self._clock = clock  # token expiry is measured on it (tests pass a fake one)
         self._scheme: str | None = None
@@ -265,15 +357,26 @@ class Transport:
         doing: str,
         ok: Iterable[int] = (),
         url: str | None = None,
+        max_bytes: int = MAX_ANSWER_BYTES,
+        what: str = "an answer",
+        stream: bool = False,
     ) -> requests.Response:
         """Send a request; return the response, or raise the typed error for its status.
 
         ``path`` is relative to the registry root (``/v2/...``); ``url`` (absolute, same
         host) wins when given, e.g. an upload ``Location``. Statuses in ``ok`` are
         returned instead of raised (a HEAD that expects 404).
+
+        The body is read here, streamed against ``max_bytes`` (a :class:`RegistryError`
+        naming the cap and ``what`` when it is more) and against the policy's deadline
+        for one body. With ``stream`` a successful response is returned unread: the
+        caller reads it with bounds of its own (a layer).
         """
         target = url or f"{self._base()}{path}"
         resp = self._send_authenticated(method, target, scope, headers, data, params, doing)
+        wanted = resp.status_code < 400 or resp.status_code in set(ok)
+        if not (stream and wanted):
+            self._load(resp, max_bytes if wanted else MAX_ERROR_BYTES, what, doing, cut=not wanted)
         if resp.status_code in set(ok):
             return resp
         raise_for_status(resp, doing)
@@ -284,6 +387,54 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+
+    # -- bodies --------------------------------------------------------------------------
+
+    def _load(
+        self, resp: requests.Response, cap: int, what: str, doing: str, *, cut: bool = False
+    ) -> None:
+        """Read the body into ``resp`` (``.content``, ``.json()``), at most ``cap`` bytes
+        and within ``body_seconds``. ``cut``: keep the first ``cap`` bytes and stop
+        (an error body is only read for its message) instead of refusing."""
+        host = urlsplit(resp.url).netloc
+        deadline = time.monotonic() + self.retry.body_seconds
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise RegistryUnreachable(
+                        f"{host} did not finish sending {what} within "
+                        f"{self.retry.body_seconds:g} s while {doing}: check the registry "
+                        "(IMGTAG_TIMEOUT sets the read timeout; an answer may take four times it)"
+                    )
+                # read1: whatever one read brings, so that a drip meets the deadline above.
+                chunk = resp.raw.read1(_READ_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > cap:
+                    if cut:
+                        chunks.append(chunk[: cap - (total - len(chunk))])
+                        resp.close()
+                        break
+                    resp.close()
+                    raise RegistryError(
+                        f"{host} sent more than {_size_text(cap)} for {what} while {doing}; "
+                        f"imgtag refuses {what} above {_size_text(cap)}"
+                    )
+                chunks.append(chunk)
+        except RegistryError:
+            raise
+        except Exception as exc:  # urllib3's ReadTimeoutError, ProtocolError ...
+            resp.close()
+            raise RegistryUnreachable(
+                f"{host} broke off {what} while {doing} ({type(exc).__name__}): check "
+                "that the registry is up"
+            ) from None
+        resp._content = b"".join(chunks)
+        resp._content_consumed = True  # type: ignore[attr-defined]
+        resp.raw.release_conn()
 
     # -- scheme --------------------------------------------------------------------------
 
@@ -297,7 +448,10 @@ class Transport:
             return "https"
         # dockerd's rule for insecure registries: HTTPS first, then plain HTTP.
         try:
-            self.session.get(f"https://{self.host}/v2/", timeout=min(self.timeout, 10.0))
+            probe = self.session.get(
+                f"https://{self.host}/v2/", timeout=min(self.timeout, 10.0), stream=True
+            )
+            probe.close()  # only the handshake matters: never read a body here
         except requests.exceptions.SSLError as exc:
             # A TLS server with a certificate we cannot verify is still a TLS server:
             # stay on HTTPS so the next request says so, instead of sending plain HTTP.
@@ -306,6 +460,12 @@ class Transport:
             return "http"
         except requests.exceptions.ConnectionError:
             return "http"
+        except requests.exceptions.Timeout:
+            # Connected, and then nothing: plain HTTP would meet the same silence.
+            raise RegistryUnreachable(
+                f"{self.host} accepted the connection but did not answer within "
+                f"{min(self.timeout, 10.0):g} s: check that the registry is up"
+            ) from None
         return "https"
 
     # -- auth ----------------------------------------------------------------------------
@@ -323,10 +483,10 @@ class Transport:
             return {}
         if challenge.scheme == "basic":
             creds = self._creds()
-            basic = creds.basic_auth() if creds else None
+            basic = creds.basic_header() if creds else None
             if basic is None:
                 return {}
-            return {"Authorization": requests.auth._basic_auth_str(*basic)}
+            return {"Authorization": basic}
         if challenge.scheme == "bearer":
             token = self._token(scope, refresh=False)
             return {"Authorization": f"Bearer {token}"} if token else {}
@@ -348,19 +508,16 @@ class Transport:
 
     def _fetch_token(self, scope: str, creds: Credentials | None) -> _Token:
         assert self._challenge is not None
-        realm = self._challenge.params.get("realm", "")
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RegistryError(f"{self.host} names no usable token realm ({_clean(realm, 80)})")
-        send_creds = (
-            parts.scheme == "https" or is_loopback_host(parts.netloc) or (parts.netloc == self.host)
-        )
+        target = realm_target(self._challenge.params.get("realm", ""), self.host)
+        send_creds = target.send_credentials
         params: list[tuple[str, str]] = []
         if service := self._challenge.params.get("service"):
             params.append(("service", service))
         params.extend(("scope", s) for s in scope.split(" ") if s)
-        auth = creds.basic_auth() if creds and send_creds else None
-        doing = f"getting a token from {parts.netloc}"
+        doing = f"getting a token from {target.host}"
+        headers: dict[str, str] = {}
+        if creds is not None and send_creds and (basic := creds.basic_header()):
+            headers["Authorization"] = basic
         if creds is not None and creds.identity_token and send_creds:
             # OAuth2 refresh-token grant, as the docker CLI does with an identity token.
             form = dict(params[:1])
@@ -370,10 +527,11 @@ class Transport:
                 client_id=_USER_AGENT,
                 scope=" ".join(s for _, s in params if _ == "scope"),
             )
-            resp = self._send_retrying("POST", realm, {}, None, None, doing, form=form)
+            resp = self._send_retrying("POST", target.url, {}, None, None, doing, form=form)
         else:
-            resp = self._send_retrying("GET", realm, {}, None, params, doing, auth=auth)
+            resp = self._send_retrying("GET", target.url, headers, None, params, doing)
         if resp.status_code in (401, 403):
+            resp.close()
             if creds is None:
                 raise AuthenticationError(
                     f"{self.host} needs credentials and none were found: docker login "
@@ -383,16 +541,11 @@ class Transport:
                 f"the token service of {self.host} rejected the credentials: check them "
                 f"(docker login {self.host}, DOCKER_CONFIG)"
             )
+        ok = resp.status_code < 400
+        what = "a token answer"
+        self._load(resp, MAX_TOKEN_BYTES if ok else MAX_ERROR_BYTES, what, doing, cut=not ok)
         raise_for_status(resp, doing)
-        try:
-            body = resp.json()
-            value = str(body.get("token") or body.get("access_token") or "")
-            expires_in = float(body.get("expires_in") or 60)
-        except (ValueError, AttributeError) as exc:
-            raise RegistryError(f"the token service of {self.host} answered no token") from exc
-        if not value:
-            raise RegistryError(f"the token service of {self.host} answered no token")
-        register_secret(value)
+        value, expires_in = parse_token_answer(resp.content, self.host)
         self.token_fetches += 1
         # Spec: at least 60 s when expires_in is missing; trust a shorter one if given.
         return _Token(value, self._clock() + max(1.0, expires_in))
@@ -424,6 +577,7 @@ class Transport:
         # or the registry wants a wider scope. Either way one fresh attempt, no more.
         if not self._learn_challenge(resp):
             return resp
+        resp.close()  # a 401's body is of no use: the next request says what happened
         if self._challenge is not None and self._challenge.scheme == "bearer":
             wanted = self._challenge.params.get("scope")
             request_scope = scope if not wanted or wanted in scope else f"{scope} {wanted}"
@@ -445,6 +599,7 @@ class Transport:
         resp = self._send_retrying(method, url, hdrs, data, params, doing)
         bearer = self._challenge is not None and self._challenge.scheme == "bearer"
         if resp.status_code == 401 and bearer and self._creds() is not None:
+            resp.close()
             raise AccessDenied(
                 f"{self.host} refused access while {doing}: the credentials lack "
                 f"the permission ({_clean(scope, 120)})"
@@ -462,11 +617,15 @@ class Transport:
         params: Mapping[str, str] | list[tuple[str, str]] | None,
         doing: str,
         *,
-        auth: tuple[str, str] | None = None,
         form: Mapping[str, str] | None = None,
     ) -> requests.Response:
+        """Send with retries; the response comes back unread (``stream``): its body is
+        read by :meth:`_load`, against a cap, or not at all."""
         last_error: Exception | None = None
-        for attempt in range(1, self.retry.attempts + 1):
+        netloc = urlsplit(url).netloc
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 resp = self.session.request(
                     method,
@@ -474,13 +633,13 @@ class Transport:
                     headers=dict(headers),
                     data=form if form is not None else data,
                     params=params,
-                    auth=auth,
-                    timeout=self.timeout,
+                    timeout=(min(self.timeout, 10.0), self.timeout),
                     allow_redirects=method in ("GET", "HEAD"),
+                    stream=True,
                 )
             except requests.exceptions.SSLError as exc:
                 raise RegistryUnreachable(
-                    f"TLS with {urlsplit(url).netloc} failed while {doing}: "
+                    f"TLS with {netloc} failed while {doing}: "
                     f"{_clean(str(exc.__context__ or exc), 160)} (a private CA needs "
                     "--ca-file or /etc/docker/certs.d/HOST/ca.crt)"
                 ) from None
@@ -491,21 +650,105 @@ class Transport:
             ) as exc:
                 last_error = exc
                 # A name that does not resolve will not resolve in a second either.
-                if attempt == self.retry.attempts or "NameResolutionError" in repr(exc):
+                if "NameResolutionError" in repr(exc):
                     break
-                self._sleep(self.retry.delay(attempt, None))
+                delay = self.retry.delay(attempt, None)
+                if attempt >= self.retry.attempts or not self._spend(delay):
+                    break
+                self._sleep(delay)
                 continue
-            if not _retryable(method, resp.status_code) or attempt == self.retry.attempts:
+            except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader) as exc:
+                # A URL or header built from what a registry sent (a Location, a token):
+                # its text may quote a secret, so only the kind is named.
+                raise RegistryError(
+                    f"{netloc} sent something imgtag cannot put in a request while {doing} "
+                    f"({type(exc).__name__})"
+                ) from None
+            if not _retryable(method, resp.status_code) or attempt >= self.retry.attempts:
                 return resp
             retry_after = resp.headers.get("Retry-After")
-            with contextlib.suppress(Exception):
+            hinted = _parse_retry_after(retry_after)
+            delay = self.retry.delay(attempt, retry_after)
+            if hinted is not None and hinted > self.retry.max_retry_after:
                 resp.close()
-            self._sleep(self.retry.delay(attempt, retry_after))
+                self._give_up(resp.status_code, netloc, doing, f"asked to wait {hinted:.0f} s")
+            if not self._spend(delay):
+                resp.close()
+                self._give_up(resp.status_code, netloc, doing, "kept answering")
+            resp.close()
+            self._sleep(delay)
         raise RegistryUnreachable(
-            f"{urlsplit(url).netloc} did not answer while {doing} "
-            f"({type(last_error).__name__} after {self.retry.attempts} attempts): check "
+            f"{netloc} did not answer while {doing} "
+            f"({type(last_error).__name__} after {attempt} attempts): check "
             "the address and that the registry is up"
         ) from None
+
+    def _spend(self, delay: float) -> bool:
+        """Take one retry and ``delay`` seconds from this transport's budget, if left."""
+        with self._lock:
+            if (
+                self._retries >= self.retry.budget_retries
+                or self._waited + delay > self.retry.budget_seconds
+            ):
+                return False
+            self._retries += 1
+            self._waited += delay
+            return True
+
+    def _give_up(self, status: int, netloc: str, doing: str, why: str) -> None:
+        budget = f"{self.retry.max_retry_after:g} s a wait, {self.retry.budget_seconds:g} s in all"
+        sentence = (
+            f"{netloc} {why} (HTTP {status}) while {doing}, beyond imgtag's retry budget "
+            f"({budget}): try again later"
+        )
+        if status == 429:
+            raise RateLimited(sentence)
+        raise RegistryError(sentence)
+
+
+def parse_token_answer(body: bytes, registry_host: str) -> tuple[str, float]:
+    """The token and its lifetime in seconds from a token service's JSON answer.
+
+    The token goes into an HTTP header as it is: visible ASCII only. ``expires_in``
+    must be a positive number when given (60 s when missing).
+
+    >>> parse_token_answer(b'{"token": "abc.def", "expires_in": 300}', "r")
+    ('abc.def', 300.0)
+    >>> parse_token_answer(b'{"token": "abc.def", "expires_in": [1]}', "r")
+    Traceback (most recent call last):
+    ...
+    tagger.errors.RegistryError: the token service of r answered an expires_in that \
+is not a number of seconds
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"the token service of {registry_host} answered no token")
+    value = doc.get("token") or doc.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise RegistryError(f"the token service of {registry_host} answered no token")
+    register_secret(value)
+    if _TOKEN_RE.match(value) is None:
+        raise RegistryError(
+            f"the token service of {registry_host} answered a token with characters a "
+            "token cannot have (white space, control characters or non-ASCII)"
+        )
+    expires_in = doc.get("expires_in")
+    if expires_in is None:
+        return value, 60.0
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int | float)
+        or not math.isfinite(expires_in)
+        or expires_in <= 0
+    ):
+        raise RegistryError(
+            f"the token service of {registry_host} answered an expires_in that is not a "
+            "number of seconds"
+        )
+    return value, min(float(expires_in), 365 * 86400.0)
 
 
 def request_json(resp: requests.Response, doing: str) -> Any:

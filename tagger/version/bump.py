@@ -76,6 +76,11 @@ def split_prefix(name: str, prefix: str | None) -> str | None:
     return name[len(prefix) :] if name.startswith(prefix) else None
 
 
+#: Longest number in a version tag taken as one (2**64 has 20 digits).
+MAX_VERSION_DIGITS = 20
+_LONG_NUMBER_RE = re.compile(rf"\d{{{MAX_VERSION_DIGITS + 1}}}")
+
+
 def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag]:
     """The tags named ``prefix + semver``, highest precedence first.
 
@@ -97,6 +102,9 @@ def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag
     keyed = [
         ((int(major), int(minor), int(patch), not pre, prerelease_key(pre)), head + text, head)
         for head, text, major, minor, patch, pre, _meta in pattern.findall("\n".join(tags))
+        # A number of more digits than any real version (a 5000-digit major) is no
+        # version: passed over, like any other tag that is not one.
+        if _LONG_NUMBER_RE.search(text) is None
     ]
     # Highest first; equal precedence (``v1.2.3`` and ``1.2.3``) by name, descending.
     keyed.sort(reverse=True)
