@@ -47,6 +47,13 @@ class Engine:
         self._timeout = timeout
         self._api: Any = None
 
+    def close(self) -> None:
+        """Close the connection to the engine (a later call connects again). Never raises."""
+        api, self._api = self._api, None
+        if api is not None:
+            with contextlib.suppress(Exception):
+                api.close()
+
     @property
     def api(self) -> Any:
         """The SDK's low-level ``APIClient`` (connected on first use)."""

@@ -74,6 +74,7 @@ from tagger.errors import (
     TagExistsError,
     UsageError,
 )
+from tagger.lifecycle import Stop
 from tagger.lint.settings import LintSettings
 from tagger.registry.manifests import marker_manifest
 from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_INDEX, OCI_MANIFEST
@@ -253,6 +254,7 @@ class Publisher:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
+        stop: Stop | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
@@ -266,6 +268,9 @@ class Publisher:
         self.now = now
         self.sleep = sleep
         self._env = dict(os.environ if env is None else env)
+        # The run's cancellation token (tagger.lifecycle): a signal raises Interrupted
+        # wherever the run is, except inside the shielded claim write and publish tail.
+        self.stop = stop if stop is not None else Stop(raising=False)
         self._active: Builder | None = None  # the builder of the current run, to close
 
     def _choose_builder(self) -> Builder:
@@ -341,52 +346,64 @@ class Publisher:
         if o.dry_run:
             self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder")
             return result
-        # 4. claim (None where the registry cannot delete: see the module docstring).
-        claim = self._claim(d.tag)
+        # 4. claim (None where the registry cannot delete: see the module docstring). The
+        # write is shielded: a signal in the middle must not leave a claim nobody releases.
+        with self.stop.shielded():
+            claim = self._claim(d.tag)
         claimed_at = time.monotonic()
         images: list[Built] = []
         temp_tags: list[tuple[str, str]] = []
+        # From the push on, a signal waits: the final write is finished, verified, the
+        # aliases moved and the result printed, then the run exits 143 (tagger.cli).
+        tail = contextlib.ExitStack()
         try:
-            # 5. build with the OCI labels (the user's --label wins on purpose), squash.
-            labels = {
-                **oci_labels(d, ref, public_url(self._remote_url()), self.now()),
-                **extra_labels,
-            }
-            self.log(f"building {local}:{d.tag} with the {builder.name} builder")
-            images = builder.build(_with_labels(request, labels), self.log)
-            if o.squash:
-                images = self._squash(result, builder, images, build_args)
-            if claim is not None:
-                self._confirm_claim(d.tag, claim, claimed_at)
-            # Right before the push: whoever got here first published while we built.
-            again = self.client.head_manifest(ref.repository, d.tag)
-            if again is not None:
-                raise TagExistsError(
-                    f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
-                    "run published it; nothing was pushed"
-                )
-            # 6. push, with progress; errors inside the stream are errors.
-            started = time.monotonic()
-            if len(o.platforms) > 1:
-                digest = self._push_index(builder, images, local, d.tag, temp_tags)
-            else:
-                digest = self._push(builder, images[0], local, d.tag)
-            pushed_for = time.monotonic() - started
-            # 7. verify: the tag holds what we pushed, else someone overwrote it.
-            self._verify(d.tag, digest)
-            if claim is None:
-                # No claim: a contender may still be pushing. Give it as long as we took.
-                self.sleep(min(30.0, max(1.0, pushed_for)))
+            try:
+                self.stop.check()
+                # 5. build with the OCI labels (the user's --label wins on purpose), squash.
+                labels = {
+                    **oci_labels(d, ref, public_url(self._remote_url()), self.now()),
+                    **extra_labels,
+                }
+                self.log(f"building {local}:{d.tag} with the {builder.name} builder")
+                with self.stop.on_stop(builder.cancel):
+                    images = builder.build(_with_labels(request, labels), self.log)
+                if o.squash:
+                    images = self._squash(result, builder, images, build_args)
+                if claim is not None:
+                    self._confirm_claim(d.tag, claim, claimed_at)
+                # Right before the push: whoever got here first published while we built.
+                again = self.client.head_manifest(ref.repository, d.tag)
+                if again is not None:
+                    raise TagExistsError(
+                        f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
+                        "run published it; nothing was pushed"
+                    )
+                # 6. push, with progress; errors inside the stream are errors.
+                self.stop.check()
+                tail.enter_context(self.stop.shielded())
+                started = time.monotonic()
+                if len(o.platforms) > 1:
+                    digest = self._push_index(builder, images, local, d.tag, temp_tags)
+                else:
+                    digest = self._push(builder, images[0], local, d.tag)
+                pushed_for = time.monotonic() - started
+                # 7. verify: the tag holds what we pushed, else someone overwrote it.
                 self._verify(d.tag, digest)
+                if claim is None:
+                    # No claim: a contender may still be pushing. Give it as long as we took.
+                    self.sleep(min(30.0, max(1.0, pushed_for)))
+                    self._verify(d.tag, digest)
+            finally:
+                for image in images:
+                    builder.discard(image)
+                self._remove_temp_tags(temp_tags, can_delete=claim is not None)
+                if claim is not None:
+                    self._release(claim)
+            result.digest, result.pushed = digest, True
+            # 8. aliases, only now.
+            result.aliases = self._move_aliases(version, digest)
         finally:
-            for image in images:
-                builder.discard(image)
-            self._remove_temp_tags(temp_tags, can_delete=claim is not None)
-            if claim is not None:
-                self._release(claim)
-        result.digest, result.pushed = digest, True
-        # 8. aliases, only now.
-        result.aliases = self._move_aliases(version, digest)
+            tail.close()
         return result
 
     def _request_shape(self, secrets_: tuple[Secret, ...] | None = None) -> BuildRequest:
@@ -717,6 +734,7 @@ def publish(
     *,
     insecure: Sequence[str] = (),
     ca_file: str | None = None,
+    stop: Stop | None = None,
 ) -> BuildPushResult:
     """Build the real collaborators (registry client, engine) and run the publisher."""
     if not options.dry_run and options.builder != "buildah":
@@ -808,6 +826,7 @@ def publish(
         remote_url=source,
         log=stderr_progress,
         env=env,
+        stop=stop,
     )
     return publisher.run()
 

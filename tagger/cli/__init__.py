@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import typer
 
 from tagger import __version__
-from tagger.errors import ExitCode, ImgtagError, redact
+from tagger.errors import ExitCode, ImgtagError, Interrupted, redact
 
 app = typer.Typer(
     name="imgtag",
@@ -109,6 +109,11 @@ def run(typer_app: typer.Typer, args: list[str]) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitCode.OK)
     except Exception as exc:
+        if (stopped := _interrupted_inside(exc)) is not None:
+            # A signal handler raised while a C extension (BuildKit's parser) was running:
+            # the interpreter reports a SystemError that wraps the Interrupted.
+            _err(str(stopped))
+            return int(stopped.exit_code)
         if debug:
             import traceback
 
@@ -120,3 +125,15 @@ def run(typer_app: typer.Typer, args: list[str]) -> int:
         return int(ExitCode.INTERNAL)
     # typer returns an int when it handled an exit itself (--help, --version, Ctrl-C).
     return int(rv) if isinstance(rv, int) else int(ExitCode.OK)
+
+
+def _interrupted_inside(exc: BaseException) -> Interrupted | None:
+    """The :class:`Interrupted` an unexpected exception was caused by, if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, Interrupted):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None

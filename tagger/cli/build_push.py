@@ -124,6 +124,7 @@ def register(app: typer.Typer) -> None:
         import os
 
         from tagger.build.publish import BuildPushOptions, publish, write_outputs
+        from tagger.lifecycle import Stop, handling_signals
         from tagger.output import to_json
 
         given = {
@@ -149,13 +150,19 @@ def register(app: typer.Typer) -> None:
             "network": network,
         }
         options = BuildPushOptions.resolve(image, given, dry_run=dry_run)
-        result = publish(
-            options, os.environ, insecure=tuple(insecure_registry or ()), ca_file=ca_file
-        )
-        write_outputs(result, env_file, os.environ)
-        if fmt is TextFormat.JSON:
-            typer.echo(to_json(result.as_dict()))
-        else:
-            typer.echo(
-                f"{result.image}:{result.tag}" + (f"@{result.digest}" if result.digest else "")
+        with handling_signals(Stop()) as stop:
+            result = publish(
+                options,
+                os.environ,
+                insecure=tuple(insecure_registry or ()),
+                ca_file=ca_file,
+                stop=stop,
             )
+            with stop.shielded():  # a published tag is always reported
+                write_outputs(result, env_file, os.environ)
+                if fmt is TextFormat.JSON:
+                    typer.echo(to_json(result.as_dict()))
+                else:
+                    image_ref = f"{result.image}:{result.tag}"
+                    typer.echo(image_ref + (f"@{result.digest}" if result.digest else ""))
+            stop.check()

@@ -180,3 +180,18 @@ def test_internal_error_text_is_redacted(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert "hunter22" not in err
     assert "https://***@reg.example/v2/" in err
+
+
+def test_a_stop_raised_inside_a_c_extension_still_exits_with_the_signal_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # CPython reports a handler's exception raised during a C call as a SystemError whose
+    # cause is that exception (seen with BuildKit's parser under SIGTERM).
+    stop = Stop()
+    stop.request(signal.SIGTERM)
+    wrapped = SystemError(
+        "<built-in function parse_string> returned a result with an exception set"
+    )
+    wrapped.__cause__ = stop.interrupted()
+    assert run(_app_raising(wrapped), ["boom"]) == 143
+    assert capsys.readouterr().err == "imgtag: error: stopped by SIGTERM; cleaned up\n"

@@ -301,5 +301,11 @@ class Builder(ABC):
     def discard(self, image: Built) -> None:
         """Forget the local name(s) this run gave ``image`` (never raises)."""
 
+    def cancel(self) -> None:  # noqa: B027 (optional hook)
+        """Stop a build in progress (called from a signal handler: quick, never raises).
+
+        Builders that run a program need nothing here: the interrupted read of its output
+        terminates it (``tagger.proc.Runner.stream``)."""
+
     def close(self) -> None:  # noqa: B027 (optional hook: temporary files of a run)
         """Remove what the builder made for this run only (temporary files)."""

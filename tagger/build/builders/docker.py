@@ -65,5 +65,10 @@ class DockerBuilder(Builder):
         self.engine.tag(image.image_id, repository, tag)
         return self.engine.push(repository, tag, self._auth_config(), progress=progress)
 
+    def cancel(self) -> None:
+        # Dropping the connection makes dockerd cancel the build and remove the build's
+        # container (rm/forcerm); the interrupted stream raises in the main thread.
+        self.engine.close()
+
     def discard(self, image: Built) -> None:
         self.engine.untag(image.name)
