@@ -99,6 +99,8 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         # Seconds an unrenewed build-push claim stands (tagger.build.claim); prune reads it
         # too, to tell stale claims from live ones.
         "claim_lease": _number,
+        # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
+        "provider": _choice("oci", "ghcr", "dockerhub"),
     },
     "prune": {
         "keep_last": _nonneg_int,
@@ -108,6 +110,8 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "match": _str,
         "max_delete": _nonneg_int,
         "concurrency": _nonneg_int,
+        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "untagged": _bool,
     },
     "lint": {
         "ignore": _str_list,
