@@ -236,8 +236,8 @@ def _plan_untagged(
     manifests of recent untagged indexes."""
     provider = client.provider
     versions = provider.versions(repository)
-    recent = [v.digest for v in versions if not v.tags and recent(v, now)]
-    known = index_children(client, repository, recent, children)
+    young = [v.digest for v in versions if not v.tags and recent(v, now)]
+    known = index_children(client, repository, young, children)
     return plan_untagged(versions, actions, known, now)
 
 

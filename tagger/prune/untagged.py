@@ -151,8 +151,8 @@ def apply_untagged(
     try:
         versions = provider.versions(repository)
         tagged_now = [v for v in versions if v.tags]
-        recent = [v for v in versions if not v.tags and recent(v, now(), grace)]
-        roots = {v.digest for v in tagged_now} | {v.digest for v in recent}
+        young = [v for v in versions if not v.tags and recent(v, now(), grace)]
+        roots = {v.digest for v in tagged_now} | {v.digest for v in young}
         roots |= subjects(t for v in tagged_now for t in v.tags)
         alive = closure(roots, index_children(client, repository, roots, children))
     except RegistryError as exc:

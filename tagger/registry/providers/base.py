@@ -127,7 +127,9 @@ def attach_provider(
     if name == "ghcr":
         from tagger.registry.providers.ghcr import GhcrProvider
 
-        client.attach(GhcrProvider(env))
+        client.attach(
+            GhcrProvider(env, lambda repo, digest: client.head_manifest(repo, digest) is not None)
+        )
     elif name == "dockerhub":
         from tagger.registry.providers.dockerhub import DockerHubProvider
 

@@ -68,6 +68,8 @@ class DockerHubProvider:
         self._base = env.get("IMGTAG_DOCKERHUB_API_URL") or DEFAULT_API_URL
         self._api: Api | None = None
         self._lock = threading.Lock()
+        self._tags_lock = threading.Lock()
+        self._tag_map: dict[str, dict[str, str]] = {}
 
     @property
     def api(self) -> Api:
@@ -158,11 +160,24 @@ class DockerHubProvider:
             ) from None
         return out
 
+    def _tags_on(self, repository: str, digest: str) -> list[str]:
+        """The tags on ``digest``, from one tag list per run: deletes run concurrently and
+        pages shift under a list taken meanwhile. The first list is taken before any delete
+        by digest (the others wait for it); a digest found without tags is listed afresh."""
+        with self._tags_lock:
+            if repository not in self._tag_map:
+                self._tag_map[repository] = dict(self.tags(repository))
+            found = [t for t, d in self._tag_map[repository].items() if d == digest]
+            if not found:
+                self._tag_map[repository] = dict(self.tags(repository))
+                found = [t for t, d in self._tag_map[repository].items() if d == digest]
+            return found
+
     def delete(self, repository: str, ref: str) -> None:
         if not is_digest(ref):
             self._delete_tag(repository, ref)
             return
-        doomed = [tag for tag, digest in self.tags(repository) if digest == ref]
+        doomed = self._tags_on(repository, ref)
         if not doomed:
             raise NotFound(f"docker.io/{repository}@{ref} has no tag left (gone already)")
         for tag in doomed:
@@ -175,6 +190,9 @@ class DockerHubProvider:
         path = f"/v2/repositories/{where}/tags/{quote(tag, safe='')}/"
         doing = f"deleting the tag docker.io/{repository}:{tag}"
         resp = self.api.request("DELETE", path, doing=doing, ok=(403, 404))
+        if resp.status < 300 or resp.status == 404:
+            with self._tags_lock:
+                self._tag_map.get(repository, {}).pop(tag, None)
         if resp.status == 404:
             raise NotFound(f"docker.io/{repository}:{tag} is gone already")
         if resp.status == 403:

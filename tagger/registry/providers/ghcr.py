@@ -28,7 +28,7 @@ version.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -121,12 +121,17 @@ def parse_versions(page: object) -> list[PackageVersion]:
 class GhcrProvider:
     name = "ghcr"
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, env: Mapping[str, str], exists: Callable[[str, str], bool] | None = None
+    ) -> None:
+        #: Whether the registry still holds a manifest (a HEAD through the registry API).
+        self._exists = exists
         self._base = env.get("GITHUB_API_URL") or DEFAULT_API_URL
         self._token = (env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or "").strip() or None
         register_secret(self._token)
         self._api: Api | None = None
         self._lock = threading.Lock()
+        self._search_lock = threading.Lock()
         self._kinds: dict[str, str] = {}
         self._scopes: str | None = None
         self._ids: dict[tuple[str, str], int] = {}
@@ -183,6 +188,11 @@ class GhcrProvider:
         split_repository(repository)
         if delete or untagged:
             self._path(repository)  # a token, and an owner that exists
+        if delete and not self.can_delete(repository):
+            raise AccessDenied(
+                f"the token in GITHUB_TOKEN/GH_TOKEN lacks the scope delete:packages "
+                f"(it has: {self._scopes}): {_TOKEN_HINT}"
+            )
 
     def can_delete(self, repository: str) -> bool:
         if self._token is None:
@@ -263,13 +273,20 @@ class GhcrProvider:
         with self._lock:
             if key in self._ids:
                 return self._ids[key]
-        for page in self._pages(repository):
-            for version in page:
-                with self._lock:
-                    self._ids[(repository, version.digest)] = version.id
-            if any(v.digest == digest for v in page):
-                break
-        with self._lock:
-            if key in self._ids:
-                return self._ids[key]
+        # One search at a time: pages shift under a search while versions are deleted, so
+        # a version missed is searched again once before it counts as gone.
+        with self._search_lock:
+            for _attempt in range(2):
+                for page in self._pages(repository):
+                    with self._lock:
+                        self._ids.update({(repository, v.digest): v.id for v in page})
+                    if any(v.digest == digest for v in page):
+                        return self._ids[key]
+                if self._exists is None or not self._exists(repository, digest):
+                    break
+        if self._exists is not None and self._exists(repository, digest):
+            raise RegistryError(
+                f"the GitHub API lists no version {digest[:19]} of ghcr.io/{repository}, but "
+                "the registry has it: run again"
+            )
         raise NotFound(f"ghcr.io/{repository} has no version {digest[:19]} (gone already)")
