@@ -481,3 +481,46 @@ def test_provider_names_in_text_output(
     assert result.code == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if "untagged:" in line)
     assert re.search(r"\s-\s+sha256:", line), line
+
+
+# --- build-push: claims through the provider ------------------------------------------------
+
+
+def test_build_push_claims_on_ghcr_delete_through_the_github_api(
+    ghcr: GhcrSimulator,
+    real: RegistryClient,
+    registry_plain: tb.Registry,
+    testbed: tb.Testbed,
+    tmp_path: Path,
+) -> None:
+    from appfixture import make_app
+
+    app = make_app(tmp_path / "app", "hello providers")
+    repo = f"alice/{new_name('bp')}"
+    image = f"{ghcr.registry_host}/{repo}"
+
+    # A token that may not delete: the guard says so and falls back (no claim is made).
+    weak = run_cli(
+        ["build-push", image, "--build", "1", "--format", "json"],
+        cwd=app.path,
+        env={**testbed.env(), **ghcr_env(ghcr, READ_TOKEN)},
+    )
+    assert weak.code == 0, weak.stderr
+    assert "cannot delete" in weak.stderr
+    assert ghcr.api.count("DELETE") == 0
+
+    # A token that may: the claim is made, and released through the GitHub API.
+    full = run_cli(
+        ["build-push", image, "--build", "2", "--format", "json"],
+        cwd=app.path,
+        env={**testbed.env(), **ghcr_env(ghcr)},
+    )
+    assert full.code == 0, full.stderr
+    assert "cannot delete" not in full.stderr
+    pushed = json.loads(full.stdout)["digest"]
+    assert ghcr.api.count("DELETE", r"/versions/\d+$") >= 1
+    assert set(tags_of(real, repo)) == {"1.0.0-1", "1.0.0-2"}  # no claim tag left
+    first = tags_of(real, repo)["1.0.0-1"]
+    assert live_manifests(registry_plain, repo) == {first, pushed}  # nor its version
+    assert ghcr.front.count("DELETE") == 0
+    assert_no_secret(full, FULL_TOKEN)
