@@ -114,6 +114,8 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "secret": _str_list,
         "platform": _str_list,
         "network": _str,
+        # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
+        "provider": _choice("oci", "ghcr", "dockerhub"),
     },
     "prune": {
         "keep_last": _nonneg_int,
@@ -123,6 +125,8 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "match": _str,
         "max_delete": _nonneg_int,
         "concurrency": _nonneg_int,
+        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "untagged": _bool,
     },
     "lint": {
         "ignore": _str_list,

@@ -270,6 +270,22 @@ class FakeRegistry:
         self._run_hooks(call, after=True)
         return self.deletes
 
+    # -- the provider (tagger.registry.providers): the registry API's own deletes, as ``oci``
+
+    host = "fake.registry"
+
+    @property
+    def provider(self) -> Any:
+        from tagger.registry.providers.oci import OciProvider
+
+        return OciProvider(self)  # type: ignore[arg-type]
+
+    def registry_delete(self, repository: str, digest: str) -> None:
+        self.delete_manifest(repository, digest)
+
+    def registry_can_delete(self, repository: str) -> bool:
+        return self.can_delete(repository)
+
     def upload_blob(self, repository: str, data: bytes) -> str:
         call = self._call("upload_blob", repository)
         digest = sha256_digest(data)

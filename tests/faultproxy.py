@@ -69,6 +69,7 @@ MAX_DELAY_S = 60.0
 _MAX_CHUNKS = 1 << 20
 _COPY_CHUNK = 256 * 1024
 _ERROR_CODES = {
+    405: "UNSUPPORTED",  # ghcr.io's answer to a DELETE (tests/simulators)
     429: "TOOMANYREQUESTS",
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",

@@ -749,7 +749,13 @@ def publish(
     from tagger.version.next import derive
 
     ref = Reference.parse_repository(options.image)
-    client, credentials = open_client(ref, env, insecure=insecure, ca_file=ca_file)
+    from tagger import config
+
+    # Claims delete through the registry's provider (ghcr: the GitHub API; Hub: its API).
+    configured = config.load(options.next.repo).sections.get("", {}).get("provider")
+    client, credentials = open_client(
+        ref, env, insecure=insecure, ca_file=ca_file, configured_provider=configured
+    )
 
     def auth_config() -> Mapping[str, str] | None:
         creds = credentials()

@@ -97,3 +97,13 @@ CaFileOpt = Annotated[
     str | None,
     typer.Option("--ca-file", envvar="IMGTAG_CA_FILE", help="CA bundle for the registry's TLS."),
 ]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        envvar="IMGTAG_PROVIDER",
+        help="How the registry deletes: oci, ghcr (GitHub API) or dockerhub (Hub API).  "
+        "[default: by host]",
+        show_default=False,
+    ),
+]

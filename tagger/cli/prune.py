@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tagger.cli.options import CaFileOpt, InsecureOpt
+from tagger.cli.options import CaFileOpt, InsecureOpt, ProviderOpt
 
 
 class PruneFormat(enum.StrEnum):
@@ -26,6 +26,8 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "match": None,
     "max_delete": None,
     "concurrency": 8,
+    "provider": None,
+    "untagged": False,
 }
 
 
@@ -99,6 +101,16 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[
             PruneFormat, typer.Option("--format", help="text or json.")
         ] = PruneFormat.TEXT,
+        provider: ProviderOpt = None,
+        untagged: Annotated[
+            bool | None,
+            typer.Option(
+                "--untagged/--no-untagged",
+                envvar="IMGTAG_UNTAGGED",
+                help="ghcr: also delete versions without a tag that no kept image needs.",
+                show_default=False,
+            ),
+        ] = None,
         insecure_registry: InsecureOpt = None,
         ca_file: CaFileOpt = None,
     ) -> None:
@@ -115,6 +127,8 @@ def register(app: typer.Typer) -> None:
             "match": match,
             "max_delete": max_delete,
             "concurrency": concurrency,
+            "provider": provider,
+            "untagged": untagged,
         }
         settings = PruneSettings.resolve(given, PRUNE_DEFAULTS, policy_file=policy)
         run_prune(

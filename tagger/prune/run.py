@@ -12,13 +12,14 @@ import re
 import secrets
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tagger.build.claim import lease_seconds
 from tagger.errors import PolicyError, RegistryError
 from tagger.lifecycle import Stop, handling_signals
+from tagger.prune.execute import Outcome
 from tagger.prune.execute import apply as apply_actions
 from tagger.prune.gather import gather
 from tagger.prune.plan import (
@@ -34,12 +35,17 @@ from tagger.prune.plan import (
     plan,
     removals,
 )
+from tagger.prune.untagged import apply_untagged, index_children, plan_untagged, recent
 
 
 @dataclass(frozen=True)
 class PruneSettings:
     policy: Policy
     concurrency: int
+    #: ``--provider``/``IMGTAG_PROVIDER``/config ``provider``; None: by the registry host.
+    provider: str | None = None
+    #: ``--untagged`` (ghcr): also delete versions without a tag that nothing needs.
+    untagged: bool = False
 
     @classmethod
     def resolve(
@@ -71,7 +77,8 @@ class PruneSettings:
             max_delete=values["max_delete"],
             claim_lease=timedelta(seconds=lease),
         )
-        return cls(policy, int(values["concurrency"]))
+        provider = values.get("provider") or project.sections.get("", {}).get("provider")
+        return cls(policy, int(values["concurrency"]), provider, bool(values.get("untagged")))
 
 
 def _log(text: str) -> None:
@@ -117,15 +124,27 @@ def _run(
     refs = [Reference.parse_repository(image) for image in images]
     clients: dict[str, Any] = {}
     plans: list[tuple[Reference, list[Action]]] = []
+    children_of: dict[str, dict[str, frozenset[str]]] = {}
     for ref in refs:
         if ref.registry not in clients:
-            clients[ref.registry] = open_client(ref, env, insecure=insecure, ca_file=ca_file)[0]
+            clients[ref.registry] = open_client(
+                ref, env, insecure=insecure, ca_file=ca_file, provider=settings.provider
+            )[0]
+    for ref in refs:
+        # Before any plan: a missing token or an unknown owner is said once, up front.
+        clients[ref.registry].provider.check(
+            ref.repository, delete=apply, untagged=settings.untagged
+        )
+    for ref in refs:
         client = clients[ref.registry]
         _log(f"{ref}: reading tags")
         states, children, missing = gather(
             client, ref.repository, settings.policy, settings.concurrency
         )
         actions = plan(states, settings.policy, now, children, missing)
+        if settings.untagged:
+            actions += _plan_untagged(client, ref.repository, actions, children, now)
+        children_of[str(ref)] = children
         plans.append((ref, actions))
         limit = settings.policy.max_delete
         if limit is not None and removals(actions) > limit:
@@ -146,13 +165,29 @@ def _run(
             outcomes = apply_actions(
                 clients[ref.registry],
                 ref.repository,
-                actions,
+                [a for a in actions if a.tag],  # untagged versions: apply_untagged below
                 settings.concurrency,
                 lambda: secrets.token_hex(8),
                 stop,
             )
+            if settings.untagged:
+                outcomes += apply_untagged(
+                    clients[ref.registry],
+                    clients[ref.registry].provider,
+                    ref.repository,
+                    actions,
+                    children_of[str(ref)],
+                    lambda: datetime.now(UTC),
+                    stopped=lambda: (
+                        f"not started: stopped by {stop.signal_name}" if stop.requested else None
+                    ),
+                )
+            refused = clients[ref.registry].provider.refused_as_last()
             for o in outcomes:
-                results[(str(ref), o.action.tag)] = (
+                if not o.ok and o.action.digest in refused:
+                    # The survivor rule keeps a tagged version; the registry insists on it too.
+                    o = Outcome(replace(o.action, action=SKIP, reason=LAST_VERSION), True, o.detail)
+                results[_key(ref, o.action)] = (
                     o.action.action,
                     o.action.reason,
                     o.ok,
@@ -163,7 +198,7 @@ def _run(
             for ref, actions in plans:
                 for a in actions:
                     if a.action in (DELETE, UNTAG):
-                        results.setdefault((str(ref), a.tag), (SKIP, not_started, True, ""))
+                        results.setdefault(_key(ref, a), (SKIP, not_started, True, ""))
     _print_plans(plans, json_output, results)
     failed = [(key, r) for key, r in results.items() if not r[2]]
     summary = _summary(plans, results, apply)
@@ -182,6 +217,30 @@ def _run(
         )
 
 
+LAST_VERSION = "the registry keeps the last tagged version of a package"
+
+
+def _key(ref: Any, action: Action) -> tuple[str, str]:
+    # Untagged versions (--untagged) have no tag: their digest tells them apart.
+    return (str(ref), action.tag or action.digest)
+
+
+def _plan_untagged(
+    client: Any,
+    repository: str,
+    actions: list[Action],
+    children: dict[str, frozenset[str]],
+    now: datetime,
+) -> list[Action]:
+    """Rows for the versions without a tag (``--untagged``); reads the version list and the
+    manifests of recent untagged indexes."""
+    provider = client.provider
+    versions = provider.versions(repository)
+    young = [v.digest for v in versions if not v.tags and recent(v, now)]
+    known = index_children(client, repository, young, children)
+    return plan_untagged(versions, actions, known, now)
+
+
 def _rows(
     plans: Sequence[tuple[Any, list[Action]]],
     results: Mapping[tuple[str, str], tuple[str, str, bool, str]],
@@ -190,7 +249,7 @@ def _rows(
     for ref, actions in plans:
         for a in actions:
             row = {"image": str(ref), **a.as_dict()}
-            done = results.get((str(ref), a.tag))
+            done = results.get(_key(ref, a))
             if done is not None:
                 row["action"], row["reason"] = done[0], done[1]
                 row["result"] = "ok" if done[2] else f"failed: {done[3]}"
@@ -213,7 +272,7 @@ def _print_plans(
     table = [
         (
             r["image"],
-            r["tag"],
+            r["tag"] or "-",
             r["digest"][:19],
             r["created"] or "-",
             r["action"],

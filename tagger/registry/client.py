@@ -495,10 +495,19 @@ def open_client(
     insecure: Sequence[str] = (),
     ca_file: str | None = None,
     retry: RetryPolicy | None = None,
+    provider: str | None = None,
+    configured_provider: str | None = None,
 ) -> tuple[RegistryClient, Callable[[], Credentials | None]]:
     """A client for ``ref``'s registry with credentials as the docker CLI finds them, and
-    the (cached) credential lookup itself, for handing the same credentials to the engine."""
+    the (cached) credential lookup itself, for handing the same credentials to the engine.
+
+    Its deletes go through the registry's provider (``tagger.registry.providers``):
+    ``provider`` (``--provider``), else ``IMGTAG_PROVIDER``, else ``configured_provider``
+    (the configuration's), else the host (:func:`~tagger.registry.providers.base.choose`)."""
     from tagger.registry.auth import DockerConfig
+    from tagger.registry.providers.base import ProviderClient, attach_provider, choose
+
+    name = choose(ref, provider, env, configured_provider)
 
     config = DockerConfig.load(env)
     cache: list[Credentials | None] = []
@@ -515,7 +524,9 @@ def open_client(
         ca_file=ca_file,
         retry=retry or RetryPolicy.from_env(env),
     )
-    return RegistryClient(transport), credentials
+    client = ProviderClient(transport, name)
+    attach_provider(client, ref, env, name)
+    return client, credentials
 
 
 def _next_link(header: str | None, current: str, base: str) -> str | None:
