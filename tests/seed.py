@@ -59,7 +59,31 @@ def seed_layers(
 ) -> str:
     """Push an image with one layer per item of ``contents`` (bottom first: images that
     share their first contents share those layers) under ``tag``; return its digest."""
-    layers = [_layer(content) for content in contents]
+    return seed_blobs(
+        client,
+        repository,
+        tag,
+        [_layer(content) for content in contents],
+        created=created,
+        labels=labels,
+        media_type=media_type,
+        architecture=architecture,
+    )
+
+
+def seed_blobs(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    layers: Sequence[tuple[bytes, str]],
+    *,
+    created: str | None = "2026-11-01T00:00:00Z",
+    labels: Mapping[str, str] | None = None,
+    media_type: str = DOCKER_MANIFEST,
+    architecture: str = "amd64",
+) -> str:
+    """Push an image whose layers are the given gzip blobs with their diff_ids (bottom
+    first), whatever bytes they hold (hostile layers); return its digest."""
     config: dict[str, object] = {
         "architecture": architecture,
         "os": "linux",

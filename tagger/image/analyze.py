@@ -37,10 +37,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import IO, Any, Literal
+from typing import Any
 
-from tagger.errors import ImageFormatError, UsageError
+from tagger.errors import UsageError
 from tagger.image.archive import ImageSource, LayerInfo, SavedImage
+from tagger.image.layers import layer_error, open_tar
 from tagger.image.overlay import FILE, Inode, Node, Replay, kind_of
 
 Progress = Callable[[str], None]
@@ -202,31 +203,15 @@ _READ_ERRORS = (tarfile.TarError, zlib.error, gzip.BadGzipFile, EOFError, ValueE
 def _layer_tar(source: ImageSource, layer: LayerInfo) -> Iterator[tarfile.TarFile | None]:
     """The layer as a tar reader (``None`` for a layer of 0 bytes): seekable, so that file
     data is skipped rather than read, for a plain tar inside a saved archive; else a
-    sequential stream (gzip must be read through anyway)."""
+    sequential stream (gzip must be read through anyway). Headers are bounded
+    (:func:`tagger.image.layers.open_tar`)."""
+    what = f"layer {layer.index}"
     if isinstance(source, SavedImage) and source.layer_compression(layer.index) == "plain":
         raw = source.open_raw(source.layer_member(layer.index))
-        with raw, _open_tar(raw, "r:", layer) as tar:
+        with raw, open_tar(raw, what, seekable=True) as tar:
             yield tar
         return
-    with source.open_layer(layer.index) as stream, _open_tar(stream, "r|", layer) as tar:
-        yield tar
-
-
-@contextlib.contextmanager
-def _open_tar(
-    stream: IO[bytes], mode: Literal["r:", "r|"], layer: LayerInfo
-) -> Iterator[tarfile.TarFile | None]:
-    try:
-        # 1 MiB reads: with tarfile's default 10 KiB, skipping data is a Python call per block.
-        tar = tarfile.open(fileobj=stream, mode=mode, bufsize=1 << 20)  # noqa: SIM115
-    except tarfile.ReadError as exc:
-        if str(exc) == "empty file":  # a layer of 0 bytes: no entries
-            yield None
-            return
-        raise ImageFormatError(f"layer {layer.index} is not a tar archive ({exc})") from None
-    except _READ_ERRORS as exc:
-        raise ImageFormatError(f"layer {layer.index} cannot be read ({exc})") from None
-    with tar:
+    with source.open_layer(layer.index) as stream, open_tar(stream, what, seekable=False) as tar:
         yield tar
 
 
@@ -244,7 +229,7 @@ def _entries(tar: tarfile.TarFile | None, what: int | str | None) -> Iterator[ta
             yield info
     except _READ_ERRORS as exc:
         where = f"layer {what}" if isinstance(what, int) else what or "the saved image"
-        raise ImageFormatError(f"{where} is damaged ({exc})") from None
+        raise layer_error(exc, where) from None
 
 
 def analyze(

@@ -11,12 +11,34 @@ may say otherwise (``docker save`` calls gzip layers ``tar``); the bytes decide.
 is detected once, gzip is inflated by :class:`_Gunzip` (1 MiB reads), and a ``finish``
 callback (a blob's digest check) runs when the reader is done, so the digest covers the
 bytes after the tar's end marker too.
+
+:func:`open_tar` is the one way a layer's tar headers are read (``analyze`` streams them,
+``squash`` seeks over them): Python's :mod:`tarfile` with every header bounded before it
+is read, since tarfile reads a GNU long name or a PAX header whole, whatever size it
+declares (DESIGN.md, "Untrusted input: bounds"):
+
+- a path or link name is at most :data:`MAX_NAME` bytes (64 KiB), whether from a GNU
+  ``././@LongLink`` header or a PAX record: a format error otherwise, refused from the
+  header's size field before its data is read;
+- a PAX header (so any record in it) is at most :data:`MAX_PAX` (1 MiB), as Go's
+  ``archive/tar``, which the engine applies layers with, allows; a GNU sparse map too;
+- at most :data:`MAX_CHAIN` extension headers precede one entry (tarfile recurses on
+  each);
+- PAX *global* headers are skipped unread, as the engine (moby ``UnpackLayer``) ignores
+  them: tarfile would merge them into every later entry;
+- a size that is negative or beyond any disk is refused, and a streamed layer that ends
+  inside a member stops at once (a size that lies would otherwise be skipped over a block
+  at a time, forever).
+
+These raise :class:`HeaderBoundError` (a :class:`tarfile.TarError`); :func:`layer_error`
+turns it, or any other read error, into one sentence naming the layer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Literal, cast
@@ -28,6 +50,16 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 #: The bytes :func:`compression` needs to see.
 HEAD_BYTES = 4
 _CHUNK = 1 << 20  # read size for layer streams
+
+#: The longest path or link name a layer's tar header may give, in bytes.
+MAX_NAME = 64 << 10
+#: The largest PAX extended header (all its records) or GNU sparse map, in bytes.
+MAX_PAX = 1 << 20
+#: The most extension headers (GNU long name/link, PAX) before one entry.
+MAX_CHAIN = 8
+# A member size no disk holds (2**60 bytes is 1 EiB): above it, the size is a lie, and a
+# seek that far would overflow off_t.
+_MAX_SIZE = 1 << 60
 
 Compression = Literal["plain", "gzip"]
 
@@ -141,3 +173,189 @@ class _Gunzip(io.RawIOBase):
                     raise ImageFormatError(f"{self._what} is truncated: its gzip stream ends early")
                 return 0
             self._pending = chunk
+
+
+# --- reading tar headers within bounds -------------------------------------------------
+
+
+class HeaderBoundError(tarfile.TarError):
+    """A tar header beyond the bounds above (the message says which, without the layer)."""
+
+
+def layer_error(exc: BaseException, what: str) -> ImageFormatError:
+    """One sentence for a layer whose tar cannot be read: ``exc`` from :func:`open_tar`
+    or from iterating it."""
+    if isinstance(exc, HeaderBoundError):
+        return ImageFormatError(f"{what} {exc}")
+    return ImageFormatError(f"{what} is damaged ({exc})")
+
+
+@contextlib.contextmanager
+def open_tar(stream: IO[bytes], what: str, *, seekable: bool) -> Iterator[tarfile.TarFile | None]:
+    """``stream`` (a plain layer tar) as a tar reader whose headers are bounded, or
+    ``None`` for a layer of 0 bytes (no entries). ``seekable``: file data is skipped with
+    seeks (a plain tar in a file); otherwise the stream is read through once.
+
+    An error while opening is an ImageFormatError naming ``what``; errors while
+    iterating are :mod:`tarfile`'s (and :class:`HeaderBoundError`): see
+    :func:`layer_error`.
+    """
+    try:
+        if seekable:
+            tar = _LayerTar.open(fileobj=stream, mode="r:")
+        else:
+            # 1 MiB reads: with tarfile's default 10 KiB, skipping data is a Python call
+            # per block.
+            guarded = cast(IO[bytes], _EndGuard(stream))
+            tar = _LayerTar.open(fileobj=guarded, mode="r|", bufsize=_CHUNK)
+    except HeaderBoundError as exc:
+        raise layer_error(exc, what) from None
+    except tarfile.ReadError as exc:
+        if str(exc) == "empty file":  # a layer of 0 bytes: no entries
+            yield None
+            return
+        raise ImageFormatError(f"{what} is not a tar archive ({exc})") from None
+    except (tarfile.TarError, zlib.error, EOFError, ValueError) as exc:
+        raise ImageFormatError(f"{what} cannot be read ({exc})") from None
+    with tar:
+        yield tar
+
+
+class _EndGuard(io.RawIOBase):
+    """A stream that refuses to be read again once it has ended. tarfile's stream mode
+    skips a member's data by reading it a buffer at a time, and goes on at the end of
+    the stream: a size that lies (``1e30`` in a PAX record) would never finish. tarfile
+    itself reads past the end once at most (a tar without its end blocks)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._raw.read(-1 if size is None else size)
+        if data:
+            return data
+        if self._ended:
+            raise tarfile.ReadError("unexpected end of data: a member's size runs past it")
+        self._ended = True
+        return b""
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
+_EXTENSIONS = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """A TarInfo whose header is checked before its data is read. ``_proc_member`` is
+    tarfile's extension point ("can be overridden in a subclass", its comment says); the
+    sparse map readers are tarfile's with a bound and a check of their end."""
+
+    def _proc_member(self, tar: Any) -> tarfile.TarInfo:
+        kind, size = self.type, self.size
+        if size < 0 or size > _MAX_SIZE:
+            raise HeaderBoundError(f"has a tar header declaring a size of {size} bytes")
+        if kind not in _EXTENSIONS:
+            return _checked(super()._proc_member(tar))  # type: ignore[misc]
+        long_name = kind in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+        limit = MAX_NAME + 1 if long_name else MAX_PAX  # +1: a long name ends with NUL
+        if size > limit:
+            what = "GNU long name" if long_name else "PAX header"
+            raise HeaderBoundError(f"has a {what} of {size} bytes; imgtag reads {limit} at most")
+        if tar.chain >= MAX_CHAIN:
+            raise HeaderBoundError(
+                f"has more than {MAX_CHAIN} extension headers in a row before one entry"
+            )
+        tar.chain += 1
+        try:
+            if kind == tarfile.XGLTYPE:
+                # Skipped unread, as the engine ignores it: the entry after it is the one.
+                tar.fileobj.seek(tar.fileobj.tell() + self._block(size))  # type: ignore[attr-defined]
+                return self.fromtarfile(tar)
+            return _checked(super()._proc_member(tar))  # type: ignore[misc]
+        finally:
+            tar.chain -= 1
+
+    def _proc_sparse(self, tar: Any) -> tarfile.TarInfo:
+        """An old-GNU sparse entry: its map goes on in extension blocks after the header."""
+        structs, extended, original_size = self._sparse_structs  # type: ignore[attr-defined]
+        del self._sparse_structs  # type: ignore[attr-defined]
+        read = 0
+        while extended:
+            read += tarfile.BLOCKSIZE
+            if read > MAX_PAX:
+                raise HeaderBoundError(f"has a GNU sparse map above {MAX_PAX} bytes")
+            buf = tar.fileobj.read(tarfile.BLOCKSIZE)
+            if len(buf) < tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("unexpected end of data in a GNU sparse map")
+            for pos in range(0, 21 * 24, 24):
+                try:
+                    offset = tarfile.nti(buf[pos : pos + 12])  # type: ignore[attr-defined]
+                    numbytes = tarfile.nti(buf[pos + 12 : pos + 24])  # type: ignore[attr-defined]
+                except ValueError:
+                    break
+                if offset and numbytes:
+                    structs.append((offset, numbytes))
+            extended = bool(buf[504])
+        self.sparse = structs
+        self.offset_data = tar.fileobj.tell()
+        tar.offset = self.offset_data + self._block(self.size)  # type: ignore[attr-defined]
+        self.size = original_size
+        return self
+
+    def _proc_gnusparse_10(self, next: Any, pax_headers: Any, tar: Any) -> None:
+        """A PAX sparse 1.0 entry: its map is decimal lines before the data."""
+        buf = bytearray()
+        lines = 0
+        fields = -1
+        while fields < 0 or lines < 1 + 2 * fields:
+            if len(buf) >= MAX_PAX:
+                raise HeaderBoundError(f"has a GNU sparse map above {MAX_PAX} bytes")
+            block = tar.fileobj.read(tarfile.BLOCKSIZE)
+            if len(block) < tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("unexpected end of data in a GNU sparse map")
+            buf += block
+            lines += block.count(b"\n")
+            if fields < 0 and lines:
+                fields = int(buf[: buf.index(b"\n")])  # junk: ValueError, a read error
+        numbers = [int(n) for n in bytes(buf).split(b"\n")[1 : 1 + 2 * fields]]
+        next.offset_data = tar.fileobj.tell()
+        next.sparse = list(zip(numbers[::2], numbers[1::2], strict=True))
+
+
+def _checked(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """``info``, whose path and link name are within :data:`MAX_NAME` bytes."""
+    for field, value in (("path", info.name), ("link name", info.linkname)):
+        # A str of at most MAX_NAME // 4 characters is at most MAX_NAME bytes in UTF-8.
+        if len(value) > MAX_NAME // 4:
+            size = len(value.encode("utf-8", "surrogateescape"))
+            if size > MAX_NAME:
+                raise HeaderBoundError(
+                    f"has a {field} of {size} bytes in a tar header; "
+                    f"imgtag reads {MAX_NAME} at most"
+                )
+    if info.size < 0 or info.size > _MAX_SIZE:
+        raise HeaderBoundError(f"has a tar header declaring a size of {info.size} bytes")
+    return info
+
+
+class _LayerTar(tarfile.TarFile):
+    """tarfile's reader with :class:`_BoundedInfo` headers; ``chain`` counts the extension
+    headers being read before one entry."""
+
+    tarinfo = _BoundedInfo
+    chain = 0

@@ -29,6 +29,7 @@ Every walk is iterative: a layer may hold paths thousands of components deep.
 
 from __future__ import annotations
 
+import sys
 import tarfile
 from typing import Any
 
@@ -160,10 +161,10 @@ class Replay:
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(parts[:-1], base)
             return
-        parent, parent_path = self._parent(parts)
+        parent = self._parent(parts)
         children = parent.children
         assert children is not None
-        path = parent_path + "/" + base
+        path = "/" + "/".join(parts)
         existing = children.get(base)
         if kind == DIR:
             if existing is not None and existing.kind == DIR:
@@ -172,7 +173,7 @@ class Replay:
                 return
             if existing is not None:
                 self._remove_all(children, base, path)
-            children[base] = Node(DIR, self.current, header)
+            children[sys.intern(base)] = Node(DIR, self.current, header)
             return
         if kind == LINK:
             # Look the target up before removing what is at the path (a link to itself).
@@ -222,23 +223,23 @@ class Replay:
         if name in directory.children and name not in ("", ".", ".."):
             self._remove_lower(directory.children, name, dir_path + "/" + name)
 
-    def _parent(self, parts: list[str]) -> tuple[Node, str]:
+    def _parent(self, parts: list[str]) -> Node:
         """The directory that holds ``parts``, made where missing; a non-directory in the
-        way is removed and replaced by a directory, as the engine's MkdirAll would need."""
+        way is removed and replaced by a directory, as the engine's MkdirAll would need.
+        No path string is built on the way (a deep path would make it quadratic)."""
         node = self.root
-        path = ""
-        for name in parts[:-1]:
+        for depth, name in enumerate(parts[:-1]):
             children = node.children
             assert children is not None
-            path += "/" + name
             child = children.get(name)
             if child is None or child.kind != DIR:
                 if child is not None:
-                    self._remove_all(children, name, path)
+                    self._remove_all(children, name, "/" + "/".join(parts[: depth + 1]))
                 child = Node(DIR, self.current)
-                children[name] = child
+                # Interned: a name repeated across the tree (lib, node_modules) is one str.
+                children[sys.intern(name)] = child
             node = child
-        return node, path
+        return node
 
     def lookup(self, parts: list[str]) -> Node | None:
         """The node at ``parts`` (the root for ``[]``), or ``None``."""
@@ -260,34 +261,51 @@ class Replay:
             self.freed(inode, path)
 
     def _remove_all(self, children: dict[str, Node], name: str, path: str) -> None:
-        """Remove ``name`` and its whole subtree."""
-        stack = [(children.pop(name), path)]
+        """Remove ``name`` (at ``path``) and its whole subtree."""
+        stack: list[tuple[Node, _Trail]] = [(children.pop(name), None)]
         while stack:
-            node, where = stack.pop()
+            node, trail = stack.pop()
             if node.children:
-                stack.extend((child, f"{where}/{n}") for n, child in node.children.items())
-            else:
-                self._drop(node, where)
+                stack.extend((child, (n, trail)) for n, child in node.children.items())
+            elif node.inode is not None:
+                self._drop(node, _path(path, trail))
 
     def _remove_lower(self, children: dict[str, Node], name: str, path: str) -> None:
         """Remove ``name`` and what is below it, but keep what the current layer wrote
         (and the directories that hold it): whiteouts only hide lower layers."""
-        # Post-order without recursion: (parent's children, name, path, expanded?).
-        stack: list[tuple[dict[str, Node], str, str, bool]] = [(children, name, path, False)]
+        # Post-order without recursion: (parent's children, name, trail, expanded?).
+        stack: list[tuple[dict[str, Node], str, _Trail, bool]] = [(children, name, None, False)]
         while stack:
-            owner, key, where, expanded = stack.pop()
+            owner, key, trail, expanded = stack.pop()
             node = owner.get(key)
             if node is None:
                 continue
             if node.kind == DIR:
                 if node.children and not expanded:
-                    stack.append((owner, key, where, True))
-                    stack.extend(
-                        (node.children, n, f"{where}/{n}", False) for n in list(node.children)
-                    )
+                    stack.append((owner, key, trail, True))
+                    kids = node.children
+                    stack.extend((kids, n, (n, trail), False) for n in list(kids))
                 elif not node.children and node.layer != self.current:
                     del owner[key]
                 # else: it holds (or is) what this layer wrote, so it stays
             elif node.layer != self.current:
                 del owner[key]
-                self._drop(node, where)
+                if node.inode is not None:
+                    self._drop(node, _path(path, trail))
+
+
+# Where a walk below a path is: (name, the trail of its parent), None at the start. Siblings
+# share their parent's trail, so a walk thousands of levels deep holds one small tuple per
+# level; a full path string is made only for a file whose data may be freed (a string per
+# level, each as long as its path, would be quadratic in the depth).
+_Trail = tuple[str, "_Trail"] | None
+
+
+def _path(start: str, trail: _Trail) -> str:
+    """The path ``trail`` leads to below ``start``."""
+    names: list[str] = []
+    while trail is not None:
+        names.append(trail[0])
+        trail = trail[1]
+    names.append(start)
+    return "/".join(reversed(names))

@@ -44,6 +44,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from tagger.errors import EngineError, ImageFormatError, InvalidReferenceError, UsageError
 from tagger.image.archive import SavedImage
+from tagger.image.layers import layer_error, open_tar
 from tagger.image.squash_plan import SquashPlan, header_bytes, plan_squash
 from tagger.registry.reference import Reference
 
@@ -281,20 +282,23 @@ class _LayerFiles:
         handle = self._handle(path)
         handle.seek(start)
         members: list[tarfile.TarInfo] = []
+        what = f"layer {index}"
         try:
-            with tarfile.open(fileobj=handle, mode="r:") as tar:
-                for info in tar:
+            with open_tar(handle, what, seekable=True) as tar:
+                for info in tar or ():
                     if info.offset >= end:
                         break  # a layer without its end blocks: the next member is not its
                     if info.offset_data + (info.size if info.isreg() else 0) > end:
                         raise ImageFormatError(f"layer {index} is truncated at {info.name!r}")
                     members.append(info)
-        except tarfile.ReadError as exc:
-            # An empty layer may be 0 bytes (or zero blocks only): tarfile calls a 0-byte
-            # tar at offset 0 (an inflated gzip layer) an "empty file".
+        except ImageFormatError:
+            # An empty layer may be zero blocks only (the saved archive's next member
+            # follows): no entries.
             if not os.pread(handle.fileno(), 512, start).strip(b"\0"):
                 return []
-            raise ImageFormatError(f"layer {index} is not a readable tar ({exc})") from None
+            raise
+        except tarfile.TarError as exc:
+            raise layer_error(exc, what) from None
         return members
 
     def data(self, index: int, offset: int, size: int) -> Iterator[bytes]:
