@@ -15,7 +15,7 @@ bytes after the tar's end marker too.
 :func:`open_tar` is the one way a layer's tar headers are read (``analyze`` streams them,
 ``squash`` seeks over them): Python's :mod:`tarfile` with every header bounded before it
 is read, since tarfile reads a GNU long name or a PAX header whole, whatever size it
-declares (DESIGN.md, "Untrusted input: bounds"):
+declares (docs/registries.md, "Untrusted answers"):
 
 - a path or link name is at most :data:`MAX_NAME` bytes (64 KiB), whether from a GNU
   ``././@LongLink`` header or a PAX record: a format error otherwise, refused from the

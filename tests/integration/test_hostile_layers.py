@@ -2,7 +2,7 @@
 bed's plain registry), through the real command line in a child process: exit code, one
 sentence on stderr, no traceback, and the child's peak RSS.
 
-The cases are issue 15's item 5 (DESIGN.md, "Untrusted input: bounds"): GNU long names
+The cases are issue 15's item 5 (docs/registries.md, "Untrusted answers"): GNU long names
 and PAX headers that declare hundreds of MiB, paths millions of components deep, sizes
 that lie, sparse maps without end. Each layer is a few hundred KiB of gzip at most.
 

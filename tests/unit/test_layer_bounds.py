@@ -1,6 +1,6 @@
 """The tar header bounds of ``tagger.image.layers.open_tar`` on in-memory streams, streamed
 and seekable: names at and above 64 KiB, PAX headers above 1 MiB, extension chains, global
-headers, sizes that lie, sparse maps (DESIGN.md, "Untrusted input: bounds")."""
+headers, sizes that lie, sparse maps (docs/registries.md, "Untrusted answers")."""
 
 from __future__ import annotations
 
