@@ -49,7 +49,7 @@ from tagger.registry.reference import is_loopback_host
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_PAGES = 10_000
-#: Seconds of rate-limit waiting one run accepts in all (DESIGN: "about two minutes").
+#: Seconds of rate-limit waiting one run accepts in all: about two minutes (docs/providers.md).
 RATE_LIMIT_BUDGET = 120.0
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
