@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,8 +29,10 @@ Progress = Callable[[str], None]
 
 
 def stderr_progress(line: str) -> None:
-    sys.stderr.write(redact(line).rstrip("\n") + "\n")
-    sys.stderr.flush()
+    """Build and push progress to stderr, through the one progress logger."""
+    from tagger.progress import log
+
+    log(line)
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show each layer's size and instruction, the wasted bytes and the worst paths."""
         import os
-        import sys
 
         from tagger.errors import PolicyError, UsageError, escape_control
         from tagger.image.analyze import check_thresholds, render_text
@@ -110,9 +109,7 @@ def register(app: typer.Typer) -> None:
         if platform is not None and not from_registry:
             raise UsageError("--platform needs --from-registry (the engine has one platform)")
 
-        def progress(line: str) -> None:
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+        from tagger.progress import log as progress
 
         if from_registry:
             result, note, extra = from_registry_(

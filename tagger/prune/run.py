@@ -19,6 +19,7 @@ from typing import Any
 from tagger.build.claim import lease_seconds
 from tagger.errors import PolicyError, RegistryError
 from tagger.lifecycle import Stop, handling_signals
+from tagger.progress import log as _log
 from tagger.prune.execute import Outcome
 from tagger.prune.execute import apply as apply_actions
 from tagger.prune.gather import gather
@@ -79,11 +80,6 @@ class PruneSettings:
         )
         provider = values.get("provider") or project.sections.get("", {}).get("provider")
         return cls(policy, int(values["concurrency"]), provider, bool(values.get("untagged")))
-
-
-def _log(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
 
 
 def run_prune(

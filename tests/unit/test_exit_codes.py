@@ -195,3 +195,15 @@ def test_a_stop_raised_inside_a_c_extension_still_exits_with_the_signal_code(
     wrapped.__cause__ = stop.interrupted()
     assert run(_app_raising(wrapped), ["boom"]) == 143
     assert capsys.readouterr().err == "imgtag: error: stopped by SIGTERM; cleaned up\n"
+
+
+def test_progress_lines_are_redacted_and_cannot_drive_the_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tagger.progress import log
+
+    register_secret("s3cret-token-value")
+    log("push https://x:s3cret-token-value@reg.example/v2/ \x1b[2J done\r\n")
+    err = capsys.readouterr().err
+    assert "s3cret-token-value" not in err and "\x1b" not in err and "\r" not in err
+    assert err == "push https://***@reg.example/v2/ \\x1b[2J done\n"
