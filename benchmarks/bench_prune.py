@@ -218,10 +218,12 @@ def rechecking_client(image: str, keep: int, concurrency: int) -> int:
     """The least a client can do with imgtag's safety: re-check each tag before its delete.
 
     Like :func:`minimal_client` (one tag list, a HEAD per tag, a numeric sort), then for
-    each doomed digest a HEAD of every tag on it right before its DELETE by digest, skipped
-    when a tag moved since the listing: compare-and-delete, as imgtag does. HEADs, re-checks
-    and DELETEs on ``concurrency`` threads over one pooled session. It leaves out the
-    delete-support probe and the re-HEAD of the kept tags (6 requests of imgtag's ~2,000).
+    each doomed digest, highest tag first (imgtag's order, so both send the same requests
+    in the same order), a HEAD of every tag on it right before its DELETE by digest,
+    skipped when a tag moved since the listing: compare-and-delete, as imgtag does. HEADs,
+    re-checks and DELETEs on ``concurrency`` threads over one pooled session. It leaves out
+    the delete-support probe and the re-HEAD of the kept tags (6 requests of imgtag's
+    ~2,000).
     """
     host, _, repository = image.partition("/")
     base = f"http://{host}/v2/{repository}"
@@ -252,11 +254,11 @@ def rechecking_client(image: str, keep: int, concurrency: int) -> int:
         digests = {t: d for t, d in pool.map(head, tags) if d is not None}
         ordered = sorted(digests, key=_key, reverse=True)
         kept = {digests[t] for t in ordered[:keep]}
-        groups: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {}  # insertion order: highest tag first
         for tag in ordered[keep:]:
             if digests[tag] not in kept:  # never a digest a kept tag is on
                 groups.setdefault(digests[tag], []).append(tag)
-        done = sum(pool.map(recheck_and_delete, sorted(groups.items())))
+        done = sum(pool.map(recheck_and_delete, groups.items()))
     print(
         f"{image}: {len(tags)} tags, deleted {done} digests after re-checking "
         f"{sum(map(len, groups.values()))} tags, kept {min(keep, len(tags))}"
