@@ -119,7 +119,9 @@ def _run(
     plans: list[tuple[Reference, list[Action]]] = []
     for ref in refs:
         if ref.registry not in clients:
-            clients[ref.registry] = open_client(ref, env, insecure=insecure, ca_file=ca_file)[0]
+            clients[ref.registry] = open_client(
+                ref, env, insecure=insecure, ca_file=ca_file, concurrency=settings.concurrency
+            )[0]
         client = clients[ref.registry]
         _log(f"{ref}: reading tags")
         states, children, missing = gather(

@@ -39,6 +39,7 @@ from tagger.registry.transport import RetryPolicy, Transport, request_json
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit Distribution itself enforces
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 MAX_TAG_PAGES = 10_000
+POOL_SIZE = 16  # connections kept per host: Transport's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,9 +413,14 @@ def open_client(
     insecure: Sequence[str] = (),
     ca_file: str | None = None,
     retry: RetryPolicy | None = None,
+    concurrency: int = 1,
 ) -> tuple[RegistryClient, Callable[[], Credentials | None]]:
     """A client for ``ref``'s registry with credentials as the docker CLI finds them, and
-    the (cached) credential lookup itself, for handing the same credentials to the engine."""
+    the (cached) credential lookup itself, for handing the same credentials to the engine.
+
+    ``concurrency`` is how many threads will share the client: the connection pool holds
+    at least that many, so every thread keeps its connection instead of opening a new one
+    whenever the pool is full (urllib3 drops the extra connections silently)."""
     from tagger.registry.auth import DockerConfig
 
     config = DockerConfig.load(env)
@@ -431,6 +437,7 @@ def open_client(
         insecure=ref.registry in insecure or ref.api_host in insecure,
         ca_file=ca_file,
         retry=retry or RetryPolicy.from_env(env),
+        pool_size=max(POOL_SIZE, concurrency),
     )
     return RegistryClient(transport), credentials
 
