@@ -17,8 +17,9 @@ How:
 1. The engine: ``DOCKER_HOST`` (e.g. from ``eval "$(python tests/testbed.py up)"``); without
    it the script starts the bed of ``tests/testbed.py`` (root only) and stops it at the end.
 2. The image: the ``IMAGE`` argument, or with ``--build`` (the default when no IMAGE is given
-   or the bed was started here) the set-up of the squash benchmark (benchmarks/README.md): ``FROM scratch`` +
-   busybox, then 20 layers that write and delete 10 x 20 MiB of random bytes (~200 MiB).
+   or the bed was started here) the set-up of the squash benchmark (benchmarks/README.md):
+   ``FROM scratch`` + busybox, then 20 layers that write and delete 10 x 20 MiB of random
+   bytes (~200 MiB).
 3. N rounds (``--rounds``, default 5) after one warm-up round each; the order alternates every
    round so that drift hits both alike. Medians, the ratio ``imgtag / dive`` of the medians and
    per round, and both tools' figures (efficiency, and imgtag's wasted bytes against dive's,

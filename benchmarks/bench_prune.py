@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Benchmark ``imgtag prune --apply`` against a minimal client and a ``skopeo delete`` loop.
+"""Benchmark ``imgtag prune --apply`` against re-checking and minimal clients and ``skopeo``.
 
 What it measures: the wall-clock time to cut a repository of 1,000 tags (each on a digest of
-its own) down to its 5 highest tags, as one complete process, in three ways in the same run:
+its own) down to its 5 highest tags, as one complete process, in four ways in the same run:
 
 - ``imgtag prune REPO --keep-last 5 --keep-per-version 0 --apply --concurrency 8``;
-- the least any client can do (``--minimal-client``, a small function of this file run as a
-  subprocess so that interpreter start-up counts on both sides): one ``GET tags/list``,
-  concurrent manifest HEADs for the digests, a sort, concurrent DELETEs by digest of all but
-  the top 5, eight threads over one pooled ``requests.Session``;
+- the least a client can do with imgtag's safety (``--rechecking-client``, a small function
+  of this file run as a subprocess so that interpreter start-up counts on both sides): one
+  ``GET tags/list``, concurrent manifest HEADs for the digests, a numeric sort, then for
+  each doomed tag (highest first) a HEAD re-check of its digest right before its DELETE by
+  digest, eight threads over one pooled ``requests.Session``;
+- the least any client can do (``--minimal-client``, run the same way): the same without
+  the re-check, for information (what the re-check costs);
 - a sequential ``skopeo delete --tls-verify=false docker://REPO:TAG`` loop over the 995 tags,
   one process per tag, as a shell user would write it.
 
-The set-up is the one of benchmarks/README.md: three identical repositories, one
-per contender. Distribution 2.8 scans every tag of the repository on each delete by digest, so
+The set-up is the one of benchmarks/README.md: identical repositories, one per
+contender. Distribution 2.8 scans every tag of the repository on each delete by digest, so
 the registry's own cost dominates and falls as the tags go. The contract's targets are
-``imgtag / minimal`` <= 1.25 and ``imgtag / skopeo`` <= 0.45.
+``imgtag / re-checking`` <= 1.10 and ``imgtag / skopeo`` <= 0.45; ``imgtag / minimal`` is
+printed without a target.
 
 How:
 
@@ -23,10 +27,11 @@ How:
    tests/testbed.py up)"`` exports) uses a running plain-HTTP, anonymous registry with deletes
    enabled; otherwise the script starts the bed of ``tests/testbed.py`` (root only) and stops it
    at the end.
-2. Every round seeds new repositories ``bench/RUN-ROUND/a``, ``.../b`` and ``.../c`` (``c``
-   only in rounds that run skopeo) through the registry API: a shared one-file layer, and per
-   tag a unique config blob (POST + monolithic PUT) and a schema-2 manifest (PUT), from a
-   thread pool over one session. All three repositories hold the same manifests, so every
+2. Every round seeds new repositories ``bench/RUN-ROUND/a`` (imgtag), ``.../d``
+   (re-checking), ``.../b`` (minimal) and ``.../c`` (skopeo, only in rounds that run it)
+   through the registry API: a shared one-file layer, and per tag a unique config blob
+   (POST + monolithic PUT) and a schema-2 manifest (PUT), from a thread pool over one
+   session. All the repositories hold the same manifests, so every
    contender starts from the same state; a new path per round means no contender ever meets
    what an earlier round left, even on a long-lived bed. Tags are ``X.Y.Z-N`` of the imgtag
    grammar spread over 1.0.0, 1.1.0, 1.2.0 and 1.10.0 (numeric order, not string order, picks
@@ -40,8 +45,9 @@ How:
    digests; otherwise the run stops with exit 1 (a contender that did not do the work would
    make the comparison meaningless).
 5. Medians (s), per-delete cost, the CPU time of each contender's process tree and (when the
-   bed was started here) of the registry meanwhile, the two ratios of the medians and per
-   round, and whether the targets are met; ``--json``. The CPU columns move much less with
+   bed was started here) of the registry meanwhile, imgtag's ratio to each peer of the
+   medians and per round (also logged as each round ends), and whether the targets are
+   met; ``--json``. The CPU columns move much less with
    the machine's load than wall time does.
 
 The script reports and never asserts timings: it exits 0 unless a command failed, a
@@ -103,14 +109,19 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "1.10.0")
 TAG_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)-(\d+)$")
 
-NAMES = ("imgtag", "minimal", "skopeo")
+NAMES = ("imgtag", "rechecking", "minimal", "skopeo")
 LABELS = {
     "imgtag": "imgtag prune --apply",
+    "rechecking": "re-checking client",
     "minimal": "minimal client",
     "skopeo": "skopeo delete loop",
 }
-REPO_SUFFIX = {"imgtag": "a", "minimal": "b", "skopeo": "c"}
-TARGET_MAX = {"minimal": 1.25, "skopeo": 0.45}
+REPO_SUFFIX = {"imgtag": "a", "minimal": "b", "skopeo": "c", "rechecking": "d"}
+# Every peer imgtag is compared with, in the order the report shows them.
+PEERS = ("rechecking", "minimal", "skopeo")
+# The performance targets (benchmarks/README.md). The minimal client has none: it skips the re-check before each
+# delete that imgtag must do, so its ratio is information (what that safety costs).
+TARGET_MAX = {"rechecking": 1.10, "skopeo": 0.45}
 
 # Variables that would change what imgtag decides (IMGTAG_KEEP_LAST, IMGTAG_MATCH, ...) or
 # route loopback traffic through a proxy. IMGTAG_TESTBED_* go too: no contender needs them.
@@ -203,6 +214,61 @@ def minimal_client(image: str, keep: int, concurrency: int) -> int:
         doomed = sorted({digests[t] for t in ordered[keep:]} - kept)
         list(pool.map(delete, doomed))
     print(f"{image}: {len(tags)} tags, deleted {len(doomed)} digests, kept {min(keep, len(tags))}")
+    return 0
+
+
+# --------------------------------------------------------------------------- re-checking client
+
+
+def rechecking_client(image: str, keep: int, concurrency: int) -> int:
+    """The least a client can do with imgtag's safety: re-check each tag before its delete.
+
+    Like :func:`minimal_client` (one tag list, a HEAD per tag, a numeric sort), then for
+    each doomed digest, highest tag first (imgtag's order, so both send the same requests
+    in the same order), a HEAD of every tag on it right before its DELETE by digest,
+    skipped when a tag moved since the listing: compare-and-delete, as imgtag does. HEADs,
+    re-checks and DELETEs on ``concurrency`` threads over one pooled session. It leaves out
+    the delete-support probe and the re-HEAD of the kept tags (6 requests of imgtag's
+    ~2,000).
+    """
+    host, _, repository = image.partition("/")
+    base = f"http://{host}/v2/{repository}"
+    session = pooled_session(concurrency)
+    listing = session.get(f"{base}/tags/list", timeout=60)
+    listing.raise_for_status()
+    tags = [t for t in listing.json().get("tags") or [] if tag_key(t) is not None]
+
+    def head(tag: str) -> tuple[str, str | None]:
+        resp = session.head(
+            f"{base}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}, timeout=60
+        )
+        if resp.status_code == 404:  # gone since the listing
+            return tag, None
+        resp.raise_for_status()
+        return tag, resp.headers["Docker-Content-Digest"]
+
+    def recheck_and_delete(item: tuple[str, list[str]]) -> bool:
+        digest, on_it = item
+        if any(head(tag)[1] != digest for tag in on_it):
+            return False  # moved since planning: not this run's to delete
+        resp = session.delete(f"{base}/manifests/{digest}", timeout=60)
+        if resp.status_code not in (200, 202, 404):
+            resp.raise_for_status()
+        return True
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        digests = {t: d for t, d in pool.map(head, tags) if d is not None}
+        ordered = sorted(digests, key=_key, reverse=True)
+        kept = {digests[t] for t in ordered[:keep]}
+        groups: dict[str, list[str]] = {}  # insertion order: highest tag first
+        for tag in ordered[keep:]:
+            if digests[tag] not in kept:  # never a digest a kept tag is on
+                groups.setdefault(digests[tag], []).append(tag)
+        done = sum(pool.map(recheck_and_delete, groups.items()))
+    print(
+        f"{image}: {len(tags)} tags, deleted {done} digests after re-checking "
+        f"{sum(map(len, groups.values()))} tags, kept {min(keep, len(tags))}"
+    )
     return 0
 
 
@@ -438,9 +504,9 @@ class Contenders:
                 "--keep-last", str(self.keep), "--keep-per-version", "0",
                 "--apply", "--concurrency", str(self.concurrency),
             ]  # fmt: skip
-        if name == "minimal":
+        if name in ("minimal", "rechecking"):
             return [
-                sys.executable, str(THIS_SCRIPT), "--minimal-client", image,
+                sys.executable, str(THIS_SCRIPT), f"--{name}-client", image,
                 "--keep", str(self.keep), "--concurrency", str(self.concurrency),
             ]  # fmt: skip
         assert self.skopeo is not None
@@ -522,11 +588,14 @@ def print_report(doc: dict[str, Any]) -> None:
         )
     print()
     for peer, ratio in doc["ratios"].items():
-        target = doc["targets"][peer]
+        target = doc["targets"].get(peer)
+        shown = "-" if ratio is None else f"{ratio:.3f}"
+        if target is None:
+            print(f"imgtag / {LABELS[peer]:20} {shown:>7}   (information: no target)")
+            continue
         verdict = (
             "not run" if ratio is None else ("target met" if target["met"] else "TARGET MISSED")
         )
-        shown = "-" if ratio is None else f"{ratio:.3f}"
         print(f"imgtag / {LABELS[peer]:20} {shown:>7}   (target <= {target['max']}: {verdict})")
     for peer, paired in doc["paired_ratios"].items():
         if paired:
@@ -542,7 +611,8 @@ def print_report(doc: dict[str, Any]) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Time imgtag prune --apply against a minimal client and a skopeo loop."
+        description="Time imgtag prune --apply against a re-checking client, a minimal client "
+        "and a skopeo loop."
     )
     p.add_argument("--registry", help="HOST:PORT of a running plain-HTTP registry")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3)")
@@ -556,7 +626,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-skopeo", action="store_true", help="leave the skopeo loop out")
     p.add_argument("--tags", type=int, default=1000, help="tags per repository (default 1000)")
     p.add_argument("--keep", type=int, default=5, help="tags to keep (default 5)")
-    p.add_argument("--concurrency", type=int, default=8, help="threads (default 8)")
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="threads of every contender but skopeo (8)"
+    )
     p.add_argument("--seed-workers", type=int, default=8, help="seeding threads (default 8)")
     p.add_argument("--imgtag", help="how to run imgtag (default: the script next to Python)")
     p.add_argument("--skopeo", help="the skopeo binary (default: skopeo on PATH)")
@@ -567,10 +639,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="HOST/REPO",
         help="internal: run the minimal client on HOST/REPO (with --keep, --concurrency)",
     )
+    p.add_argument(
+        "--rechecking-client",
+        metavar="HOST/REPO",
+        help="internal: run the re-checking client on HOST/REPO (with --keep, --concurrency)",
+    )
     args = p.parse_args(argv)
     if args.keep < 1 or args.concurrency < 1 or args.seed_workers < 1:
         p.error("--keep, --concurrency and --seed-workers must be >= 1")
-    if args.minimal_client is None and (
+    internal = args.minimal_client is not None or args.rechecking_client is not None
+    if not internal and (
         args.rounds < 1 or args.warmup < 0 or args.skopeo_rounds < 0 or args.tags <= args.keep
     ):
         p.error("--rounds must be >= 1, --warmup and --skopeo-rounds >= 0, --tags > --keep")
@@ -602,7 +680,7 @@ def bench(args: argparse.Namespace, bed: Bed, workdir: Path) -> int:
     log(f"{len(tags)} tags per repository, keeping {', '.join(kept_tags)}; outputs in {workdir}")
 
     seed_times: list[float] = []
-    paired: dict[str, list[float]] = {"minimal": [], "skopeo": []}
+    paired: dict[str, list[float]] = {peer: [] for peer in PEERS}
     total = args.warmup + args.rounds
     for r in range(total):
         timed = r >= args.warmup
@@ -635,19 +713,27 @@ def bench(args: argparse.Namespace, bed: Bed, workdir: Path) -> int:
                     else ")"
                 )
             )
+        same_round = {
+            peer: this_round["imgtag"].wall / this_round[peer].wall
+            for peer in PEERS
+            if peer in this_round
+        }
+        log(
+            f"  round {r + 1}: "
+            + ", ".join(f"imgtag / {LABELS[p]} {v:.3f}" for p, v in same_round.items())
+            + ("" if timed else " (warm-up, not counted)")
+        )
         if timed:
             for name, timing in this_round.items():
                 contenders.samples[name].append(timing)
-            for peer in paired:
-                if peer in this_round:
-                    ratio = this_round["imgtag"].wall / this_round[peer].wall
-                    paired[peer].append(round(ratio, 3))
+            for peer, ratio in same_round.items():
+                paired[peer].append(round(ratio, 3))
 
     results = summarise(contenders.samples)
     own = results["imgtag"]["median_s"]
     ratios: dict[str, float | None] = {
         peer: round(own / results[peer]["median_s"], 3) if peer in results else None
-        for peer in TARGET_MAX
+        for peer in PEERS
     }
     doc = {
         "benchmark": "prune",
@@ -662,7 +748,7 @@ def bench(args: argparse.Namespace, bed: Bed, workdir: Path) -> int:
             "deletes": len(doomed),
             "kept_tags": kept_tags,
             "concurrency": args.concurrency,
-            "repositories": f"bench/{run_id}-ROUND/{{a,b,c}}",
+            "repositories": f"bench/{run_id}-ROUND/{{a,b,c,d}}",
         },
         "rounds": args.rounds,
         "warmup": args.warmup,
@@ -698,12 +784,16 @@ def in_workdir(args: argparse.Namespace, body: Callable[[Path], int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.minimal_client is not None:
-        try:
-            return minimal_client(args.minimal_client, args.keep, args.concurrency)
-        except (requests.RequestException, KeyError, ValueError) as exc:
-            log(f"minimal client: {exc}")
-            return 1
+    for image, client, label in (
+        (args.minimal_client, minimal_client, "minimal client"),
+        (args.rechecking_client, rechecking_client, "re-checking client"),
+    ):
+        if image is not None:
+            try:
+                return client(image, args.keep, args.concurrency)
+            except (requests.RequestException, KeyError, ValueError) as exc:
+                log(f"{label}: {exc}")
+                return 1
     try:
         with open_bed(args) as bed:
             return in_workdir(args, lambda work: bench(args, bed, work))

@@ -124,7 +124,12 @@ def _run(
     for ref in refs:
         if ref.registry not in clients:
             clients[ref.registry] = open_client(
-                ref, env, insecure=insecure, ca_file=ca_file, provider=settings.provider
+                ref,
+                env,
+                insecure=insecure,
+                ca_file=ca_file,
+                provider=settings.provider,
+                concurrency=settings.concurrency,
             )[0]
     for ref in refs:
         # Before any plan: a missing token or an unknown owner is said once, up front.

@@ -51,6 +51,7 @@ from tagger.registry.transport import (
 )
 
 MAX_TAG_PAGES = 10_000
+POOL_SIZE = 16  # connections kept per host: Transport's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,13 +498,18 @@ def open_client(
     retry: RetryPolicy | None = None,
     provider: str | None = None,
     configured_provider: str | None = None,
+    concurrency: int = 1,
 ) -> tuple[RegistryClient, Callable[[], Credentials | None]]:
     """A client for ``ref``'s registry with credentials as the docker CLI finds them, and
     the (cached) credential lookup itself, for handing the same credentials to the engine.
 
     Its deletes go through the registry's provider (``tagger.registry.providers``):
     ``provider`` (``--provider``), else ``IMGTAG_PROVIDER``, else ``configured_provider``
-    (the configuration's), else the host (:func:`~tagger.registry.providers.base.choose`)."""
+    (the configuration's), else the host (:func:`~tagger.registry.providers.base.choose`).
+
+    ``concurrency`` is how many threads will share the client: the connection pool holds
+    at least that many, so every thread keeps its connection instead of opening a new one
+    whenever the pool is full (urllib3 drops the extra connections silently)."""
     from tagger.registry.auth import DockerConfig
     from tagger.registry.providers.base import ProviderClient, attach_provider, choose
 
@@ -523,6 +529,7 @@ def open_client(
         insecure=ref.registry in insecure or ref.api_host in insecure,
         ca_file=ca_file,
         retry=retry or RetryPolicy.from_env(env),
+        pool_size=max(POOL_SIZE, concurrency),
     )
     client = ProviderClient(transport, name)
     attach_provider(client, ref, env, name)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -21,7 +23,7 @@ from tagger.errors import (
     RegistryUnreachable,
 )
 from tagger.registry.auth import Credentials
-from tagger.registry.client import RegistryClient
+from tagger.registry.client import RegistryClient, open_client
 from tagger.registry.mediatypes import OCI_MANIFEST
 from tagger.registry.reference import Reference
 from tagger.registry.transport import RetryPolicy, Transport
@@ -236,3 +238,30 @@ def test_tls_needs_the_ca(registry_tls: tb.Registry) -> None:
 def test_reference_normalisation_reaches_the_right_host(registry_plain: tb.Registry) -> None:
     ref = Reference.parse_repository(f"{registry_plain.host}/client/ref")
     assert ref.api_host == registry_plain.host
+
+
+def test_every_thread_keeps_its_connection(registry_plain: tb.Registry) -> None:
+    # 24 threads, more than the default pool of 16: a pool sized to the concurrency never
+    # has to drop a connection that a later request then opens again.
+    threads = 24
+    client, _ = open_client(
+        Reference.parse_repository(f"{registry_plain.host}/client/pool"), {}, concurrency=threads
+    )
+    repo = "client/pool"
+    seed_image(client, repo, "1.0.0-1", "pool")
+    barrier = threading.Barrier(threads)
+
+    def head(_: int) -> None:
+        barrier.wait(timeout=30)  # a wave: every thread wants a connection at once
+        assert client.head_manifest(repo, "1.0.0-1") is not None
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _wave in range(5):
+            list(pool.map(head, range(threads)))
+    # The connections urllib3 opened to the registry over plain HTTP (the scheme probe's
+    # HTTPS attempt has a pool of its own).
+    pools = client.transport.session.get_adapter(client.transport.base_url()).poolmanager.pools
+    # urllib3's RecentlyUsedContainer refuses plain iteration: .keys() is its way.
+    keys = pools.keys()
+    opened = sum(pools[key].num_connections for key in keys if key.key_scheme == "http")
+    assert 1 <= opened <= threads
