@@ -62,20 +62,12 @@ class Runner:
         input: str | None = None,
         timeout: float | None = None,
     ) -> Result:
-        try:
-            proc = subprocess.Popen(
-                list(args),
-                cwd=cwd,
-                env=self._env,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="surrogateescape",
-            )
-        except FileNotFoundError as exc:
-            raise ProgramNotFound(args[0]) from exc
+        proc = self._popen(
+            args,
+            cwd=cwd,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             stdout, stderr = proc.communicate(input, timeout=timeout)
         except BaseException:
@@ -85,6 +77,25 @@ class Runner:
             _stop_child(proc)
             raise
         return Result(tuple(args), proc.returncode, stdout, stderr)
+
+    def _popen(
+        self, args: Sequence[str], *, cwd: str | os.PathLike[str] | None, stdin: int, stderr: int
+    ) -> subprocess.Popen[str]:
+        """Start ``args`` with stdout captured as text (undecodable bytes kept)."""
+        try:
+            return subprocess.Popen(
+                list(args),
+                cwd=cwd,
+                env=self._env,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                encoding="utf-8",
+                errors="surrogateescape",
+            )
+        except FileNotFoundError as exc:
+            raise ProgramNotFound(args[0]) from exc
 
     def stream(
         self,
@@ -100,20 +111,7 @@ class Runner:
 
         ``started`` receives the :class:`Running` process (a canceller may terminate it).
         """
-        try:
-            proc = subprocess.Popen(
-                list(args),
-                cwd=cwd,
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                encoding="utf-8",
-                errors="surrogateescape",
-            )
-        except FileNotFoundError as exc:
-            raise ProgramNotFound(args[0]) from exc
+        proc = self._popen(args, cwd=cwd, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         running = Running(proc)
         tail: collections.deque[str] = collections.deque(maxlen=keep)
         try:

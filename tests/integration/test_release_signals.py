@@ -13,23 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_release_git import IDENTITY, refs
 
 from gitfixture import GitRepoBuilder, git, git_env
 
 ROOT = Path(__file__).resolve().parents[2]
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Release Bot",
-    "GIT_AUTHOR_EMAIL": "release@example.com",
-    "GIT_COMMITTER_NAME": "Release Bot",
-    "GIT_COMMITTER_EMAIL": "release@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def refs(path: Path) -> dict[str, str]:
-    out = git("for-each-ref", "--format=%(refname) %(objectname)", cwd=path)
-    return dict(line.split(" ", 1) for line in out.splitlines())
 
 
 @pytest.fixture

@@ -309,3 +309,29 @@ class Builder(ABC):
 
     def close(self) -> None:  # noqa: B027 (optional hook: temporary files of a run)
         """Remove what the builder made for this run only (temporary files)."""
+
+
+def cli_build_flags(request: BuildRequest) -> list[str]:
+    """The flags ``docker build``/``buildx build`` and ``buildah bud`` share, for a request
+    (the same spelling in both CLIs: buildah follows docker's).
+
+    >>> cli_build_flags(BuildRequest("ctx", "ctx/Dockerfile", "r/a:b", build_args={"A": "1"},
+    ...                              target="app", network="host"))
+    ['-f', 'ctx/Dockerfile', '--build-arg', 'A=1', '--target', 'app', '--network', 'host']
+    """
+    argv: list[str] = []
+    if request.dockerfile:
+        argv += ["-f", request.dockerfile]
+    for key, value in request.build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    if request.target:
+        argv += ["--target", request.target]
+    for key, value in request.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    for secret in request.secrets:
+        argv += ["--secret", f"id={secret.id},src={secret.path}"]
+    for platform in request.platforms:
+        argv += ["--platform", str(platform)]
+    if request.network:
+        argv += ["--network", request.network]
+    return argv

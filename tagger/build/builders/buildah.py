@@ -28,7 +28,14 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tagger.build.builders.base import Builder, BuildRequest, Built, Capabilities, Progress
+from tagger.build.builders.base import (
+    Builder,
+    BuildRequest,
+    Built,
+    Capabilities,
+    Progress,
+    cli_build_flags,
+)
 from tagger.errors import EngineError, redact
 from tagger.registry.platform import Platform
 from tagger.registry.reference import Reference, is_loopback_host
@@ -62,20 +69,7 @@ def bud_argv(
 --authfile /auth.json --tls-verify=false ctx'
     """
     argv = ["buildah", "bud", "--layers=false", "--iidfile", iidfile, "-t", request.name]
-    if request.dockerfile:
-        argv += ["-f", request.dockerfile]
-    for key, value in request.build_args.items():
-        argv += ["--build-arg", f"{key}={value}"]
-    if request.target:
-        argv += ["--target", request.target]
-    for key, value in request.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    for secret in request.secrets:
-        argv += ["--secret", f"id={secret.id},src={secret.path}"]
-    for platform in request.platforms:
-        argv += ["--platform", str(platform)]
-    if request.network:
-        argv += ["--network", request.network]
+    argv += cli_build_flags(request)
     if authfile:
         argv += ["--authfile", authfile]
     if not tls_verify:

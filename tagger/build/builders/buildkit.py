@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tagger.build.builders.base import BuildRequest, Built, Capabilities, Progress
+from tagger.build.builders.base import BuildRequest, Built, Capabilities, Progress, cli_build_flags
 from tagger.build.builders.docker import AuthConfig, DockerBuilder
 from tagger.errors import EngineError, ImageNotFoundError, redact
 from tagger.registry.platform import Platform
@@ -95,20 +95,7 @@ def build_argv(cli: DockerCli, request: BuildRequest, iidfile: str) -> list[str]
     """
     argv = [cli.path, *(["buildx", "build", "--load"] if cli.buildx else ["build"])]
     argv += ["--progress", "plain", "--iidfile", iidfile, "-t", request.name]
-    if request.dockerfile:
-        argv += ["-f", request.dockerfile]
-    for key, value in request.build_args.items():
-        argv += ["--build-arg", f"{key}={value}"]
-    if request.target:
-        argv += ["--target", request.target]
-    for key, value in request.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    for secret in request.secrets:
-        argv += ["--secret", f"id={secret.id},src={secret.path}"]
-    for platform in request.platforms:
-        argv += ["--platform", str(platform)]
-    if request.network:
-        argv += ["--network", request.network]
+    argv += cli_build_flags(request)
     argv.append(request.context)
     return argv
 
