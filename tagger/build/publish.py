@@ -1,9 +1,11 @@
 """``imgtag build-push``'s guard: derive, check, lint, claim, build, push, verify, alias.
 
-Does I/O (git, registry, a builder) through the modules that own each; the decisions are
-small pure functions elsewhere in this package (``labels``, ``aliases``, ``claim``). The
-build itself is a :class:`~tagger.build.builders.base.Builder`'s (docker, buildkit or
-buildah): the guard below is the same whichever builds.
+Does I/O (git, registry, a builder) through the collaborators it is handed
+(``tagger.build.wiring`` builds the real ones); the decisions are small pure functions
+elsewhere in this package (``labels``, ``aliases``, ``claim``, ``index``), the option
+values are ``options``'. The build itself is a
+:class:`~tagger.build.builders.base.Builder`'s (docker, buildkit or buildah): the guard
+below is the same whichever builds.
 
 **Never overwrite.** Before building, a run puts a claim (``tagger.build.claim``) under a
 claim tag derived from the tag, and after the build (which takes longer than the claim's
@@ -12,54 +14,44 @@ other run exits 3. The claim is deleted by its own unique digest afterwards (nev
 touching another tag). On a registry that cannot delete (Distribution
 without ``storage.delete.enabled``, Docker Hub, ...) claims would pile up, so there
 imgtag falls back to re-checking right before the push and re-verifying after a settle
-time as long as the push itself took. Either way, step 7 (verify) checks the tag holds
+time as long as the push itself took. Either way, step 6 (verify) checks the tag holds
 the digest just pushed, else exit 3 "overwrite detected".
 
 **Several platforms.** Each platform's image is pushed under a temporary tag of this run
 (``imgtag-tmp-HEX-OS-ARCH``), checked to be exactly the image built, then the tag gets one
-manifest PUT: the OCI image index of those manifests. The temporary tags are removed
-afterwards through unique placeholders (deleting by digest would delete the index's
-children), so the final tag is still written once, and only with what was built.
+manifest PUT: the OCI image index of those manifests (``tagger.build.index``). The
+temporary tags are removed afterwards through unique placeholders (deleting by digest
+would delete the index's children), so the final tag is still written once, and only with
+what was built.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import secrets
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tagger.build import index
 from tagger.build.aliases import moving_aliases
 from tagger.build.builders.base import (
-    BUILDER_NAMES,
     Builder,
     BuildRequest,
     Built,
     Secret,
-    SecretSpec,
     check_request,
     load_secrets,
-    parse_platforms,
-    parse_secret,
 )
-from tagger.build.claim import (
-    CLAIM_SETTLE_SECONDS,
-    DEFAULT_LEASE_SECONDS,
-    claim_age,
-    claim_tag,
-    lease_seconds,
-)
-from tagger.build.labels import REVISION_LABEL, github_source, oci_labels, public_url
+from tagger.build.claim import CLAIM_SETTLE_SECONDS, claim_age, claim_tag
+from tagger.build.labels import REVISION_LABEL, oci_labels, public_url
 from tagger.build.lease import ClaimHold
+from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
+from tagger.build.secret_files import secret_files
 from tagger.errors import (
     AccessDenied,
     AuthenticationError,
@@ -75,155 +67,10 @@ from tagger.errors import (
     UsageError,
 )
 from tagger.lifecycle import Stop
-from tagger.lint.settings import LintSettings
-from tagger.registry.manifests import marker_manifest
 from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_INDEX, OCI_MANIFEST
-from tagger.registry.platform import Platform
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
 from tagger.version.grammar import ImageVersion
-from tagger.version.next import NEXT_DEFAULTS, NextOptions
-
-
-@dataclass(frozen=True)
-class BuildPushOptions:
-    image: str
-    next: NextOptions
-    context: str = "."
-    file: str | None = None
-    build_args: Sequence[str] = ()
-    target: str | None = None
-    labels: Sequence[str] = ()
-    aliases: Sequence[str] = ()
-    squash: bool = False
-    lint: bool = True
-    lint_policy: LintSettings = field(default_factory=LintSettings)
-    on_exists: str = "fail"
-    allow_dirty: bool = False
-    dry_run: bool = False
-    claim_lease: float = DEFAULT_LEASE_SECONDS
-    builder: str = "auto"
-    secrets: tuple[SecretSpec, ...] = ()
-    platforms: tuple[Platform, ...] = ()
-    network: str | None = None
-
-    @classmethod
-    def resolve(
-        cls,
-        image: str,
-        given: Mapping[str, Any],
-        *,
-        dry_run: bool = False,
-        env: Mapping[str, str] | None = None,
-    ) -> BuildPushOptions:
-        """Option > ``IMGTAG_*`` variable > config file > default, for every option.
-
-        ``given`` maps option names (``next``'s included) to the values given, ``None``
-        for not given. ``[tool.imgtag.lint]`` applies to the lint step as to ``imgtag lint``.
-        """
-        import os
-
-        from tagger import config
-
-        nopts = NextOptions.resolve(
-            {**{k: given.get(k) for k in NEXT_DEFAULTS if k != "image"}, "image": image}
-        )
-        own = {k: given.get(k) for k in BUILD_PUSH_DEFAULTS}
-        project = config.load(nopts.repo)
-        values = project.resolve("", own, dict(BUILD_PUSH_DEFAULTS))
-        lease = lease_seconds(
-            os.environ if env is None else env, project.sections.get("", {}).get("claim_lease")
-        )
-        builder = str(values["builder"]).lower()
-        if builder not in ("auto", *BUILDER_NAMES):
-            raise UsageError(
-                f"--builder {values['builder']}: unknown builder (auto, {', '.join(BUILDER_NAMES)})"
-            )
-        return cls(
-            image=image,
-            next=nopts,
-            context=values["context"],
-            file=values["file"],
-            build_args=tuple(values["build_arg"]),
-            target=values["target"],
-            labels=tuple(values["label"]),
-            aliases=tuple(values["alias"]),
-            squash=bool(values["squash"]),
-            lint=bool(values["lint"]),
-            lint_policy=LintSettings.resolve({}, nopts.repo),
-            on_exists=str(values["on_exists"]),
-            allow_dirty=bool(values["allow_dirty"]),
-            dry_run=dry_run,
-            claim_lease=lease,
-            builder=builder,
-            secrets=tuple(parse_secret(v) for v in values["secret"]),
-            platforms=parse_platforms(values["platform"]),
-            network=values["network"] or None,
-        )
-
-
-#: build-push's own defaults, by option name (config keys are the same).
-BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
-    "context": ".",
-    "file": None,
-    "build_arg": [],
-    "target": None,
-    "label": [],
-    "alias": [],
-    "squash": False,
-    "lint": True,
-    "on_exists": "fail",
-    "allow_dirty": False,
-    "builder": "auto",
-    "secret": [],
-    "platform": [],
-    "network": None,
-}
-
-
-@dataclass
-class BuildPushResult:
-    image: str
-    tag: str
-    digest: str | None
-    aliases: list[str] = field(default_factory=list)
-    pushed: bool = False
-    lint: str = "skipped"
-    lint_findings: dict[str, int] = field(default_factory=dict)
-    squashed: dict[str, Any] | None = None
-    derivation: Derivation | None = None
-    builder: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "image": self.image,
-            "tag": self.tag,
-            "digest": self.digest,
-            "aliases": self.aliases,
-            "pushed": self.pushed,
-            "lint": self.lint,
-            "lint_findings": self.lint_findings,
-            "squash": self.squashed,
-            "builder": self.builder,
-        }
-
-
-def parse_key_values(items: Sequence[str], what: str) -> dict[str, str]:
-    """``K=V`` strings to a dict; a missing ``=`` is a usage error.
-
-    >>> parse_key_values(["A=1", "B=x=y"], "--build-arg")
-    {'A': '1', 'B': 'x=y'}
-    """
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{what} {item!r} is not KEY=VALUE")
-        out[key] = value
-    return out
-
-
-# -- the executor -----------------------------------------------------------------------
 
 
 class Publisher:
@@ -291,21 +138,17 @@ class Publisher:
             from tagger.build.builders import capabilities_of
 
             check_request(o.builder, capabilities_of(o.builder), self._request_shape())
-        secret_dir: str | None = None
         self._active = None
-        try:
-            if secret_values:
-                # Files only this user can read, gone when the run ends (env= secrets too:
-                # every builder then takes the same src= form).
-                secret_dir = tempfile.mkdtemp(prefix="imgtag-secrets-")
-            return self._run(_write_secrets(secret_values, secret_dir))
-        finally:
-            if self._active is not None:
-                self._active.close()
-            if secret_dir is not None:
-                shutil.rmtree(secret_dir, ignore_errors=True)
+        # Files only this user can read, gone when the run ends (env= secrets too: every
+        # builder then takes the same src= form); the builder is closed before they go.
+        with secret_files(secret_values) as files:
+            try:
+                return self._run(files)
+            finally:
+                if self._active is not None:
+                    self._active.close()
 
-    def _run(self, secret_files: tuple[Secret, ...]) -> BuildPushResult:
+    def _run(self, secret_paths: tuple[Secret, ...]) -> BuildPushResult:
         o, ref = self.o, self.ref
         build_args = parse_key_values(o.build_args, "--build-arg")
         extra_labels = parse_key_values(o.labels, "--label")
@@ -338,7 +181,7 @@ class Publisher:
             build_args=build_args,
             target=o.target,
             labels={},
-            secrets=secret_files,
+            secrets=secret_paths,
             platforms=o.platforms,
             network=o.network,
         )
@@ -359,7 +202,8 @@ class Publisher:
         try:
             try:
                 self.stop.check()
-                # 5. build with the OCI labels (the user's --label wins on purpose), squash.
+                # 4, continued: build with the OCI labels (the user's --label wins on
+                # purpose), and squash.
                 labels = {
                     **oci_labels(d, ref, public_url(self._remote_url()), self.now()),
                     **extra_labels,
@@ -369,6 +213,7 @@ class Publisher:
                     images = builder.build(_with_labels(request, labels), self.log)
                 if o.squash:
                     images = self._squash(result, builder, images, build_args)
+                # 5. confirm the claim, then push.
                 if claim is not None:
                     self._confirm_claim(d.tag, claim, claimed_at)
                 # Right before the push: whoever got here first published while we built.
@@ -378,7 +223,7 @@ class Publisher:
                         f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
                         "run published it; nothing was pushed"
                     )
-                # 6. push, with progress; errors inside the stream are errors.
+                # The push, with progress; errors inside the stream are errors.
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
                 started = time.monotonic()
@@ -387,7 +232,7 @@ class Publisher:
                 else:
                     digest = self._push(builder, images[0], local, d.tag)
                 pushed_for = time.monotonic() - started
-                # 7. verify: the tag holds what we pushed, else someone overwrote it.
+                # 6. verify: the tag holds what we pushed, else someone overwrote it.
                 self._verify(d.tag, digest)
                 if claim is None:
                     # No claim: a contender may still be pushing. Give it as long as we took.
@@ -400,7 +245,7 @@ class Publisher:
                 if claim is not None:
                     self._release(claim)
             result.digest, result.pushed = digest, True
-            # 8. aliases, only now.
+            # 7. aliases, only now.
             result.aliases = self._move_aliases(version, digest)
         finally:
             tail.close()
@@ -595,32 +440,22 @@ class Publisher:
         run_id = secrets.token_hex(6)
         entries = []
         for image in images:
-            where = str(image.platform).replace("/", "-")
-            temp = f"imgtag-tmp-{run_id}-{where}"
+            temp = index.temp_tag(run_id, image.platform)
             digest = self._push(builder, image, local, temp)
             temp_tags.append((temp, digest))
             manifest = self.client.get_manifest(repo, digest)
             config = self.client.get_blob(repo, self._config_digest(digest) or "")
-            platform = _config_platform(config)
+            platform = index.config_platform(config)
             if image.platform is not None and not image.platform.matches(platform):
                 raise EngineError(
-                    f"the {builder.name} builder made a {_platform_text(platform)} image "
+                    f"the {builder.name} builder made a {index.platform_text(platform)} image "
                     f"when asked for {image.platform}: nothing was published"
                 )
             entries.append(
-                {
-                    "mediaType": manifest.media_type,
-                    "digest": digest,
-                    "size": len(manifest.raw),
-                    "platform": platform,
-                }
+                index.index_entry(manifest.media_type, digest, len(manifest.raw), platform)
             )
-        index = json.dumps(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
-            separators=(",", ":"),
-        ).encode()
         self.log(f"pushing the index of {len(entries)} platforms to {local}:{tag}")
-        return str(self.client.put_manifest(repo, tag, index, OCI_INDEX))
+        return str(self.client.put_manifest(repo, tag, index.index_document(entries), OCI_INDEX))
 
     def _remove_temp_tags(self, temp_tags: list[tuple[str, str]], *, can_delete: bool) -> None:
         """Point each temporary tag at a unique placeholder and delete that placeholder by
@@ -633,7 +468,7 @@ class Publisher:
         for temp, _digest in temp_tags:
             try:
                 self.client.upload_blob(repo, EMPTY_CONFIG)
-                raw = marker_manifest({"org.imgtag.placeholder": secrets.token_hex(16)})
+                raw = index.placeholder_manifest(secrets.token_hex(16))
                 placeholder = self.client.put_manifest(repo, temp, raw, OCI_MANIFEST)
                 self.client.delete_manifest(repo, placeholder)
             except RegistryError as exc:
@@ -669,174 +504,7 @@ class Publisher:
         return move
 
 
-def _write_secrets(values: Mapping[str, bytes], directory: str | None) -> tuple[Secret, ...]:
-    """Each secret in a file of its own under ``directory`` (0700), readable by us only."""
-    files = []
-    for index, (secret_id, value) in enumerate(values.items()):
-        assert directory is not None
-        path = os.path.join(directory, f"s{index}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(value)
-        files.append(Secret(secret_id, path))
-    return tuple(files)
-
-
 def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildRequest:
     from dataclasses import replace
 
     return replace(request, labels=dict(labels))
-
-
-def _config_platform(config: bytes) -> dict[str, str]:
-    """An index entry's ``platform`` from an image config's ``os``/``architecture``/``variant``.
-
-    >>> _config_platform(b'{"os": "linux", "architecture": "arm64", "variant": "v8"}')
-    {'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}
-    """
-    try:
-        doc = json.loads(config)
-    except ValueError:
-        doc = {}
-    doc = doc if isinstance(doc, dict) else {}
-    platform = {"os": str(doc.get("os") or ""), "architecture": str(doc.get("architecture") or "")}
-    if doc.get("variant"):
-        platform["variant"] = str(doc["variant"])
-    return platform
-
-
-def _platform_text(platform: Mapping[str, str]) -> str:
-    return "/".join(
-        v for v in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if v
-    )
-
-
-def write_outputs(result: BuildPushResult, env_file: str | None, env: Mapping[str, str]) -> None:
-    """``$GITHUB_OUTPUT`` (``image=``, ``tag=``, ``digest=``) and ``--env-file`` dotenv."""
-    from tagger.output import to_dotenv
-
-    data = {k: v for k, v in result.as_dict().items() if k in ("image", "tag", "digest")}
-    if gh := env.get("GITHUB_OUTPUT"):
-        with open(gh, "a", encoding="utf-8") as fh:
-            for key, value in data.items():
-                fh.write(f"{key}={value or ''}\n")
-    if env_file:
-        payload = {**data, "aliases": ",".join(result.aliases), "pushed": result.pushed}
-        Path(env_file).write_text(to_dotenv(payload), encoding="utf-8")
-
-
-# -- wiring -----------------------------------------------------------------------------
-
-
-def publish(
-    options: BuildPushOptions,
-    env: Mapping[str, str],
-    *,
-    insecure: Sequence[str] = (),
-    ca_file: str | None = None,
-    stop: Stop | None = None,
-) -> BuildPushResult:
-    """Build the real collaborators (registry client, engine) and run the publisher."""
-    if not options.dry_run and options.builder != "buildah":
-        # The docker SDK is slow to import (benchmarks/README.md); git, the existence check
-        # and the claim mostly wait on I/O, so let the import run beside them, not after.
-        import threading
-
-        threading.Thread(target=_preload_docker, name="imgtag-preload", daemon=True).start()
-    from tagger.engine import Engine, stderr_progress
-    from tagger.registry.client import open_client
-    from tagger.version.git import remote_url
-    from tagger.version.next import derive
-
-    ref = Reference.parse_repository(options.image)
-    from tagger import config
-
-    # Claims delete through the registry's provider (ghcr: the GitHub API; Hub: its API).
-    configured = config.load(options.next.repo).sections.get("", {}).get("provider")
-    client, credentials = open_client(
-        ref, env, insecure=insecure, ca_file=ca_file, configured_provider=configured
-    )
-
-    def auth_config() -> Mapping[str, str] | None:
-        creds = credentials()
-        if creds is None:
-            return None
-        return {**creds.auth_config(), "serveraddress": ref.registry}
-
-    def source() -> str | None:
-        return github_source(env) or remote_url(options.next.repo)
-
-    from tagger.build.builders import Wiring, choose
-
-    engines: list[Engine] = []
-
-    def engine() -> Engine:
-        if not engines:
-            engines.append(Engine(env))
-        return engines[0]
-
-    def base_layers(image: str, platform: Platform | None) -> list[str] | None:
-        """A FROM image's diff_ids, from its registry (BuildKit does not keep it local)."""
-        try:
-            base = Reference.parse(image)
-            base_client, _ = open_client(base, env, insecure=insecure, ca_file=ca_file)
-            config = base_client.image_config(
-                base.repository, base.digest or base.tag or "latest", platform
-            )
-        except (RegistryError, UsageError):
-            return None
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids")
-        return [str(x) for x in diff_ids] if isinstance(diff_ids, list) else None
-
-    def plain_http_base() -> str | None:
-        """The final FROM image if the Dockerfile may name a loopback or insecure registry
-        at all (a text search first: most never do, and parsing costs an import)."""
-        from pathlib import Path as _Path
-
-        path = options.file or os.path.join(options.context, "Dockerfile")
-        try:
-            text = _Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-        if not any(host in text for host in ("localhost", "127.", "[::1]", *insecure)):
-            return None
-        from tagger.lint import final_base_image
-
-        try:
-            build_args = parse_key_values(options.build_args, "--build-arg")
-            return final_base_image(path, build_args, options.target)
-        except UsageError:
-            return None
-
-    wiring = Wiring(
-        env=env,
-        engine=engine,
-        registry=ref.registry,
-        auth_config=auth_config,
-        base_layers=base_layers,
-        plain_http_base=plain_http_base,
-        insecure=tuple(insecure),
-        ca_file=ca_file,
-    )
-    publisher = Publisher(
-        options,
-        derive=lambda: derive(
-            options.next,
-            env,
-            datetime.now(UTC),
-            registry_tags=lambda _: client.list_tags(ref.repository),
-        ),
-        client=client,
-        builder=lambda: choose(options.builder, wiring, stderr_progress),
-        auth_config=auth_config,
-        remote_url=source,
-        log=stderr_progress,
-        env=env,
-        stop=stop,
-    )
-    return publisher.run()
-
-
-def _preload_docker() -> None:
-    with contextlib.suppress(Exception):  # the real import later reports any problem
-        import docker  # noqa: F401

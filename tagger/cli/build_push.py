@@ -123,7 +123,9 @@ def register(app: typer.Typer) -> None:
         """Build IMAGE:X.Y.Z-N and push it; never overwrite an existing tag."""
         import os
 
-        from tagger.build.publish import BuildPushOptions, publish, write_outputs
+        from tagger.build.options import BuildPushOptions
+        from tagger.build.outputs import write_outputs
+        from tagger.build.wiring import publish
         from tagger.lifecycle import Stop, handling_signals
         from tagger.output import to_json
 

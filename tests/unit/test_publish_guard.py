@@ -22,7 +22,9 @@ from fakes import Call, FakeEngine, FakeRegistry
 from tagger.build import publish
 from tagger.build.claim import CLAIM_SETTLE_SECONDS, claim_manifest, claim_tag
 from tagger.build.labels import REVISION_LABEL
-from tagger.build.publish import BuildPushOptions, BuildPushResult, Publisher
+from tagger.build.options import BuildPushOptions, BuildPushResult
+from tagger.build.outputs import write_outputs
+from tagger.build.publish import Publisher
 from tagger.errors import (
     DirtyTreeError,
     EngineError,
@@ -649,7 +651,7 @@ def test_outputs_go_to_github_output_and_the_env_file(h: Harness, tmp_path: Path
     result = h.run(aliases=("main",))
     gh, env_file = tmp_path / "github_output", tmp_path / "out.env"
 
-    publish.write_outputs(result, str(env_file), {"GITHUB_OUTPUT": str(gh)})
+    write_outputs(result, str(env_file), {"GITHUB_OUTPUT": str(gh)})
 
     assert gh.read_text() == f"image={IMAGE}\ntag={TAG}\ndigest={result.digest}\n"
     assert env_file.read_text() == (

@@ -1,0 +1,136 @@
+"""build-push's real collaborators: the registry client, the engine, the builder choice.
+
+:func:`publish` builds them from the environment and runs a
+:class:`~tagger.build.publish.Publisher`; tests hand the publisher fakes instead. Does
+I/O only through what it builds (it reads the config file and, for a base image's
+layers, a Dockerfile and another registry), and starts the docker SDK's slow import early.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from tagger.build.labels import github_source
+from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
+from tagger.build.publish import Publisher
+from tagger.errors import RegistryError, UsageError
+from tagger.lifecycle import Stop
+from tagger.registry.platform import Platform
+from tagger.registry.reference import Reference
+
+
+def publish(
+    options: BuildPushOptions,
+    env: Mapping[str, str],
+    *,
+    insecure: Sequence[str] = (),
+    ca_file: str | None = None,
+    stop: Stop | None = None,
+) -> BuildPushResult:
+    """Build the real collaborators (registry client, engine) and run the publisher."""
+    if not options.dry_run and options.builder != "buildah":
+        # The docker SDK is slow to import (benchmarks/README.md); git, the existence check
+        # and the claim mostly wait on I/O, so let the import run beside them, not after.
+        import threading
+
+        threading.Thread(target=_preload_docker, name="imgtag-preload", daemon=True).start()
+    from tagger.engine import Engine, stderr_progress
+    from tagger.registry.client import open_client
+    from tagger.version.git import remote_url
+    from tagger.version.next import derive
+
+    ref = Reference.parse_repository(options.image)
+    from tagger import config
+
+    # Claims delete through the registry's provider (ghcr: the GitHub API; Hub: its API).
+    configured = config.load(options.next.repo).sections.get("", {}).get("provider")
+    client, credentials = open_client(
+        ref, env, insecure=insecure, ca_file=ca_file, configured_provider=configured
+    )
+
+    def auth_config() -> Mapping[str, str] | None:
+        creds = credentials()
+        if creds is None:
+            return None
+        return {**creds.auth_config(), "serveraddress": ref.registry}
+
+    def source() -> str | None:
+        return github_source(env) or remote_url(options.next.repo)
+
+    from tagger.build.builders import Wiring, choose
+
+    engines: list[Engine] = []
+
+    def engine() -> Engine:
+        if not engines:
+            engines.append(Engine(env))
+        return engines[0]
+
+    def base_layers(image: str, platform: Platform | None) -> list[str] | None:
+        """A FROM image's diff_ids, from its registry (BuildKit does not keep it local)."""
+        try:
+            base = Reference.parse(image)
+            base_client, _ = open_client(base, env, insecure=insecure, ca_file=ca_file)
+            config = base_client.image_config(
+                base.repository, base.digest or base.tag or "latest", platform
+            )
+        except (RegistryError, UsageError):
+            return None
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids")
+        return [str(x) for x in diff_ids] if isinstance(diff_ids, list) else None
+
+    def plain_http_base() -> str | None:
+        """The final FROM image if the Dockerfile may name a loopback or insecure registry
+        at all (a text search first: most never do, and parsing costs an import)."""
+        from pathlib import Path as _Path
+
+        path = options.file or os.path.join(options.context, "Dockerfile")
+        try:
+            text = _Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        if not any(host in text for host in ("localhost", "127.", "[::1]", *insecure)):
+            return None
+        from tagger.lint import final_base_image
+
+        try:
+            build_args = parse_key_values(options.build_args, "--build-arg")
+            return final_base_image(path, build_args, options.target)
+        except UsageError:
+            return None
+
+    wiring = Wiring(
+        env=env,
+        engine=engine,
+        registry=ref.registry,
+        auth_config=auth_config,
+        base_layers=base_layers,
+        plain_http_base=plain_http_base,
+        insecure=tuple(insecure),
+        ca_file=ca_file,
+    )
+    publisher = Publisher(
+        options,
+        derive=lambda: derive(
+            options.next,
+            env,
+            datetime.now(UTC),
+            registry_tags=lambda _: client.list_tags(ref.repository),
+        ),
+        client=client,
+        builder=lambda: choose(options.builder, wiring, stderr_progress),
+        auth_config=auth_config,
+        remote_url=source,
+        log=stderr_progress,
+        env=env,
+        stop=stop,
+    )
+    return publisher.run()
+
+
+def _preload_docker() -> None:
+    with contextlib.suppress(Exception):  # the real import later reports any problem
+        import docker  # noqa: F401
