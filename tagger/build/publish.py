@@ -443,6 +443,7 @@ class Publisher:
             temp = index.temp_tag(run_id, image.platform)
             digest = self._push(builder, image, local, temp)
             temp_tags.append((temp, digest))
+            builder.forget(local, temp)  # the engine keeps no name of the run's own
             manifest = self.client.get_manifest(repo, digest)
             config = self.client.get_blob(repo, self._config_digest(digest) or "")
             platform = index.config_platform(config)

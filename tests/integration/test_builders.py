@@ -287,6 +287,13 @@ def test_two_platforms_make_an_index_and_aliases_and_skip_work_on_it(
         assert config["architecture"] == entry["platform"]["architecture"]
         assert config["config"]["Labels"][bp.LABEL_REVISION] == app.head()
     assert view.tags(repo) == ["1.0.0-1", "latest"], "temporary tags and claims are gone"
+    if builder != "buildah":  # buildah names nothing locally
+        import docker
+
+        engine = docker.APIClient(base_url=bed_env["DOCKER_HOST"], version="auto")
+        names = [t for i in engine.images() for t in i.get("RepoTags") or [] if repo in t]
+        engine.close()
+        assert not [n for n in names if ":imgtag-" in n], f"the run's names stay: {names}"
     skipped = bp.ok_doc(bp.build_push(app, image, *args, "--on-exists", "skip", env=bed_env))
     assert skipped["pushed"] is False and skipped["digest"] == doc["digest"]
 

@@ -301,6 +301,12 @@ class Builder(ABC):
     def discard(self, image: Built) -> None:
         """Forget the local name(s) this run gave ``image`` (never raises)."""
 
+    def forget(self, repository: str, tag: str) -> None:  # noqa: B027 (optional hook)
+        """Forget the local name ``repository:tag`` that :meth:`push` gave (never raises).
+
+        For the run's temporary per-platform tags; builders that push by image ID and name
+        nothing locally need nothing here."""
+
     def cancel(self) -> None:  # noqa: B027 (optional hook)
         """Stop a build in progress (called from a signal handler: quick, never raises).
 

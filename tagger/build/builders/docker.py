@@ -72,3 +72,6 @@ class DockerBuilder(Builder):
 
     def discard(self, image: Built) -> None:
         self.engine.untag(image.name)
+
+    def forget(self, repository: str, tag: str) -> None:
+        self.engine.untag(f"{repository}:{tag}")
