@@ -133,9 +133,11 @@ def plan_squash(
     replay = _Plan()
     for index, members in enumerate(base_layers):
         replay.layer(index, members)
+    replay.expand()  # a node per directory: each may need an entry or a whiteout
     base_shape = _snapshot(replay.root)
     for index, members in enumerate(squashed_layers, start=len(base_layers)):
         replay.layer(index, members)
+    replay.expand()
     return _emit(replay.root, base_shape, len(base_layers))
 
 

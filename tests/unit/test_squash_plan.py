@@ -358,3 +358,18 @@ def test_deep_trees_over_a_deep_base() -> None:
     squashed = {m.name.rstrip("/"): m for m in members(check(base, own))}
     assert {f"{DEEP}/.wh.f", f"{DEEP}/o/{OPAQUE_MARKER}", f"{DEEP}/h"} <= squashed.keys()
     assert squashed[f"{DEEP}/g"].isdir() and f"{DEEP}/g/in" in squashed
+
+
+def test_chains_of_undeclared_directories_are_cut_where_entries_reach_inside() -> None:
+    """The replay keeps ``p/q/r/s`` (implied by one file) as one chain; entries, whiteouts,
+    opaque markers and hard links inside it must act on the directory they name."""
+    base: list[list[Entry]] = [[("file", "p/q/r/s/f", "f"), ("file", "b/c/d/e/x", "x")]]
+    own: list[list[Entry]] = [
+        [("dir", "p/q", 0o700), ("file", "p/q/r/g", "g"), ("file", "b/c/y/z", "z")],
+        [("wh", "p/q/r/s/f"), ("opq", "b/c/d"), ("link", "p/l", "p/q/r/g")],
+        [("file", "m/n/o/k", "k"), ("wh", "m/n"), ("file", "m/n2/o", "o"), ("dir", "m/n2")],
+    ]
+    squashed = {m.name.rstrip("/"): m for m in members(check(base, own))}
+    assert squashed["p/q"].mode == 0o700 and squashed["p/q/r/g"].linkname == "p/l"
+    assert {"p/q/r/s/.wh.f", f"b/c/d/{OPAQUE_MARKER}"} <= squashed.keys()
+    assert squashed["m/n/o/k"].isreg() and squashed["m/n2/o"].isreg()  # same layer: kept
