@@ -26,6 +26,9 @@ The output layer:
   gone, ``.wh..wh..opq`` in a directory that replaced a base directory (deleted and made
   anew, or made opaque); whiteouts that hide squashed-layer content only are dropped.
 
+Every walk is iterative and keeps no path string per base path: a tree the engine applies
+may be 2,000 levels deep (Linux's PATH_MAX is 4096 bytes), deeper than Python's recursion.
+
 Member names are untrusted: ``./a``, ``/a``, ``a/`` and ``b/../a`` mean ``a``; a name that
 climbs out of the root is an :class:`~tagger.errors.ImageFormatError`, as are sparse
 members (their data is not one contiguous run to copy).
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import tarfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tagger.errors import ImageFormatError
@@ -85,6 +88,10 @@ class SquashPlan:
         return total
 
 
+# The base tree's shape: a directory's children by name, ``None`` for anything else.
+_Shape = dict[str, "_Shape | None"]
+
+
 def _padded(size: int) -> int:
     return (size + 511) // 512 * 512
 
@@ -126,105 +133,119 @@ def plan_squash(
     replay = _Plan()
     for index, members in enumerate(base_layers):
         replay.layer(index, members)
-    base_index = _snapshot(replay.root)
+    replay.expand()  # a node per directory: each may need an entry or a whiteout
+    base_shape = _snapshot(replay.root)
     for index, members in enumerate(squashed_layers, start=len(base_layers)):
         replay.layer(index, members)
-    return _emit(replay.root, base_index, len(base_layers))
+    replay.expand()
+    return _emit(replay.root, base_shape, len(base_layers))
 
 
-def _snapshot(root: Node) -> dict[str, frozenset[str] | None]:
-    """Every base path: a directory's child names, or ``None`` for a non-directory."""
-    index: dict[str, frozenset[str] | None] = {}
-    stack: list[tuple[str, Node]] = [("", root)]
+def _snapshot(root: Node) -> _Shape:
+    """The base tree's shape: each directory's children by name, ``None`` for anything else.
+    Names only, no path strings (one per level of a deep tree would be quadratic)."""
+    shape: _Shape = {}
+    stack: list[tuple[Node, _Shape]] = [(root, shape)]
     while stack:
-        path, node = stack.pop()
-        if node.children is None:
-            index[path] = None
-            continue
-        index[path] = frozenset(node.children)
+        node, out = stack.pop()
+        assert node.children is not None
         for name, child in node.children.items():
-            stack.append((f"{path}/{name}" if path else name, child))
-    return index
+            if child.children is None:
+                out[name] = None
+            else:
+                sub: _Shape = {}
+                out[name] = sub
+                stack.append((child, sub))
+    return shape
 
 
-def _walk(node: Node, path: str) -> Iterator[tuple[str, Node]]:
-    """Depth first, parents before children, names sorted (the emission order)."""
-    yield path, node
-    if node.children:
-        for name in sorted(node.children):
-            yield from _walk(node.children[name], f"{path}/{name}" if path else name)
+def _emit(root: Node, base: _Shape, base_count: int) -> SquashPlan:
+    """The output entries, in one iterative walk (a layer may be thousands of levels deep).
 
-
-def _emit(root: Node, base_index: dict[str, frozenset[str] | None], base_count: int) -> SquashPlan:
-    """The output entries. A node is the base's when a base layer made it (``made``); a
-    squashed layer touched it when it wrote it last (``layer``), or an inode when it wrote or
-    linked it last (``last``); a directory still shows the base's children under it unless a
-    squashed layer made it anew or opaque."""
-    # Each touched inode's first path in emission order carries its data.
-    carrier: dict[int, str] = {}
-    for path, node in _walk(root, ""):
-        if node.inode is not None and node.inode.last >= base_count:
-            carrier.setdefault(id(node.inode), path)
-    counts = [0, 0]  # whiteouts, data bytes
-
-    def subtree(path: str, node: Node, base_visible: bool) -> list[OutEntry]:
-        if node.children is None:
-            return _leaf(path, node, carrier, counts, base_count)
-        out: list[OutEntry] = []
-        base_children = base_index.get(path) if base_visible else None
+    A node is the base's when a base layer made it (``made``); a squashed layer touched it
+    when it wrote it last (``layer``), or an inode when it wrote or linked it last
+    (``last``); a directory still shows the base's children under it (``shape``: the base's
+    names there, ``None`` where the base is hidden or had no directory) unless a squashed
+    layer made it anew or opaque. A directory's own entry goes before its subtree, and only
+    if it changed or something below it is emitted: its slot is kept and filled (or left
+    empty) once the subtree is done.
+    """
+    carrier: dict[int, str] = {}  # each touched inode's first path: it carries the data
+    out: list[OutEntry | None] = []
+    emitted = 0  # entries in ``out`` that are not empty slots
+    whiteouts = data_bytes = 0
+    # (parent's path, name, node, base shape, slot, emitted then): a node to visit (slot
+    # -1), or a directory whose subtree is done (its entry's slot in ``out``).
+    stack: list[tuple[str, str, Node, _Shape | None, int, int]] = [("", "", root, base, -1, 0)]
+    while stack:
+        parent, name, node, shape, slot, before = stack.pop()
+        path = _join(parent, name)
+        if slot >= 0:
+            changed = node.made >= base_count or node.layer >= base_count
+            if emitted > before or changed:
+                out[slot] = OutEntry(_dir_info(path, node.header), None)
+                emitted += 1
+            continue
+        children = node.children
+        if children is None:
+            entry = _leaf(path, node, carrier, base_count)
+            if entry is not None:
+                out.append(entry)
+                emitted += 1
+                if entry.source is not None:
+                    data_bytes += entry.source.size
+            continue
+        if path:
+            stack.append((parent, name, node, None, len(out), emitted))
+            out.append(None)  # this directory's entry, if it is emitted
         keeps_base = node.made < base_count and node.opaque < base_count
-        opaque = base_children is not None and not keeps_base and bool(path)
+        opaque = shape is not None and not keeps_base and bool(path)
         if opaque:
             # A directory made anew (or opaque) over a base directory hides all of it.
             out.append(OutEntry(_whiteout_info(f"{path}/{OPAQUE_WHITEOUT}"), None))
-            counts[0] += 1
-        elif base_children:
+            emitted += 1
+            whiteouts += 1
+        elif shape:
             # The root cannot be made opaque: a whiteout for each base child that is gone
             # (and its surviving children, all made anew, get markers of their own).
-            for gone in sorted(base_children - node.children.keys()):
+            for gone in sorted(shape.keys() - children.keys()):
                 out.append(OutEntry(_whiteout_info(whiteout_name(_join(path, gone))), None))
-                counts[0] += 1
-        child_visible = base_visible and not opaque
-        for name in sorted(node.children):
-            out.extend(subtree(_join(path, name), node.children[name], child_visible))
-        changed = node.made >= base_count or node.layer >= base_count
-        if path and (out or changed):
-            out.insert(0, OutEntry(_dir_info(path, node.header), None))
-        return out
-
-    entries = subtree("", root, True)
-    return SquashPlan(tuple(entries), whiteouts=counts[0], data_bytes=counts[1])
+                emitted += 1
+                whiteouts += 1
+        below = None if opaque or shape is None else shape
+        for child in sorted(children, reverse=True):  # popped in sorted order
+            sub = below.get(child) if below else None
+            stack.append((path, child, children[child], sub, -1, 0))
+    entries = tuple(entry for entry in out if entry is not None)
+    return SquashPlan(entries, whiteouts=whiteouts, data_bytes=data_bytes)
 
 
 def _join(path: str, name: str) -> str:
     return f"{path}/{name}" if path else name
 
 
-def _leaf(
-    path: str, node: Node, carrier: dict[int, str], counts: list[int], base_count: int
-) -> list[OutEntry]:
+def _leaf(path: str, node: Node, carrier: dict[int, str], base_count: int) -> OutEntry | None:
     inode = node.inode
     if inode is not None:
         if inode.last < base_count:
-            return []
-        first = carrier[id(inode)]
+            return None
+        first = carrier.setdefault(id(inode), path)
         info = _clean(inode.header, path)
         if first == path:
             info.type = tarfile.REGTYPE
             info.linkname = ""
             info.size = inode.size
-            counts[1] += inode.size
-            return [OutEntry(info, Source(inode.layer, inode.data.offset_data, inode.size))]
+            return OutEntry(info, Source(inode.layer, inode.data.offset_data, inode.size))
         info.type = tarfile.LNKTYPE
         info.linkname = first
         info.size = 0
-        return [OutEntry(info, None)]
+        return OutEntry(info, None)
     if node.made < base_count:
-        return []
+        return None
     assert node.header is not None
     info = _clean(node.header, path)
     info.size = 0
-    return [OutEntry(info, None)]
+    return OutEntry(info, None)
 
 
 def _clean(info: tarfile.TarInfo, path: str) -> tarfile.TarInfo:

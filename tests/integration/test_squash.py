@@ -332,3 +332,45 @@ def test_an_engine_that_wants_the_base_layers_gets_them(
     assert len(calls) == 2 and calls[1] > calls[0]  # the second archive holds the base layers
     assert docker_client.api.inspect_image("sqt/app:raw")["Id"] == result.id
     assert _layers(docker_client, result.id)[:2] == _layers(docker_client, images["base"])
+
+
+def test_a_tree_1500_levels_deep_is_squashed(
+    engine: tb.Engine, docker_client: docker.DockerClient
+) -> None:
+    """A COPY of a directory tree 1,500 levels deep (3 KB of path: the engine applies it)
+    and a layer over it, squashed through the command line: the planner's walks recursed
+    once per level and exited 70 (RecursionError) before."""
+    depth = 1_500
+    deep = "tree/" + "d/" * depth
+    # The build context as a tar made here: pathlib, os.makedirs and the docker SDK's own
+    # context walk all recurse once per level.
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for level in range(depth + 1):
+            info = tarfile.TarInfo("tree/" + "d/" * level)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, data in (
+            (deep + "f", b"deep\n"),
+            ("top", b"top\n"),
+            ("Dockerfile", b'FROM scratch\nCOPY tree /tree\nCOPY top /top\nCMD ["/none"]\n'),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    image, _ = docker_client.images.build(
+        fileobj=context, custom_context=True, tag="sqt/deep:1", rm=True
+    )
+    before = _tree(docker_client, str(image.id))
+    assert before[deep + "f"][1] == len("deep\n")
+
+    res = run_cli(
+        ["squash", "sqt/deep:1", "--all", "--tag", "sqt/deep:squashed", "--format", "json"],
+        env={"DOCKER_HOST": engine.host},
+    )
+    assert res.code == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    assert json.loads(res.stdout)["squashed_layers"] == 2
+    assert len(_layers(docker_client, "sqt/deep:squashed")) == 1
+    assert _diff(before, _tree(docker_client, "sqt/deep:squashed")) == []

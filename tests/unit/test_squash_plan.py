@@ -10,13 +10,20 @@ content, symlink target, xattrs and hard-link group.
 from __future__ import annotations
 
 import io
+import sys
 import tarfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+import tarcraft as tc
+
 from tagger.errors import ImageFormatError
+from tagger.image.layers import open_tar
 from tagger.image.squash_plan import OPAQUE_MARKER, SquashPlan, header_bytes, plan_squash
 
 # ("file", name, content[, mode]) | ("dir", name[, mode]) | ("link", name, target)
@@ -115,13 +122,12 @@ def apply(fs: dict[str, Any], data: bytes, layer_no: int, strict: bool = False) 
         if old is not None and not (isinstance(old, tuple) and old[0] == "dir" and m.isdir()):
             for p in [p for p in fs if p == path or p.startswith(path + "/")]:
                 del fs[p]
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i])
-            if parent not in fs:
-                implicit = tarfile.TarInfo(parent)
-                implicit.type, implicit.mode = tarfile.DIRTYPE, 0o755
-                fs[parent] = ("dir", implicit)
+        parent = path.rpartition("/")[0]
+        while parent and parent not in fs:  # missing parents, deepest first
+            implicit = tarfile.TarInfo(parent)
+            implicit.type, implicit.mode = tarfile.DIRTYPE, 0o755
+            fs[parent] = ("dir", implicit)
+            parent = parent.rpartition("/")[0]
         if m.isdir():
             fs[path] = ("dir", m)
         elif m.islnk():
@@ -170,10 +176,11 @@ def check(base: Sequence[Sequence[Entry]], own: Sequence[Sequence[Entry]]) -> by
     for n, tar in enumerate([*base_tars, squashed]):
         apply(got, tar, n, strict=tar is squashed)
     assert view(got) == view(want)
-    names = [m.name.rstrip("/") for m in members(squashed)]
-    for i, name in enumerate(names):  # parents before children
+    seen: set[str] = set()
+    for name in (m.name.rstrip("/") for m in members(squashed)):  # parents before children
         parent = name.rpartition("/")[0]
-        assert not parent or parent in names[:i], f"{name} before its parent"
+        assert not parent or parent in seen, f"{name} before its parent"
+        seen.add(name)
     return squashed
 
 
@@ -307,3 +314,62 @@ def test_whiteouts_inside_the_base_are_the_base_s_business() -> None:
     own: list[list[Entry]] = [[("file", "top", "t")], [("file", "etc/more", "m")]]
     names = names_of(check(base, own))
     assert not any(".wh." in n for n in names) and "opt" not in names
+
+
+# --- deep trees -------------------------------------------------------------------------
+
+DEEP = "/".join(["d"] * 5000)  # 10 KB of name: the engine's limit is the bytes, not depth
+
+
+def test_a_tree_5000_levels_deep_is_planned_without_recursion() -> None:
+    """Raw GNU long-name headers (tests/tarcraft.py) read as squash reads them: the walks
+    recursed once per level before (RecursionError: exit 70)."""
+    deep = DEEP.encode()
+    crafted = b"".join(
+        [
+            tc.gnu_long_name(deep + b"/f"),
+            tc.entry("f", b"hello"),
+            tc.gnu_long_name(deep + b"/f", type_=b"K"),
+            tc.gnu_long_name(deep + b"/l"),
+            tc.header("l", type_=b"1"),
+            tc.end(),
+        ]
+    )
+    with open_tar(io.BytesIO(crafted), "layer 0", seekable=True) as tar:
+        assert tar is not None
+        own = list(tar)
+    plan = plan_squash([], [own])
+    names = [entry.info.name for entry in plan.entries]
+    assert names == [*("/".join(["d"] * n) for n in range(1, 5001)), f"{DEEP}/f", f"{DEEP}/l"]
+    assert [entry.info.type for entry in plan.entries[-2:]] == [tarfile.REGTYPE, tarfile.LNKTYPE]
+    assert plan.entries[-1].info.linkname == f"{DEEP}/f" and plan.data_bytes == 5
+
+
+def test_deep_trees_over_a_deep_base() -> None:
+    """The model check (the same tree either way) on a base 5,000 levels deep: a whiteout,
+    an opaque directory and a type change down there."""
+    base: list[list[Entry]] = [
+        [("file", f"{DEEP}/f", "f"), ("file", f"{DEEP}/g", "g"), ("file", f"{DEEP}/o/x", "x")]
+    ]
+    own: list[list[Entry]] = [
+        [("wh", f"{DEEP}/f"), ("file", f"{DEEP}/h", "h"), ("opq", f"{DEEP}/o")],
+        [("wh", f"{DEEP}/g"), ("dir", f"{DEEP}/g"), ("file", f"{DEEP}/g/in", "i")],
+    ]
+    squashed = {m.name.rstrip("/"): m for m in members(check(base, own))}
+    assert {f"{DEEP}/.wh.f", f"{DEEP}/o/{OPAQUE_MARKER}", f"{DEEP}/h"} <= squashed.keys()
+    assert squashed[f"{DEEP}/g"].isdir() and f"{DEEP}/g/in" in squashed
+
+
+def test_chains_of_undeclared_directories_are_cut_where_entries_reach_inside() -> None:
+    """The replay keeps ``p/q/r/s`` (implied by one file) as one chain; entries, whiteouts,
+    opaque markers and hard links inside it must act on the directory they name."""
+    base: list[list[Entry]] = [[("file", "p/q/r/s/f", "f"), ("file", "b/c/d/e/x", "x")]]
+    own: list[list[Entry]] = [
+        [("dir", "p/q", 0o700), ("file", "p/q/r/g", "g"), ("file", "b/c/y/z", "z")],
+        [("wh", "p/q/r/s/f"), ("opq", "b/c/d"), ("link", "p/l", "p/q/r/g")],
+        [("file", "m/n/o/k", "k"), ("wh", "m/n"), ("file", "m/n2/o", "o"), ("dir", "m/n2")],
+    ]
+    squashed = {m.name.rstrip("/"): m for m in members(check(base, own))}
+    assert squashed["p/q"].mode == 0o700 and squashed["p/q/r/g"].linkname == "p/l"
+    assert {"p/q/r/s/.wh.f", f"b/c/d/{OPAQUE_MARKER}"} <= squashed.keys()
+    assert squashed["m/n/o/k"].isreg() and squashed["m/n2/o"].isreg()  # same layer: kept
