@@ -16,7 +16,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import select
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -156,11 +158,10 @@ class Running:
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code; ``None`` (and the program terminated) if it outlives ``timeout``."""
-        try:
-            return self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if timeout is not None and not _exited_within(self._proc.pid, timeout):
             self.terminate()
             return None
+        return self._proc.wait()
 
     @property
     def pid(self) -> int:
@@ -187,3 +188,29 @@ def _stop_child(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
+
+
+def _exited_within(pid: int, timeout: float) -> bool:
+    """Whether process ``pid`` ends within ``timeout`` seconds (it may still need reaping).
+
+    ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms, which a short cleanup at the
+    end of every run would pay; a pidfd becomes readable the moment the process exits.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
+        try:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+            time.sleep(0.005)
+        return False
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(pidfd)

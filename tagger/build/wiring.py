@@ -9,6 +9,7 @@ layers, a Dockerfile and another registry), and starts the docker SDK's slow imp
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,16 +32,28 @@ def publish(
     stop: Stop | None = None,
 ) -> BuildPushResult:
     """Build the real collaborators (registry client, engine) and run the publisher."""
-    if not options.dry_run and options.builder != "buildah":
-        # The docker SDK is slow to import (benchmarks/README.md); git, the existence check
-        # and the claim mostly wait on I/O, so let the import run beside them, not after.
-        import threading
+    import threading
 
-        threading.Thread(target=_preload_docker, name="imgtag-preload", daemon=True).start()
-    from tagger.engine import Engine, stderr_progress
-    from tagger.registry.client import open_client
+    from tagger.version.ci_env import Counter
     from tagger.version.git import remote_url
     from tagger.version.next import derive
+
+    # Imports that take a while (benchmarks/README.md) run in threads while git answers:
+    # the registry client (requests) now, the docker SDK where a builder may need it.
+    modules = ["tagger.registry.client"]
+    if not options.dry_run and options.builder != "buildah":
+        modules.append("docker")
+    for module in modules:
+        threading.Thread(
+            target=_preload, args=(module,), name="imgtag-preload", daemon=True
+        ).start()
+    derived = None
+    if options.next.counter is not Counter.REGISTRY or options.next.build is not None:
+        # Git only: derive now, beside those imports (--counter registry needs the client).
+        derived = derive(options.next, env, datetime.now(UTC))
+
+    from tagger.engine import Engine, stderr_progress
+    from tagger.registry.client import open_client
 
     ref = Reference.parse_repository(options.image)
     from tagger import config
@@ -114,11 +127,14 @@ def publish(
     )
     publisher = Publisher(
         options,
-        derive=lambda: derive(
-            options.next,
-            env,
-            datetime.now(UTC),
-            registry_tags=lambda _: client.list_tags(ref.repository),
+        derive=lambda: (
+            derived
+            or derive(
+                options.next,
+                env,
+                datetime.now(UTC),
+                registry_tags=lambda _: client.list_tags(ref.repository),
+            )
         ),
         client=client,
         builder=lambda: choose(options.builder, wiring, stderr_progress),
@@ -131,6 +147,6 @@ def publish(
     return publisher.run()
 
 
-def _preload_docker() -> None:
+def _preload(module: str) -> None:
     with contextlib.suppress(Exception):  # the real import later reports any problem
-        import docker  # noqa: F401
+        importlib.import_module(module)

@@ -446,27 +446,20 @@ class Transport:
     def _probe_scheme(self) -> str:
         if not self._allow_http:
             return "https"
-        # dockerd's rule for insecure registries: HTTPS first, then plain HTTP.
+        # dockerd's rule for insecure registries: HTTPS first, then plain HTTP. Only the
+        # handshake matters, so it is a bare TLS handshake with nothing sent after it and no
+        # certificate check (loading the CA bundle costs more than the handshake): a TLS
+        # server with a certificate we cannot verify stays on HTTPS, where the first real
+        # request says so, instead of getting plain HTTP.
+        wait = min(self.timeout, 10.0)
         try:
-            probe = self.session.get(
-                f"https://{self.host}/v2/", timeout=min(self.timeout, 10.0), stream=True
-            )
-            probe.close()  # only the handshake matters: never read a body here
-        except requests.exceptions.SSLError as exc:
-            # A TLS server with a certificate we cannot verify is still a TLS server:
-            # stay on HTTPS so the next request says so, instead of sending plain HTTP.
-            if "certificate verify failed" in str(exc).lower():
-                return "https"
-            return "http"
-        except requests.exceptions.ConnectionError:
-            return "http"
-        except requests.exceptions.Timeout:
+            return "https" if _speaks_tls(self.host, wait) else "http"
+        except TimeoutError:
             # Connected, and then nothing: plain HTTP would meet the same silence.
             raise RegistryUnreachable(
                 f"{self.host} accepted the connection but did not answer within "
-                f"{min(self.timeout, 10.0):g} s: check that the registry is up"
+                f"{wait:g} s: check that the registry is up"
             ) from None
-        return "https"
 
     # -- auth ----------------------------------------------------------------------------
 
@@ -759,3 +752,27 @@ def request_json(resp: requests.Response, doing: str) -> Any:
         raise RegistryError(
             f"{urlsplit(resp.url).netloc} answered something that is not JSON while {doing}"
         ) from exc
+
+
+def _speaks_tls(host: str, timeout: float) -> bool:
+    """Whether the server at ``host`` (``name[:port]``, 443 by default) completes a TLS
+    handshake. ``False`` when it refuses the connection or answers something else (plain
+    HTTP); :class:`TimeoutError` when it accepts and then stays silent."""
+    import socket
+    import ssl
+
+    parts = urlsplit(f"//{host}")
+    name, port = parts.hostname or host, parts.port or 443
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only "does it speak TLS": nothing is sent
+    try:
+        with (
+            socket.create_connection((name, port), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=name),
+        ):
+            return True
+    except TimeoutError:
+        raise TimeoutError(host) from None
+    except (ssl.SSLError, ConnectionError, OSError):
+        return False
