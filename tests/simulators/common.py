@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from faultproxy import FaultProxy
 
@@ -338,3 +338,28 @@ def page_link(base_url: str, query: Mapping[str, str], page: int, last: int) -> 
         q = urllib.parse.urlencode({**query, "page": str(number)})
         parts.append(f'<{base_url}?{q}>; rel="{rel}"')
     return ", ".join(parts)
+
+
+class Simulator:
+    """What every provider simulator shares: a registry front (the real registry, DELETE
+    answered 405) and a JSON API server, both stopped together; a context manager."""
+
+    front: FaultProxy
+    api: JsonApi
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.front.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def registry_host(self) -> str:
+        return self.front.host

@@ -30,7 +30,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulators.common import JsonApi, RegistryState, Reply, Request, iso, registry_front
+from simulators.common import JsonApi, RegistryState, Reply, Request, Simulator, iso, registry_front
 
 
 @dataclass
@@ -40,7 +40,7 @@ class HubUser:
 
 
 @dataclass
-class DockerHubSimulator:
+class DockerHubSimulator(Simulator):
     """Start with :meth:`start`; ``registry_host`` goes in image names, ``api_url`` in
     ``IMGTAG_DOCKERHUB_API_URL``; ``users`` maps user names to passwords and rights."""
 
@@ -66,20 +66,6 @@ class DockerHubSimulator:
             ]
         )
         return self
-
-    def stop(self) -> None:
-        self.api.stop()
-        self.front.stop()
-
-    def __enter__(self) -> DockerHubSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def registry_host(self) -> str:
-        return self.front.host
 
     @property
     def api_url(self) -> str:

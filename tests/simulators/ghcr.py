@@ -37,7 +37,16 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulators.common import JsonApi, RegistryState, Reply, Request, iso, page_link, registry_front
+from simulators.common import (
+    JsonApi,
+    RegistryState,
+    Reply,
+    Request,
+    Simulator,
+    iso,
+    page_link,
+    registry_front,
+)
 
 API_PREFIX = "/api/v3"
 LAST_TAGGED = (
@@ -56,7 +65,7 @@ class Token:
 
 
 @dataclass
-class GhcrSimulator:
+class GhcrSimulator(Simulator):
     """Start with :meth:`start`; ``registry_host`` goes in image names, ``api_url`` in
     ``GITHUB_API_URL``; ``tokens`` maps token values to their rights."""
 
@@ -87,20 +96,6 @@ class GhcrSimulator:
             ]
         )
         return self
-
-    def stop(self) -> None:
-        self.api.stop()
-        self.front.stop()
-
-    def __enter__(self) -> GhcrSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def registry_host(self) -> str:
-        return self.front.host
 
     @property
     def api_url(self) -> str:
