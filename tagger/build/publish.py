@@ -31,8 +31,9 @@ import contextlib
 import math
 import os
 import secrets
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,12 @@ class Publisher:
                 # 5. confirm the claim, then push.
                 if claim is not None:
                     self._confirm_claim(d.tag, claim, claimed_at)
+                else:
+                    # No claim to settle a race: publishers of this tag on this machine take
+                    # turns from the last check to the verify, so they cannot push each
+                    # other's images under the engine's one name for the tag (the claim
+                    # does this across machines where the registry can delete).
+                    tail.enter_context(host_lock(f"{ref}:{d.tag}"))
                 # Right before the push: whoever got here first published while we built.
                 again = self.client.head_manifest(ref.repository, d.tag)
                 if again is not None:
@@ -509,3 +516,25 @@ def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildReque
     from dataclasses import replace
 
     return replace(request, labels=dict(labels))
+
+
+@contextlib.contextmanager
+def host_lock(name: str) -> Iterator[None]:
+    """An exclusive lock on this machine for ``name`` (a file lock in the temp directory,
+    released when the block ends or the process dies)."""
+    import fcntl
+    import hashlib
+
+    path = os.path.join(
+        tempfile.gettempdir(), f"imgtag-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
+    )
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # another user's lock file: no turns to take with that user's runs
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
