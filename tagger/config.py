@@ -150,6 +150,14 @@ class Config:
     source: Path | None = None
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
+    def value(self, key: str, section: str = "") -> Any:
+        """The file's value of ``key`` (``None`` when the file does not set it).
+
+        >>> Config(None, {"": {"claim_lease": 30}}).value("claim_lease"), Config().value("x")
+        (30, None)
+        """
+        return self.sections.get(section, {}).get(key)
+
     def resolve(
         self, section: str, given: Mapping[str, Any], defaults: Mapping[str, Any]
     ) -> dict[str, Any]:

@@ -41,6 +41,9 @@ class BuildPushOptions:
     secrets: tuple[SecretSpec, ...] = ()
     platforms: tuple[Platform, ...] = ()
     network: str | None = None
+    #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
+    #: ``IMGTAG_PROVIDER`` are read where the client is opened.
+    provider: str | None = None
 
     @classmethod
     def resolve(
@@ -58,15 +61,15 @@ class BuildPushOptions:
         """
         from tagger import config
 
+        repo = given.get("repo") or NEXT_DEFAULTS["repo"]
+        project = config.load(repo)  # once, for the next, build-push and lint options
         nopts = NextOptions.resolve(
-            {**{k: given.get(k) for k in NEXT_DEFAULTS if k != "image"}, "image": image}
+            {**{k: given.get(k) for k in NEXT_DEFAULTS if k != "image"}, "image": image},
+            project,
         )
         own = {k: given.get(k) for k in BUILD_PUSH_DEFAULTS}
-        project = config.load(nopts.repo)
         values = project.resolve("", own, dict(BUILD_PUSH_DEFAULTS))
-        lease = lease_seconds(
-            os.environ if env is None else env, project.sections.get("", {}).get("claim_lease")
-        )
+        lease = lease_seconds(os.environ if env is None else env, project.value("claim_lease"))
         builder = str(values["builder"]).lower()
         if builder not in ("auto", *BUILDER_NAMES):
             raise UsageError(
@@ -83,7 +86,7 @@ class BuildPushOptions:
             aliases=tuple(values["alias"]),
             squash=bool(values["squash"]),
             lint=bool(values["lint"]),
-            lint_policy=LintSettings.resolve({}, nopts.repo),
+            lint_policy=LintSettings.resolve({}, nopts.repo, project),
             on_exists=str(values["on_exists"]),
             allow_dirty=bool(values["allow_dirty"]),
             dry_run=dry_run,
@@ -92,6 +95,7 @@ class BuildPushOptions:
             secrets=tuple(parse_secret(v) for v in values["secret"]),
             platforms=parse_platforms(values["platform"]),
             network=values["network"] or None,
+            provider=project.value("provider"),
         )
 
 

@@ -56,12 +56,9 @@ def publish(
     from tagger.registry.client import open_client
 
     ref = Reference.parse_repository(options.image)
-    from tagger import config
-
     # Claims delete through the registry's provider (ghcr: the GitHub API; Hub: its API).
-    configured = config.load(options.next.repo).sections.get("", {}).get("provider")
     client, credentials = open_client(
-        ref, env, insecure=insecure, ca_file=ca_file, configured_provider=configured
+        ref, env, insecure=insecure, ca_file=ca_file, configured_provider=options.provider
     )
 
     def auth_config() -> Mapping[str, str] | None:

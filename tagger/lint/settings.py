@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagger.lint.findings import Severity
+
+if TYPE_CHECKING:
+    from tagger.config import Config
 
 LINT_DEFAULTS: Mapping[str, Any] = {"ignore": [], "fail_on": "error", "hadolint": False}
 
@@ -22,11 +25,15 @@ class LintSettings:
     hadolint: bool = False
 
     @classmethod
-    def resolve(cls, given: Mapping[str, Any], root: str = ".") -> LintSettings:
-        """Option > ``IMGTAG_*`` variable > ``[tool.imgtag.lint]`` at ``root`` > default."""
+    def resolve(
+        cls, given: Mapping[str, Any], root: str = ".", project: Config | None = None
+    ) -> LintSettings:
+        """Option > ``IMGTAG_*`` variable > ``[tool.imgtag.lint]`` at ``root`` (``project``,
+        when the caller read it) > default."""
         from tagger import config
 
-        values = config.load(root).resolve("lint", dict(given), dict(LINT_DEFAULTS))
+        project = project if project is not None else config.load(root)
+        values = project.resolve("lint", dict(given), dict(LINT_DEFAULTS))
         return cls(tuple(values["ignore"]), str(values["fail_on"]), bool(values["hadolint"]))
 
     @property

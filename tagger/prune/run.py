@@ -61,9 +61,7 @@ class PruneSettings:
         from tagger import config
 
         project = config.load(".")
-        lease = lease_seconds(
-            os.environ if env is None else env, project.sections.get("", {}).get("claim_lease")
-        )
+        lease = lease_seconds(os.environ if env is None else env, project.value("claim_lease"))
         layered = dict(project.sections.get("prune", {}))
         if policy_file:
             layered.update(config.load_section(policy_file, "prune"))
@@ -78,7 +76,7 @@ class PruneSettings:
             max_delete=values["max_delete"],
             claim_lease=timedelta(seconds=lease),
         )
-        provider = values.get("provider") or project.sections.get("", {}).get("provider")
+        provider = values.get("provider") or project.value("provider")
         return cls(policy, int(values["concurrency"]), provider, bool(values.get("untagged")))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagger.errors import UsageError
 from tagger.version.bump import Bump, Derivation, next_version, parse_initial_version
@@ -23,6 +23,9 @@ from tagger.version.ci_env import (
 )
 from tagger.version.git import GitRepo
 from tagger.version.grammar import ImageVersion, image_version
+
+if TYPE_CHECKING:
+    from tagger.config import Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +41,18 @@ class NextOptions:
     image: str | None = None
 
     @classmethod
-    def resolve(cls, given: Mapping[str, Any]) -> NextOptions:
+    def resolve(cls, given: Mapping[str, Any], project: Config | None = None) -> NextOptions:
         """Option > ``IMGTAG_*`` variable (typer reads those) > config file > default.
 
         ``given`` maps option names to the values given (``None``: not given). The config
-        file is the one at the root of ``repo``.
+        file is the one at the root of ``repo`` (``project``, when the caller read it).
         """
         from tagger import config
 
         defaults = dict(NEXT_DEFAULTS)
         repo = given.get("repo") or defaults["repo"]
-        values = config.load(repo).resolve("", {**given, "repo": repo}, defaults)
+        project = project if project is not None else config.load(repo)
+        values = project.resolve("", {**given, "repo": repo}, defaults)
         return cls(
             repo=values["repo"],
             tag_prefix=values["tag_prefix"],
