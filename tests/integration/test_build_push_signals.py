@@ -254,7 +254,7 @@ def test_sigterm_during_a_build_of_the_other_builders(
     }
     run = Run([registry_plain.image(repo), "--build", "1", "--network", "host"], app.path, env)
     run.wait_for_line("building ")
-    time.sleep(3)  # well inside the 30 s RUN
+    run.wait_for_line('"sleep", "30"')  # both builders echo the step they start: the RUN
     sent = time.monotonic()
     run.proc.send_signal(signal.SIGTERM)
     code, _, err = run.finish()

@@ -208,7 +208,12 @@ class BuildahBuilder(Builder):
             one = request.for_platform(platform) if len(platforms) > 1 else request
             iidfile = os.path.join(self._dir(), f"iid-{len(built)}")
             argv = bud_argv(one, iidfile, authfile=self._auth(), tls_verify=tls_verify)
-            self._run(argv[:-1] + self._cert_args() + argv[-1:], progress, "the build")
+            before = self._working_containers()
+            try:
+                self._run(argv[:-1] + self._cert_args() + argv[-1:], progress, "the build")
+            except BaseException:
+                self._remove_new_working_containers(before)
+                raise
             try:
                 with open(iidfile, encoding="utf-8") as fh:
                     image_id = fh.read().strip()
@@ -220,6 +225,39 @@ class BuildahBuilder(Builder):
                 raise EngineError(f"the build of {one.name} reported no image ID")
             built.append(Built(image_id, one.name, platform))
         return built
+
+    def _working_containers(self) -> set[str] | None:
+        """IDs of the working containers ``buildah bud`` leaves (``None``: unknown)."""
+        res = self._runner.run(["buildah", "containers", "--json"])
+        try:
+            listed = json.loads(res.stdout) if res.ok else None
+        except ValueError:
+            return None
+        if listed is None and res.ok:
+            return set()  # buildah lists no containers as `null`
+        if not isinstance(listed, list):
+            return None
+        return {
+            str(c["id"])
+            for c in listed
+            if isinstance(c, dict)
+            and c.get("builder")
+            and str(c.get("containername", "")).startswith("working-container")
+        }
+
+    def _remove_new_working_containers(self, before: set[str] | None) -> None:
+        """After a build that did not finish: remove the working containers it made.
+
+        buildah 1.28 stopped by a signal while it starts a RUN step leaves its working
+        container behind (seen here with SIGTERM and SIGINT alike). Only containers that
+        appeared while this build ran are removed; a second build started on the same
+        storage in that window would lose its own, a risk only shared storage runs.
+        """
+        if before is None:
+            return
+        after = self._working_containers() or set()
+        for container in sorted(after - before):
+            self._runner.run(["buildah", "rm", container])
 
     def squash(
         self, image: Built, known_base: str | None, progress: Progress
