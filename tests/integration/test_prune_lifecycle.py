@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -87,13 +87,21 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str,
     return proc.returncode, out, err
 
 
-def wait_until(condition: object, timeout: float = 60) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(condition) and condition():
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError("the condition never came true")
+
+
+def kill_when_seen(
+    proxy: FaultProxy, proc: subprocess.Popen[str], method: str, path: str, count: int
+) -> None:
+    """SIGKILL ``proc`` once the registry has seen ``count`` requests ``method path``."""
+    wait_until(lambda: proxy.count(method, path) >= count or proc.poll() is not None)
+    proc.kill()
 
 
 @pytest.fixture
@@ -248,24 +256,33 @@ def test_a_second_signal_exits_at_once(
 def test_sigkill_at_any_instant_then_a_rerun_ends_as_an_uninterrupted_run(
     registry_plain: tb.Registry, real: RegistryClient, workdir: Path
 ) -> None:
-    """Kill prune -9 at staggered instants (planning, deleting, untagging through a
-    placeholder), re-run, and compare with a run nobody interrupted."""
+    """Kill prune -9 at staggered instants (planning, untagging through a placeholder,
+    deleting), re-run, and compare with a run nobody interrupted. Each instant is a request
+    the registry has seen, not a wall-clock guess."""
     expected = reference_end(real, registry_plain, workdir)
-    for delay in (0.3, 0.8, 1.3, 1.8, 2.5):
-        repo = seed_repo(real, f"kill{int(delay * 10)}")
+    instants = [
+        ("HEAD", "/manifests/", 3),  # planning
+        ("PUT", "/manifests/1.0.0-2", 1),  # the untag's placeholder stands on 1.0.0-2
+        ("DELETE", "/manifests/", 1),  # the first delete
+        ("DELETE", "/manifests/", 6),
+        ("DELETE", "/manifests/", 11),
+    ]
+    for n, (method, path, count) in enumerate(instants):
+        delay = f"{method} {path} #{count}"  # named as the instant, in messages
+        repo = seed_repo(real, f"kill{n}")
         before = tags_of(real, repo)
         with FaultProxy(registry_plain.host) as proxy:
-            proxy.delay(0.1)  # every request: the kill lands mid-run
+            proxy.delay(0.05)  # every request: the kill lands mid-run
             proc = imgtag(["prune", proxy.image(repo), "--apply", *POLICY], workdir)
-            time.sleep(delay)
-            proc.kill()
+            kill_when_seen(proxy, proc, method, path, count)
             proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, f"the run ended before {delay}"
         mid = tags_of(real, repo)
         for tag, digest in mid.items():
             # A tag being untagged may point at its placeholder for a moment: that tag was
             # doomed, and the re-run removes the placeholder. Every other tag is unchanged.
             if tag in expected:
-                assert digest == before[tag], f"kill at {delay}s: {tag} changed"
+                assert digest == before[tag], f"kill at {delay}: {tag} changed"
         code, _, err = finish(
             imgtag(["prune", registry_plain.image(repo), "--apply", *POLICY], workdir)
         )

@@ -82,7 +82,7 @@ def test_sigterm_during_the_push_finishes_it_prints_the_release_and_exits_143(
 ) -> None:
     repo, remote = work
     ready = tmp_path / "push-started"
-    slow_hook(repo.path / ".git/hooks/pre-push", ready, 2)
+    slow_hook(repo.path / ".git/hooks/pre-push", ready, 1)
 
     proc = release_until(repo, ready)
     proc.send_signal(signal.SIGTERM)
