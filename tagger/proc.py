@@ -18,7 +18,6 @@ import contextlib
 import os
 import select
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -158,10 +157,13 @@ class Running:
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code; ``None`` (and the program terminated) if it outlives ``timeout``."""
-        if timeout is not None and not _exited_within(self._proc.pid, timeout):
+        try:
+            if timeout is not None and not _exited_within(self._proc.pid, timeout):
+                raise subprocess.TimeoutExpired(self._proc.args, timeout)
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
             self.terminate()
             return None
-        return self._proc.wait()
 
     @property
     def pid(self) -> int:
@@ -198,17 +200,8 @@ def _exited_within(pid: int, timeout: float) -> bool:
     """
     try:
         pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
-        try:
-            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-            time.sleep(0.005)
-        return False
+    except (AttributeError, OSError):  # not Linux 5.3+, or already reaped: Popen decides
+        return True
     try:
         ready, _, _ = select.select([pidfd], [], [], timeout)
         return bool(ready)

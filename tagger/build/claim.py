@@ -14,6 +14,7 @@ died: the next run takes it over, and ``imgtag prune`` removes it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -104,11 +105,10 @@ def lease_seconds(env: Mapping[str, str], configured: object = None) -> float:
         where, value = "claim_lease", configured
     if value is None:
         return DEFAULT_LEASE_SECONDS
-    try:
-        seconds = float(value) if isinstance(value, str | int | float) else math.nan
-        seconds = math.nan if isinstance(value, bool) else seconds
-    except (TypeError, ValueError):
-        seconds = math.nan
+    seconds = math.nan  # anything but a number fails the range check below
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            seconds = float(value)
     if not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:  # NaN fails too
         raise ConfigError(
             f"{where} {value!r} is not a number of seconds from {MIN_LEASE_SECONDS:g} to "

@@ -126,7 +126,8 @@ def publish(
         options,
         derive=lambda: (
             derived
-            or derive(
+            if derived is not None
+            else derive(
                 options.next,
                 env,
                 datetime.now(UTC),

@@ -41,6 +41,8 @@ def real(registry_plain: tb.Registry) -> RegistryClient:
 
 
 def tags_of(client: RegistryClient, repo: str) -> dict[str, str]:
+    """Every tag and its digest. Unlike test_prune's, a tag that goes between the list and
+    its HEAD is passed over: a killed prune's last DELETE may still reach the registry."""
     out = {}
     for tag in client.list_tags(repo):
         info = client.head_manifest(repo, tag)

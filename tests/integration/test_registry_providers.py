@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from test_prune import live_manifests, tags_of
 
 import testbed as tb
 from clirun import CliResult, run_cli
@@ -102,27 +103,6 @@ def hub_env(sim: DockerHubSimulator, tmp_path: Path, user: str | None = "hubber"
         "DOCKER_CONFIG": str(config),
         "IMGTAG_DOCKERHUB_API_URL": sim.api_url,
         "IMGTAG_PROVIDER": "dockerhub",
-    }
-
-
-def tags_of(client: RegistryClient, repo: str) -> dict[str, str]:
-    out = {}
-    for tag in client.list_tags(repo):
-        info = client.head_manifest(repo, tag)
-        assert info is not None, tag
-        out[tag] = info.digest
-    return out
-
-
-def live_manifests(registry: tb.Registry, repo: str) -> set[str]:
-    revisions = (
-        registry.root / "storage/docker/registry/v2/repositories" / repo / "_manifests/revisions"
-    )
-    return {
-        f"{algo.name}:{rev.name}"
-        for algo in revisions.iterdir()
-        for rev in algo.iterdir()
-        if (rev / "link").is_file()
     }
 
 
