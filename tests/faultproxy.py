@@ -27,21 +27,20 @@ Only loopback: the proxy binds 127.0.0.1 and refuses a target elsewhere.
 from __future__ import annotations
 
 import collections
-import contextlib
 import http.client
 import json
 import random
 import re
 import socket
 import struct
-import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Literal
+
+from httpbase import Handler, LoopbackServer, Served
 
 #: Headers that describe one connection, not the message (RFC 9110, section 7.6.1), plus
 #: the framing headers the proxy sets itself.
@@ -138,38 +137,26 @@ class FaultProxy:
         self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
         # Bounded: a long test keeps the last 100,000 requests.
         self._seen: collections.deque[Seen] = collections.deque(maxlen=100_000)
-        self._server: _ProxyServer | None = None
-        self._thread: threading.Thread | None = None
+        self._served: Served | None = None
         # Kept after stop(): a handler still finishing an answer rewrites headers with it.
         self._port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FaultProxy:
-        if self._server is not None:
+        if self._served is not None:
             return self
-        self._server = _ProxyServer(self)
-        self._port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"faultproxy-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        server = _ProxyServer(self)
+        self._port = server.port
+        self._served = Served(server, f"faultproxy-{self.port}").start()
         return self
 
     def stop(self) -> None:
         """Stop listening and cut every open connection, so no handler thread outlives
         the proxy for longer than its current read."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_all_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        served, self._served = self._served, None
+        if served is not None:
+            served.stop()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -359,62 +346,15 @@ class FaultProxy:
         return value.replace(self.target_url, self.url)
 
 
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # Many parallel layer uploads from the engine must not overflow the default backlog of 5.
-    request_queue_size = 64
-
+class _ProxyServer(LoopbackServer):
     def __init__(self, proxy: FaultProxy) -> None:
         self.proxy = proxy
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up (or a connection we reset) is routine here; anything else
-        # is a bug of the proxy and gets the default traceback on stderr.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-    def track(self, sock: socket.socket, alive: bool) -> None:
-        with self._connections_lock:
-            if alive:
-                self._connections.add(sock)
-            else:
-                self._connections.discard(sock)
-
-    def close_all_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-            self._connections.clear()
-        for sock in connections:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        super().__init__(_Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     server: _ProxyServer
-    protocol_version = "HTTP/1.1"
     server_version = "imgtag-faultproxy/1"
-    # An idle keep-alive connection ends after this; bounds every read of a request, too.
-    timeout = 60
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass  # the connection was reset on purpose, or by the client
-        finally:
-            self.server.track(self.connection, alive=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Silent: pytest shows the requests through ``proxy.seen`` when a test needs them.
-        pass
 
     def do_GET(self) -> None:
         self._handle()

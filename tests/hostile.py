@@ -27,8 +27,9 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from httpbase import Handler, LoopbackServer, Served
 
 #: Longest an endless body runs: far above every cap of imgtag (16 MiB), far below a
 #: machine's memory, so a client that does not stop shows up in its RSS, not as a hang.
@@ -82,10 +83,8 @@ class HostileRegistry:
         self.streamed = 0  # bytes of endless bodies sent, all requests together
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((address, 0), _handler(self))
-        self._server.daemon_threads = True
-        self.host = f"{address}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._serve, name="hostile", daemon=True)
+        self._served = Served(LoopbackServer(_handler(self), address), "hostile", 0.05)
+        self.host = self._served.server.host
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -102,11 +101,8 @@ class HostileRegistry:
 
     # -- life --------------------------------------------------------------------------------
 
-    def _serve(self) -> None:
-        self._server.serve_forever(poll_interval=0.05)
-
     def start(self) -> HostileRegistry:
-        self._thread.start()
+        self._served.start()
         timer = threading.Timer(self.lifetime, self.stop)
         timer.daemon = True
         timer.start()
@@ -116,8 +112,7 @@ class HostileRegistry:
         if self._stop.is_set():
             return
         self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._served.stop()
 
     def __enter__(self) -> HostileRegistry:
         return self.start()
@@ -139,13 +134,8 @@ class HostileRegistry:
         return None
 
 
-def _handler(reg: HostileRegistry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: tests read ``seen``
-
+def _handler(reg: HostileRegistry) -> type[Handler]:
+    class HostileHandler(Handler):
         def handle(self) -> None:
             if reg.silent:
                 # Accept, read nothing, answer nothing, until the server stops.
@@ -158,12 +148,10 @@ def _handler(reg: HostileRegistry) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             with reg._lock:
                 reg.seen.append(Seen(self.command, self.path, headers, reg.host))
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(min(length, 1 << 20))
+            self.read_body()
             r = reg._find(self.command, path)
             if r is None:
-                self._send(404, {"Content-Type": "application/json"}, _error("NOT_FOUND", path))
+                self.send(404, {"Content-Type": "application/json"}, _error("NOT_FOUND", path))
                 return
             body = r.body
             if r.echo_auth:
@@ -173,19 +161,9 @@ def _handler(reg: HostileRegistry) -> type[BaseHTTPRequestHandler]:
             elif r.drip is not None:
                 self._drip(r)
             else:
-                self._send(r.status, r.headers, body)
+                self.send(r.status, dict(r.headers), body)
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _any
-
-        def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            if "Content-Length" not in headers:
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
 
         def _endless(self, r: Route, head: bytes) -> None:
             # No length: the body ends when the connection does, and it does not.
@@ -228,7 +206,7 @@ def _handler(reg: HostileRegistry) -> type[BaseHTTPRequestHandler]:
                 pass
             self.close_connection = True
 
-    return Handler
+    return HostileHandler
 
 
 def _error(code: str, message: str) -> bytes:

@@ -784,9 +784,10 @@ def _start_token_issuer(root: Path, key_file: Path, cert_file: Path) -> TokenIss
     )
     ready_file = token_dir / "port"
     log_file = token_dir / "issuer.log"
-    # -I: isolated from PYTHON* variables and the user site; the issuer needs the stdlib only.
-    argv = [sys.executable, "-I", "-u", str(TOKEN_ISSUER_SCRIPT), "--config", str(config_file),
-            "--ready-file", str(ready_file)]  # fmt: skip
+    # -E -s: no PYTHON* variables, no user site; the issuer needs the stdlib and its own
+    # directory (tests/httpbase.py, which -I would leave off the path).
+    argv = [sys.executable, "-E", "-s", "-u", str(TOKEN_ISSUER_SCRIPT),
+            "--config", str(config_file), "--ready-file", str(ready_file)]  # fmt: skip
     pid = _spawn(argv, log_file)
     deadline = time.monotonic() + REGISTRY_TIMEOUT_S
     while True:

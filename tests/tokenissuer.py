@@ -54,9 +54,10 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from httpbase import MAX_REQUEST_BODY, Handler, LoopbackServer
 
 #: Actions a token may carry; Distribution checks for the exact action or ``*``.
 KNOWN_ACTIONS = ("pull", "push", "delete", "*")
@@ -252,9 +253,8 @@ class _BadCredentials(Exception):
     """Credentials were sent and are wrong: 401, unlike no credentials (anonymous)."""
 
 
-class TokenHandler(BaseHTTPRequestHandler):
+class TokenHandler(Handler):
     server: TokenServer
-    protocol_version = "HTTP/1.1"
     server_version = "imgtag-testbed-tokenissuer/1"
     # An idle keep-alive client must not hold a handler thread for ever.
     timeout = 30
@@ -265,20 +265,12 @@ class TokenHandler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self.send(status, {"Content-Type": "application/json", **(headers or {})}, data)
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 1 << 20:
+        if int(self.headers.get("Content-Length") or 0) > MAX_REQUEST_BODY:
             raise ValueError("body too large")
-        return self.rfile.read(length) if length else b""
+        return self.read_body()
 
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -447,11 +439,9 @@ def _apply_config(state: IssuerState, body: Any) -> str | None:
     return None
 
 
-class TokenServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], state: IssuerState) -> None:
-        super().__init__(address, TokenHandler)
+class TokenServer(LoopbackServer):
+    def __init__(self, port: int, state: IssuerState) -> None:
+        super().__init__(TokenHandler, port=port)
         self.state = state
 
 
@@ -501,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(error)
         state.defaults.update(overrides)
     # Only loopback: this server hands out tokens to anyone who knows the test password.
-    server = TokenServer(("127.0.0.1", args.port), state)
+    server = TokenServer(args.port, state)
     port = server.server_address[1]
     if args.ready_file is not None:
         # Written atomically, so that the bed never reads half a port number.

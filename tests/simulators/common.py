@@ -18,7 +18,6 @@ Distribution registry of the bed, whose storage directory it reads.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -30,11 +29,11 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
 from faultproxy import FaultProxy
+from httpbase import Handler, LoopbackServer, Served
 
 MANIFEST_ACCEPT = ", ".join(
     (
@@ -227,19 +226,13 @@ class JsonApi:
         self._limit_seconds = 1
         self._count = 0
         self.limited = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
+        server = LoopbackServer(self._handler())
+        self.port = server.port
+        self.base = server.url
+        self._served = Served(server, f"simulator-api-{self.port}").start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._served.stop()
 
     def rate_limit(self, every: int, kind: str = "429", seconds: int = 1) -> None:
         """Every ``every``-th request (0: never) is rate limited: ``"429"`` answers 429 with
@@ -278,19 +271,13 @@ class JsonApi:
             },
         )
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[Handler]:
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class ApiHandler(Handler):
             def do_GET(self) -> None:
                 split = urllib.parse.urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 req = Request(
                     self.command,
                     split.path,
@@ -302,22 +289,13 @@ class JsonApi:
                 reply = api._limited() or api._route(req)
                 with api.lock:
                     api.log.append((req.method, req.path, reply.status))
-                data = b"" if reply.body is None else json.dumps(reply.body).encode()
-                self.send_response(reply.status)
                 headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999"}
                 headers.update(reply.headers or {})
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if data:
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(OSError):
-                    self.wfile.write(data)
+                self.send_json(reply.status, reply.body, headers)
 
             do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
 
-        return Handler
+        return ApiHandler
 
     def _route(self, req: Request) -> Reply:
         for method, pattern, handler in self.routes:
