@@ -107,7 +107,7 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "lint": _bool,
         "on_exists": _choice("fail", "skip"),
         "allow_dirty": _bool,
-        # Seconds an unrenewed build-push claim stands (tagger.build.claim); prune reads it
+        # Seconds an unrenewed build-push claim stands (tagger.registry.markers); prune reads it
         # too, to tell stale claims from live ones.
         "claim_lease": _number,
         "builder": _choice("auto", "docker", "buildkit", "buildah"),

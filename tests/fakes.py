@@ -1,13 +1,14 @@
 """In-memory fakes of a registry client and a Docker engine, for the guards' unit tests.
 
 Fakes are for faults (the quality bar: real components elsewhere). :class:`FakeRegistry`
-answers the methods of ``tagger.registry.client.RegistryClient`` that build-push and
-prune call, with Distribution 2.8's semantics (a DELETE by digest removes every tag on
-that digest; a DELETE by tag is refused unless ``tag_delete`` says the registry speaks
-OCI distribution 1.1), and raises the real typed errors of ``tagger.errors``. Hooks
-(:meth:`FakeRegistry.on`) make a contender act, or a request fail, at a precise moment.
-:class:`FakeEngine` builds images whose ID is their config's digest and "pushes" them into
-the fake registry, as ``docker push`` does. No I/O: everything lives in dicts.
+satisfies ``tagger.registry.protocols.Registry`` (mypy checks it: see the end of this
+file), the seam build-push's guard and prune call, with Distribution 2.8's semantics (a
+DELETE by digest removes every tag on that digest; a DELETE by tag is refused unless
+``tag_delete`` says the registry speaks OCI distribution 1.1), and raises the real typed
+errors of ``tagger.errors``. Hooks (:meth:`FakeRegistry.on`) make a contender act, or a
+request fail, at a precise moment. :class:`FakeEngine` builds images whose ID is their
+config's digest and "pushes" them into the fake registry, as ``docker push`` does. No I/O:
+everything lives in dicts.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagger.engine import BuildResult
-from tagger.errors import EngineError, NotFound, RegistryError, Unsupported
-from tagger.registry.client import Manifest, ManifestInfo
-from tagger.registry.manifests import sha256_digest
+from tagger.errors import EngineError, NotFound, RegistryError, Unsupported, UsageError
+from tagger.registry.manifests import Manifest, ManifestInfo, sha256_digest
 from tagger.registry.mediatypes import DOCKER_MANIFEST, OCI_INDEX, is_index
+from tagger.registry.platform import Platform
+from tagger.registry.protocols import Version
+from tagger.registry.reference import is_digest
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def is_digest(ref: str) -> bool:
-    return ref.startswith(("sha256:", "sha512:"))
+    from tagger.registry.protocols import Registry
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,10 @@ class FakeRegistry:
         }
         return self.store(repository, tag, json.dumps(doc).encode(), OCI_INDEX)
 
-    # -- the RegistryClient methods ----------------------------------------------------------
+    # -- the Registry protocol ---------------------------------------------------------------
+
+    host = "fake.registry"
+    provider_name = "oci"
 
     def head_manifest(
         self, repository: str, ref: str, *, actions: tuple[str, ...] = ("pull",)
@@ -242,11 +249,10 @@ class FakeRegistry:
         self._run_hooks(call, after=True)
         return digest
 
-    def delete_manifest(self, repository: str, digest: str) -> None:
+    def delete_manifest(self, repository: str, ref: str) -> None:
         """By digest: the manifest and every tag on it (Distribution 2.8). By tag: the tag
         alone where ``tag_delete``, else ``Unsupported`` as Distribution answers."""
-        call = self._call("delete_manifest", repository, digest)
-        ref = digest
+        call = self._call("delete_manifest", repository, ref)
         with self._lock:
             if not self.deletes:
                 raise Unsupported(f"{repository}: the registry answered 405 to a DELETE")
@@ -265,26 +271,46 @@ class FakeRegistry:
                     del r.tags[tag]
         self._run_hooks(call, after=True)
 
-    def can_delete(self, repository: str) -> bool:
+    def delete_refusal(self, repository: str) -> str | None:
+        """As the real client words it (the call is logged as ``can_delete``)."""
         call = self._call("can_delete", repository)
         self._run_hooks(call, after=True)
-        return self.deletes
+        if self.deletes:
+            return None
+        return (
+            f"{self.host} does not delete through the registry API (it answered DELETE with "
+            "405 UNSUPPORTED): for a hosted registry at this address set --provider (ghcr, "
+            "dockerhub); for Distribution, enable storage.delete.enabled"
+        )
 
-    # -- the provider (tagger.registry.providers): the registry API's own deletes, as ``oci``
+    def can_delete(self, repository: str) -> bool:
+        return self.delete_refusal(repository) is None
 
-    host = "fake.registry"
+    def check_access(self, repository: str, *, delete: bool, untagged: bool) -> None:
+        if untagged:
+            raise UsageError(f"--untagged needs a registry that lists versions: {self.host}")
 
-    @property
-    def provider(self) -> Any:
-        from tagger.registry.providers.oci import OciProvider
+    def versions(self, repository: str) -> Sequence[Version]:
+        raise UsageError(f"{self.host} lists no versions without tags")
 
-        return OciProvider(self)  # type: ignore[arg-type]
+    def refused_as_last(self) -> frozenset[str]:
+        return frozenset()
 
-    def registry_delete(self, repository: str, digest: str) -> None:
-        self.delete_manifest(repository, digest)
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int = 4 << 20) -> bytes:
+        call = self._call("get_blob", repository, digest)
+        with self._lock:
+            blob = self.repo(repository).blobs.get(digest)
+        if blob is None:
+            raise NotFound(f"{repository}: blob {digest} unknown")
+        self._run_hooks(call, after=True)
+        return blob
 
-    def registry_can_delete(self, repository: str) -> bool:
-        return self.can_delete(repository)
+    def has_blob(self, repository: str, digest: str) -> bool:
+        call = self._call("has_blob", repository, digest)
+        with self._lock:
+            found = digest in self.repo(repository).blobs
+        self._run_hooks(call, after=True)
+        return found
 
     def upload_blob(self, repository: str, data: bytes) -> str:
         call = self._call("upload_blob", repository)
@@ -300,7 +326,9 @@ class FakeRegistry:
         self._run_hooks(call, after=True)
         return tags
 
-    def image_config(self, repository: str, ref: str, platform: Any = None) -> dict[str, Any]:
+    def image_config(
+        self, repository: str, ref: str, platform: Platform | None = None
+    ) -> dict[str, Any]:
         manifest = self.get_manifest(repository, ref)
         doc = manifest.json()
         if is_index(manifest.media_type):
@@ -432,3 +460,9 @@ class FakeEngine:
         if self.after_push is not None:
             self.after_push()
         return digest
+
+
+if TYPE_CHECKING:
+    # mypy checks the fake against the seam it stands in for (pyproject's [tool.mypy]).
+    def _is_a_registry(fake: FakeRegistry) -> Registry:
+        return fake

@@ -1,12 +1,12 @@
 """The OCI image index of a multi-platform build, as values. Pure.
 
-Each platform's image is pushed under a temporary tag of the run (:func:`temp_tag`),
-then the final tag gets one manifest PUT: the index of those manifests
-(:func:`index_document`, one :func:`index_entry` per platform, whose ``platform`` is read
-from the image's own config by :func:`config_platform`). Afterwards each temporary tag
-is pointed at a unique :func:`placeholder_manifest`, which is deleted by its digest
-(deleting the platform manifest's digest would break the index). The pushes and
-deletes are ``tagger.build.publish``'s.
+Each platform's image is pushed under a temporary tag of the run
+(``tagger.registry.markers.temp_tag``), then the final tag gets one manifest PUT: the index
+of those manifests (:func:`index_document`, one :func:`index_entry` per platform, whose
+``platform`` is read from the image's own config by :func:`config_platform`). Afterwards
+each temporary tag is removed alone (``tagger.registry.markers.untag``: deleting the
+platform manifest's digest would break the index). The pushes and deletes are
+``tagger.build.publish``'s.
 """
 
 from __future__ import annotations
@@ -15,19 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tagger.registry.manifests import marker_manifest
 from tagger.registry.mediatypes import OCI_INDEX
-from tagger.registry.platform import Platform
-
-
-def temp_tag(run_id: str, platform: Platform | None) -> str:
-    """The temporary tag one platform's image is pushed under before the index.
-
-    >>> temp_tag("0a1b2c3d4e5f", Platform.parse("linux/arm/v7"))
-    'imgtag-tmp-0a1b2c3d4e5f-linux-arm-v7'
-    """
-    where = str(platform).replace("/", "-")
-    return f"imgtag-tmp-{run_id}-{where}"
 
 
 def config_platform(config: bytes) -> dict[str, str]:
@@ -84,12 +72,3 @@ def index_document(entries: Sequence[Mapping[str, Any]]) -> bytes:
         {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(entries)},
         separators=(",", ":"),
     ).encode()
-
-
-def placeholder_manifest(nonce: str) -> bytes:
-    """A manifest no other tag shares (``nonce`` makes it unique), to untag a temporary tag.
-
-    >>> placeholder_manifest("a") != placeholder_manifest("b")
-    True
-    """
-    return marker_manifest({"org.imgtag.placeholder": nonce})

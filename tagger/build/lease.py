@@ -1,6 +1,6 @@
 """Holding a claim while a run lives: take it, renew it, check it, give it back. Does I/O.
 
-The claim's grammar (names, manifests, ages) is ``tagger.build.claim``'s; this module
+The claim's grammar (names, manifests, ages) is ``tagger.registry.markers``'s; this module
 talks to the registry through the client. Renewal runs in a daemon thread every third of
 a lease. Before each renewal the claim tag is read back: if another run's claim stands
 there now (it took ours over as stale, or won a race), the hold is *lost* and is never
@@ -14,12 +14,12 @@ import secrets
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from tagger.build.claim import claim_manifest
 from tagger.errors import RegistryError
 from tagger.registry.manifests import sha256_digest
+from tagger.registry.markers import claim_manifest
 from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
+from tagger.registry.protocols import Registry
 
 
 class ClaimHold:
@@ -27,7 +27,7 @@ class ClaimHold:
 
     def __init__(
         self,
-        client: Any,
+        client: Registry,
         repository: str,
         ctag: str,
         tag: str,
@@ -35,12 +35,14 @@ class ClaimHold:
         lease: float,
         now: Callable[[], datetime],
         log: Callable[[str], None],
+        run: str | None = None,
     ) -> None:
         self.client, self.repository, self.ctag, self.tag = client, repository, ctag, tag
+        self.run = run
         self.lease, self._now, self._log = lease, now, log
         self.nonce = secrets.token_hex(16)
         self.created = now()
-        self.raw = claim_manifest(tag, self.nonce, self.created)
+        self.raw = claim_manifest(tag, self.nonce, self.created, run=run)
         self.digest = sha256_digest(self.raw)
         self.lost = False
         self._lock = threading.Lock()
@@ -82,7 +84,7 @@ class ClaimHold:
                 self.lost = True
                 self._log(f"claim: {self.ctag} is no longer ours; this run will not publish")
                 return
-            raw = claim_manifest(self.tag, self.nonce, self.created, self._now())
+            raw = claim_manifest(self.tag, self.nonce, self.created, self._now(), self.run)
             self.client.put_manifest(self.repository, self.ctag, raw, OCI_MANIFEST)
             self.raw, self.digest = raw, sha256_digest(raw)
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.build.builders.base import BUILDER_NAMES, SecretSpec, parse_platforms, parse_secret
-from tagger.build.claim import DEFAULT_LEASE_SECONDS, lease_seconds
 from tagger.errors import UsageError
 from tagger.lint.settings import LintSettings
+from tagger.registry.markers import DEFAULT_LEASE_SECONDS, lease_seconds
 from tagger.registry.platform import Platform
 from tagger.version.bump import Derivation
 from tagger.version.next import NEXT_DEFAULTS, NextOptions

@@ -48,7 +48,6 @@ from tagger.build.builders.base import (
     check_request,
     load_secrets,
 )
-from tagger.build.claim import CLAIM_SETTLE_SECONDS, claim_age, claim_tag
 from tagger.build.labels import REVISION_LABEL, oci_labels, public_url
 from tagger.build.lease import ClaimHold
 from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
@@ -68,7 +67,16 @@ from tagger.errors import (
     UsageError,
 )
 from tagger.lifecycle import Stop
-from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_INDEX, OCI_MANIFEST
+from tagger.registry.markers import (
+    CLAIM_SETTLE_SECONDS,
+    claim_age,
+    claim_tag,
+    run_id,
+    temp_tag,
+    untag,
+)
+from tagger.registry.mediatypes import OCI_INDEX
+from tagger.registry.protocols import Registry
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
 from tagger.version.grammar import ImageVersion
@@ -93,7 +101,7 @@ class Publisher:
         options: BuildPushOptions,
         *,
         derive: Callable[[], Derivation],
-        client: Any,
+        client: Registry,
         engine: Any = None,
         builder: Builder | Callable[[], Builder] | None = None,
         auth_config: Callable[[], Mapping[str, str] | None],
@@ -120,6 +128,8 @@ class Publisher:
         # wherever the run is, except inside the shielded claim write and publish tail.
         self.stop = stop if stop is not None else Stop(raising=False)
         self._active: Builder | None = None  # the builder of the current run, to close
+        # Names the run's claim and temporary tags, so prune tells a live run's from leftovers.
+        self.run_id = run_id(now(), secrets.token_hex(6))
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -380,7 +390,9 @@ class Publisher:
                 self.log(
                     f"claim: taking over {ctag}, not renewed for {int(age)} s (lease {lease:g} s)"
                 )
-        hold = ClaimHold(self.client, repo, ctag, tag, lease=lease, now=self.now, log=self.log)
+        hold = ClaimHold(
+            self.client, repo, ctag, tag, lease=lease, now=self.now, log=self.log, run=self.run_id
+        )
         for attempt in range(3):
             try:
                 hold.write()
@@ -444,10 +456,9 @@ class Publisher:
         """Push each platform's image under a temporary tag, then the index under ``tag``
         (one manifest PUT). ``temp_tags`` collects (tag, digest) for removal."""
         repo = self.ref.repository
-        run_id = secrets.token_hex(6)
         entries = []
         for image in images:
-            temp = index.temp_tag(run_id, image.platform)
+            temp = temp_tag(self.run_id, image.platform)
             digest = self._push(builder, image, local, temp)
             temp_tags.append((temp, digest))
             builder.forget(local, temp)  # the engine keeps no name of the run's own
@@ -466,8 +477,8 @@ class Publisher:
         return str(self.client.put_manifest(repo, tag, index.index_document(entries), OCI_INDEX))
 
     def _remove_temp_tags(self, temp_tags: list[tuple[str, str]], *, can_delete: bool) -> None:
-        """Point each temporary tag at a unique placeholder and delete that placeholder by
-        its digest (a DELETE of the platform manifest's digest would break the index)."""
+        """Remove each temporary tag alone (a DELETE of the platform manifest's digest
+        would break the index); prune removes what a killed run leaves."""
         repo = self.ref.repository
         if temp_tags and not can_delete:
             names = ", ".join(t for t, _ in temp_tags)
@@ -475,10 +486,7 @@ class Publisher:
             return
         for temp, _digest in temp_tags:
             try:
-                self.client.upload_blob(repo, EMPTY_CONFIG)
-                raw = index.placeholder_manifest(secrets.token_hex(16))
-                placeholder = self.client.put_manifest(repo, temp, raw, OCI_MANIFEST)
-                self.client.delete_manifest(repo, placeholder)
+                untag(self.client, repo, temp, lambda: secrets.token_hex(16))
             except RegistryError as exc:
                 self.log(f"could not remove the temporary tag {temp} ({exc}): remove it by hand")
 

@@ -53,7 +53,7 @@ def publish(
         derived = derive(options.next, env, datetime.now(UTC))
 
     from tagger.engine import Engine, stderr_progress
-    from tagger.registry.client import open_client
+    from tagger.registry.connect import open_client
 
     ref = Reference.parse_repository(options.image)
     # Claims delete through the registry's provider (ghcr: the GitHub API; Hub: its API).

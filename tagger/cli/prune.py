@@ -1,4 +1,5 @@
-"""``imgtag prune IMAGE...``: plan, print, and (with ``--apply``) carry out. Glue only.
+"""``imgtag prune IMAGE...``: plan, print, and (with ``--apply``) carry out. Glue only:
+it owns the signals and the printing, ``tagger.prune.run`` the work.
 
 Heavy imports (requests) happen inside the command body.
 """
@@ -117,7 +118,11 @@ def register(app: typer.Typer) -> None:
         """Remove old tags from registries, digest-safely. A dry run unless --apply."""
         import os
 
-        from tagger.prune.run import PruneSettings, run_prune
+        from tagger.lifecycle import Stop, handling_signals
+        from tagger.progress import log
+        from tagger.prune import report
+        from tagger.prune.run import PruneSettings, connect, run_prune
+        from tagger.registry.reference import Reference
 
         given = {
             "keep_last": keep_last,
@@ -131,12 +136,21 @@ def register(app: typer.Typer) -> None:
             "untagged": untagged,
         }
         settings = PruneSettings.resolve(given, PRUNE_DEFAULTS, policy_file=policy)
-        run_prune(
-            images,
-            settings,
-            apply=apply,
-            json_output=fmt is PruneFormat.JSON,
-            env=os.environ,
-            insecure=tuple(insecure_registry or ()),
-            ca_file=ca_file,
+        refs = [Reference.parse_repository(image) for image in images]
+        clients = connect(
+            refs, settings, os.environ, insecure=tuple(insecure_registry or ()), ca_file=ca_file
         )
+        # A signal while planning stops at once; while applying, run_prune lets the
+        # removals in flight finish and says so in its result.
+        with handling_signals(Stop(raising=True)) as stop:
+            result = run_prune(refs, clients, settings, apply=apply, stop=stop)
+            with stop.shielded():  # what was done is always reported
+                if fmt is PruneFormat.JSON:
+                    typer.echo(report.render_json(result))
+                else:
+                    typer.echo(report.render_text(result))
+                for line in report.failures(result):
+                    log(line)
+        error = result.outcome_error() or (stop.interrupted() if stop.requested else None)
+        if error is not None:
+            raise error

@@ -151,7 +151,7 @@ def from_registry(
 
     from tagger.image.analyze import analyze
     from tagger.image.remote import RemoteImage
-    from tagger.registry.client import open_client
+    from tagger.registry.connect import open_client
     from tagger.registry.reference import Reference
 
     ref = Reference.parse(image)
@@ -189,7 +189,7 @@ def registry_base(
     image with an amd64 base would never find the prefix."""
     from tagger.errors import ImageNotFoundError, NotFound, UsageError
     from tagger.image.archive import diff_ids
-    from tagger.registry.client import open_client
+    from tagger.registry.connect import open_client
     from tagger.registry.reference import Reference
 
     base_ref = Reference.parse(base)

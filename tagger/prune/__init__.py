@@ -5,5 +5,7 @@
 - ``execute``: carries a plan out with a re-check before each delete (I/O);
 - ``untagged``: ``--untagged`` on ghcr, versions without a tag nothing needs (pure plan,
   I/O executor);
-- ``run``: settings, the run over several repositories, its report (I/O).
+- ``run``: settings, the run over several repositories through the clients it is handed,
+  its result (I/O);
+- ``report``: the plan table, json, summary and failures of a result (pure).
 """

@@ -10,13 +10,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
 
-from tagger.errors import NotFound, RegistryError, Unsupported
+from tagger.errors import NotFound, RegistryError
 from tagger.lifecycle import Stop
 from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
-from tagger.registry.manifests import marker_manifest
-from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
+from tagger.registry.markers import untag as untag_alone
+from tagger.registry.protocols import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +26,7 @@ class Outcome:
 
 
 def apply(
-    client: Any,
+    client: Registry,
     repository: str,
     actions: Sequence[Action],
     concurrency: int,
@@ -57,12 +56,11 @@ def apply(
         return []
     everything = [*untags, *(a for group in deletes.values() for a in group)]
     try:
-        deletable = client.can_delete(repository)
+        refusal = client.delete_refusal(repository)
     except RegistryError as exc:  # the registry failed to answer: each removal failed
         return [Outcome(a, False, str(exc)) for a in everything]
-    if not deletable:
-        reason = "the registry does not delete manifests (Distribution: storage.delete.enabled)"
-        return [Outcome(a, False, reason) for a in everything]
+    if refusal is not None:
+        return [Outcome(a, False, refusal) for a in everything]
 
     def skipped(group: Sequence[Action], why: str) -> list[Outcome]:
         return [Outcome(replace(a, action=SKIP, reason=why), True) for a in group]
@@ -97,18 +95,12 @@ def apply(
                 return Outcome(action, True, "already gone")
             if now.digest != action.digest:
                 return Outcome(replace(action, action=SKIP, reason="changed since planning"), True)
-            return _untag(client, repository, action, unique)
+            via = untag_alone(client, repository, action.tag, unique)
+            return Outcome(action, True, "via a placeholder" if via else "")
         except RegistryError as exc:
             return Outcome(action, False, str(exc))
 
-    outcomes: list[Outcome] = []
-    if untags:
-        try:
-            client.upload_blob(repository, EMPTY_CONFIG)  # the placeholders' config, once
-        except RegistryError as exc:
-            outcomes.extend(Outcome(a, False, str(exc)) for a in untags)
-            untags = []
-        outcomes.extend(untag(a) for a in untags)
+    outcomes: list[Outcome] = [untag(a) for a in untags]
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         # A kept tag moved onto a doomed digest since planning (a rollback of `latest`)
         # makes that digest a keeper: deleting it would take the kept tag along.
@@ -146,22 +138,3 @@ def apply(
             for group_outcomes in pool.map(delete_digest, phase):
                 outcomes.extend(group_outcomes)
     return outcomes
-
-
-def _untag(client: Any, repository: str, action: Action, unique: Callable[[], str]) -> Outcome:
-    # 1. OCI distribution spec 1.1: DELETE /v2/<name>/manifests/<tag> removes the tag alone.
-    try:
-        client.delete_manifest(repository, action.tag)
-        return Outcome(action, True)
-    except Unsupported:
-        pass
-    except NotFound:
-        pass
-    # 2. Distribution 2.8 cannot: point the tag at a unique placeholder, then delete that
-    #    placeholder by its digest, which no other tag shares.
-    placeholder = marker_manifest(
-        {"org.imgtag.prune.untag": action.tag, "org.imgtag.prune.nonce": unique()}
-    )
-    digest = client.put_manifest(repository, action.tag, placeholder, OCI_MANIFEST)
-    client.delete_manifest(repository, digest)
-    return Outcome(action, True, "via a placeholder")

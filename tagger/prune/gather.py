@@ -1,27 +1,26 @@
 """What a repository holds, read from the registry for the prune planner. Does I/O.
 
 One tag list, a HEAD per tag (concurrently), index children (nested ones too), config
-blobs only where a keep rule needs created times (once per digest), the markers (prune's
-own placeholders, build-push's claims) and the signature subjects that are gone.
+blobs only where a keep rule needs created times (once per digest), the markers
+(placeholders, build-push's claims and their runs) and the signature subjects that are gone.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
 
-from tagger.build.claim import CLAIM_PREFIX, claimed_at
 from tagger.errors import RegistryError
 from tagger.prune.plan import SIGNATURE_RE, Policy, TagState
+from tagger.registry.markers import CLAIM_PREFIX, claim_run, claimed_at, is_placeholder
 from tagger.registry.mediatypes import OCI_MANIFEST, is_index
+from tagger.registry.protocols import Registry
 from tagger.version.grammar import ImageVersion
 
 
 def gather(
-    client: Any, repository: str, policy: Policy, concurrency: int
+    client: Registry, repository: str, policy: Policy, concurrency: int
 ) -> tuple[list[TagState], dict[str, frozenset[str]], frozenset[str]]:
     """What the registry holds for ``repository``: one tag list, concurrent HEADs, index
     children (nested ones too), config blobs only where a rule needs created times (once
@@ -48,8 +47,8 @@ def gather(
             {h.digest for h in infos.values() if h.media_type == OCI_MANIFEST and 0 < h.size < 1024}
         )
         markers = dict(pool.map(lambda d: (d, _marker(client, repository, d)), small))
-        placeholders = {d for d, (is_ph, _) in markers.items() if is_ph}
-        claimed = {d: when for d, (_, when) in markers.items() if when is not None}
+        placeholders = {d for d, (is_ph, _, _) in markers.items() if is_ph}
+        claimed = {d: (when, run) for d, (_, when, run) in markers.items() if when is not None}
         subjects = {f"{m[1]}:{m[2]}" for t in infos if (m := SIGNATURE_RE.match(t)) is not None}
         known = {h.digest for h in infos.values()} | {c for cs in children.values() for c in cs}
         unknown = sorted(subjects - known)
@@ -63,22 +62,26 @@ def gather(
     finally:
         # A signal raised while waiting: queued requests are dropped, not run to the end.
         pool.shutdown(wait=True, cancel_futures=True)
-    states = [
-        TagState(
-            t,
-            h.digest,
-            created.get(h.digest),
-            is_index(h.media_type),
-            h.digest in placeholders,
-            claimed.get(h.digest) if t.startswith(CLAIM_PREFIX) else None,
+    states = []
+    for t, h in infos.items():
+        is_claim = t.startswith(CLAIM_PREFIX)
+        when, run = claimed.get(h.digest, (None, None)) if is_claim else (None, None)
+        states.append(
+            TagState(
+                t,
+                h.digest,
+                created.get(h.digest),
+                is_index(h.media_type),
+                h.digest in placeholders,
+                when,
+                run,
+            )
         )
-        for t, h in infos.items()
-    ]
     return states, children, missing
 
 
 def _index_children(
-    client: Any, repository: str, pool: ThreadPoolExecutor, indexes: set[str]
+    client: Registry, repository: str, pool: ThreadPoolExecutor, indexes: set[str]
 ) -> dict[str, frozenset[str]]:
     children: dict[str, frozenset[str]] = {}
     todo = sorted(indexes)
@@ -93,7 +96,7 @@ def _index_children(
     return children
 
 
-def _children(client: Any, repository: str, digest: str) -> list[tuple[str, bool]]:
+def _children(client: Registry, repository: str, digest: str) -> list[tuple[str, bool]]:
     doc = client.get_manifest(repository, digest).json()
     manifests = doc.get("manifests")
     if not isinstance(manifests, list):
@@ -105,19 +108,15 @@ def _children(client: Any, repository: str, digest: str) -> list[tuple[str, bool
     ]
 
 
-def _marker(client: Any, repository: str, digest: str) -> tuple[bool, datetime | None]:
-    """(is an untag placeholder, when a build-push claim was last renewed) of a marker."""
+def _marker(
+    client: Registry, repository: str, digest: str
+) -> tuple[bool, datetime | None, str | None]:
+    """(is an untag placeholder, when a build-push claim was last renewed, its run)."""
     raw = client.get_manifest(repository, digest).raw
-    try:
-        annotations = json.loads(raw).get("annotations")
-    except (ValueError, AttributeError):
-        return False, None
-    if not isinstance(annotations, dict):
-        return False, None
-    return "org.imgtag.prune.untag" in annotations, claimed_at(raw)
+    return is_placeholder(raw), claimed_at(raw), claim_run(raw)
 
 
-def _created(client: Any, repository: str, digest: str) -> datetime | None:
+def _created(client: Registry, repository: str, digest: str) -> datetime | None:
     try:
         config = client.image_config(repository, digest)
     except RegistryError:

@@ -12,8 +12,10 @@ rules are a union (the N highest, the N highest builds of each X.Y.Z[-PRE], anyt
 created within a duration with unknown dates kept, ``--keep`` regexes); a digest is
 deleted only when every tag on it goes; index children are never deleted directly;
 signature/attestation tags follow their subject; one candidate always survives.
-Housekeeping, whatever ``--match`` says: build-push claims not renewed for a lease and
-placeholders of an interrupted untag are deleted; a live claim is never touched.
+Housekeeping, whatever ``--match`` says (the markers of ``tagger.registry.markers``):
+build-push claims not renewed for a lease, placeholders of an interrupted untag and
+temporary tags of a build-push that died are removed; a live claim, and the temporary tags
+of its run, are never touched.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tagger.build.claim import CLAIM_PREFIX, DEFAULT_LEASE_SECONDS
 from tagger.errors import UsageError
+from tagger.registry.markers import CLAIM_PREFIX, DEFAULT_LEASE_SECONDS, parse_temp_tag
 from tagger.version.grammar import IMAGE_TAG_PATTERN, ImageVersion
 
 #: Candidates by default: tags that follow the image-tag grammar.
@@ -75,7 +77,7 @@ class Policy:
     keep: tuple[re.Pattern[str], ...] = ()
     match: re.Pattern[str] = field(default_factory=lambda: re.compile(DEFAULT_MATCH))
     max_delete: int | None = None
-    #: How long an unrenewed build-push claim stands (``tagger.build.claim``).
+    #: How long an unrenewed build-push claim stands (``tagger.registry.markers``).
     claim_lease: timedelta = timedelta(seconds=DEFAULT_LEASE_SECONDS)
 
     @property
@@ -94,6 +96,7 @@ class TagState:
     is_index: bool = False
     placeholder: bool = False  # left by an interrupted untag: always removed
     claimed_at: datetime | None = None  # a build-push claim: when it was last renewed
+    claim_run: str | None = None  # a build-push claim: the run it belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +164,14 @@ def plan(
     claims = {s.tag: s.claimed_at for s in states if s.claimed_at is not None and is_claim(s)}
     # Housekeeping whatever --match says: a claim whose run stopped renewing it is stale.
     stale = {tag: now - when for tag, when in claims.items() if now - when > policy.claim_lease}
+    temps, leftovers = _temporary_tags(states, claims, stale, policy, now, signatures)
     candidates = [
         s
         for s in states
         if s.tag not in signatures
         and s.tag not in placeholders
         and s.tag not in claims
+        and s.tag not in temps
         and policy.match.search(s.tag) is not None
     ]
     reasons: dict[str, str] = {}
@@ -176,6 +181,12 @@ def plan(
             f"stale claim: not renewed for {int(stale[tag].total_seconds())} s (lease {lease} s)"
             if tag in stale
             else "live claim of a running build-push"
+        )
+    for tag in temps:
+        reasons[tag] = (
+            "leftover temporary tag of a build-push that stopped"
+            if tag in leftovers
+            else "temporary tag of a running build-push"
         )
 
     # --- keep rules (a union) ---
@@ -207,7 +218,7 @@ def plan(
         # Never an empty repository by policy: the highest candidate stays.
         reasons[ordered[0].tag] = "the last candidate always survives"
         doomed = [s for s in doomed if s.tag != ordered[0].tag]
-    doomed_tags = {s.tag for s in doomed} | placeholders | set(stale)
+    doomed_tags = {s.tag for s in doomed} | placeholders | set(stale) | leftovers
     for tag in placeholders:
         reasons[tag] = "leftover placeholder of an interrupted untag"
 
@@ -265,6 +276,36 @@ def plan(
             reason = reasons.get(state.tag) or "no keep rule keeps it"
             actions.append(Action(state.tag, state.digest, state.created, DELETE, reason))
     return actions
+
+
+def _temporary_tags(
+    states: Sequence[TagState],
+    claims: Mapping[str, datetime],
+    stale: Mapping[str, timedelta],
+    policy: Policy,
+    now: datetime,
+    signatures: set[str],
+) -> tuple[set[str], set[str]]:
+    """Build-push's temporary tags, and those of them that are leftovers: their run holds
+    no live claim here and began more than a lease ago (names of older versions carry no
+    time: leftovers when no live claim stands at all)."""
+    live_claims = [s for s in states if s.tag in claims and s.tag not in stale]
+    live_runs = {s.claim_run for s in live_claims if s.claim_run}
+    temps: set[str] = set()
+    leftovers: set[str] = set()
+    for state in states:
+        temp = parse_temp_tag(state.tag)
+        if temp is None or state.tag in signatures:
+            continue
+        temps.add(state.tag)
+        if temp.run in live_runs:
+            continue
+        if temp.started is None:
+            if not live_claims:
+                leftovers.add(state.tag)
+        elif now - temp.started > policy.claim_lease:
+            leftovers.add(state.tag)
+    return temps, leftovers
 
 
 def is_claim(state: TagState) -> bool:

@@ -1,24 +1,24 @@
-"""``imgtag prune`` across repositories: settings, progress, the plan table, the summary.
+"""``imgtag prune`` across repositories: settings, then plan and apply through the
+registries it is handed, returning a :class:`PruneResult`. Does I/O (registries, progress
+on stderr); the decisions are ``tagger.prune.plan``'s, the printing ``tagger.prune.report``'s
+and the command line's, the signals the command line's (through the ``Stop`` it passes).
 
-Does I/O (registry, stdout/stderr); the decisions are ``tagger.prune.plan``'s.
 Settings: option > ``IMGTAG_*`` variable > ``--policy`` file > ``[tool.imgtag.prune]`` >
-default. The plan prints first, then a summary; exit 0 when every action succeeded, 5
-when any failed (each named), so a re-run finishes the job.
+default. :meth:`PruneResult.outcome_error` is what the run ends with: ``None`` when every
+action succeeded, exit 5 when any failed (each named), 143/130/129 when a signal stopped it,
+1 when the plan was larger than ``--max-delete``; a re-run finishes the job.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tagger.build.claim import lease_seconds
-from tagger.errors import PolicyError, RegistryError
-from tagger.lifecycle import Stop, handling_signals
+from tagger.errors import ImgtagError, PolicyError, RegistryError
+from tagger.lifecycle import Stop
 from tagger.progress import log as _log
 from tagger.prune.execute import Outcome
 from tagger.prune.execute import apply as apply_actions
@@ -26,7 +26,6 @@ from tagger.prune.gather import gather
 from tagger.prune.plan import (
     DEFAULT_MATCH,
     DELETE,
-    KEEP,
     SKIP,
     UNTAG,
     Action,
@@ -37,6 +36,9 @@ from tagger.prune.plan import (
     removals,
 )
 from tagger.prune.untagged import apply_untagged, index_children, plan_untagged, recent
+from tagger.registry.markers import lease_seconds
+from tagger.registry.protocols import Registry
+from tagger.registry.reference import Reference
 
 
 @dataclass(frozen=True)
@@ -80,45 +82,55 @@ class PruneSettings:
         return cls(policy, int(values["concurrency"]), provider, bool(values.get("untagged")))
 
 
-def run_prune(
-    images: Sequence[str],
+LAST_VERSION = "the registry keeps the last tagged version of a package"
+
+#: What became of one planned row: (action, reason, succeeded, detail).
+Done = tuple[str, str, bool, str]
+
+
+@dataclass
+class PruneResult:
+    """The plans of every repository, what applying them did, and how the run ended."""
+
+    plans: list[tuple[Reference, list[Action]]] = field(default_factory=list)
+    results: dict[tuple[str, str], Done] = field(default_factory=dict)
+    applied: bool = False
+    #: Raised by the command line once the plans are printed (``--max-delete``, a signal).
+    refusal: ImgtagError | None = None
+
+    def failed(self) -> list[tuple[tuple[str, str], Done]]:
+        return [(key, done) for key, done in self.results.items() if not done[2]]
+
+    def outcome_error(self) -> ImgtagError | None:
+        """The error the run ends with, if any (see the module docstring)."""
+        if self.refusal is not None:
+            return self.refusal
+        failed = self.failed()
+        if failed:
+            return RegistryError(
+                f"{len(failed)} of {sum(removals(a) for _, a in self.plans)} removals failed "
+                "(named above): run the same command again to finish"
+            )
+        return None
+
+
+def key(ref: Reference, action: Action) -> tuple[str, str]:
+    """A row's key: untagged versions (``--untagged``) have no tag, their digest tells."""
+    return (str(ref), action.tag or action.digest)
+
+
+def connect(
+    refs: Sequence[Reference],
     settings: PruneSettings,
-    *,
-    apply: bool,
-    json_output: bool,
     env: Mapping[str, str],
+    *,
     insecure: Sequence[str] = (),
     ca_file: str | None = None,
-) -> None:
-    """Plan every repository, print the plans, apply them, print the summary.
+) -> dict[str, Registry]:
+    """One client per registry host of ``refs``, with the provider the settings name."""
+    from tagger.registry.connect import open_client
 
-    A signal while planning stops at once (nothing was changed); while applying, the
-    removals in flight finish, the plan and the summary so far are printed, and the run
-    exits 143 (SIGTERM), 130 (SIGINT) or 129 (SIGHUP).
-    """
-    stop = Stop(raising=True)
-    with handling_signals(stop):
-        _run(images, settings, stop, apply, json_output, env, insecure, ca_file)
-
-
-def _run(
-    images: Sequence[str],
-    settings: PruneSettings,
-    stop: Stop,
-    apply: bool,
-    json_output: bool,
-    env: Mapping[str, str],
-    insecure: Sequence[str],
-    ca_file: str | None,
-) -> None:
-    from tagger.registry.client import open_client
-    from tagger.registry.reference import Reference
-
-    now = datetime.now(UTC)
-    refs = [Reference.parse_repository(image) for image in images]
-    clients: dict[str, Any] = {}
-    plans: list[tuple[Reference, list[Action]]] = []
-    children_of: dict[str, dict[str, frozenset[str]]] = {}
+    clients: dict[str, Registry] = {}
     for ref in refs:
         if ref.registry not in clients:
             clients[ref.registry] = open_client(
@@ -129,103 +141,98 @@ def _run(
                 provider=settings.provider,
                 concurrency=settings.concurrency,
             )[0]
+    return clients
+
+
+def run_prune(
+    refs: Sequence[Reference],
+    clients: Mapping[str, Registry],
+    settings: PruneSettings,
+    *,
+    apply: bool,
+    stop: Stop,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> PruneResult:
+    """Plan every repository, then (``apply``) carry the plans out.
+
+    ``stop`` is the command's: a signal while planning raises at once (nothing was
+    changed); while applying, the removals in flight finish, the rest are reported as
+    not started and the result's :meth:`~PruneResult.outcome_error` says which signal.
+    """
+    result = PruneResult(applied=apply)
+    children_of: dict[str, dict[str, frozenset[str]]] = {}
+    planned_at = now()
     for ref in refs:
         # Before any plan: a missing token or an unknown owner is said once, up front.
-        clients[ref.registry].provider.check(
-            ref.repository, delete=apply, untagged=settings.untagged
-        )
+        clients[ref.registry].check_access(ref.repository, delete=apply, untagged=settings.untagged)
     for ref in refs:
         client = clients[ref.registry]
         _log(f"{ref}: reading tags")
         states, children, missing = gather(
             client, ref.repository, settings.policy, settings.concurrency
         )
-        actions = plan(states, settings.policy, now, children, missing)
+        actions = plan(states, settings.policy, planned_at, children, missing)
         if settings.untagged:
-            actions += _plan_untagged(client, ref.repository, actions, children, now)
+            actions += _plan_untagged(client, ref.repository, actions, children, planned_at)
         children_of[str(ref)] = children
-        plans.append((ref, actions))
+        result.plans.append((ref, actions))
         limit = settings.policy.max_delete
         if limit is not None and removals(actions) > limit:
-            _print_plans(plans, json_output, {})
-            raise PolicyError(
+            result.applied = False
+            result.refusal = PolicyError(
                 f"{ref}: the plan removes {removals(actions)} tags, more than --max-delete "
                 f"{limit}: nothing was deleted; raise the limit or narrow the policy"
             )
+            return result
+    if not apply:
+        return result
 
-    results: dict[tuple[str, str], tuple[str, str, bool, str]] = {}
-    if apply:
-        # From here on a signal lets the removals in flight finish: nothing half-done.
-        stop.raising = False
-        for ref, actions in plans:
-            if not removals(actions) or stop.requested:
-                continue
-            _log(f"{ref}: removing {removals(actions)} tags")
-            outcomes = apply_actions(
-                clients[ref.registry],
+    # From here on a signal lets the removals in flight finish: nothing half-done.
+    stop.raising = False
+    for ref, actions in result.plans:
+        if not removals(actions) or stop.requested:
+            continue
+        client = clients[ref.registry]
+        _log(f"{ref}: removing {removals(actions)} tags")
+        outcomes = apply_actions(
+            client,
+            ref.repository,
+            [a for a in actions if a.tag],  # untagged versions: apply_untagged below
+            settings.concurrency,
+            lambda: secrets.token_hex(8),
+            stop,
+        )
+        if settings.untagged:
+            outcomes += apply_untagged(
+                client,
                 ref.repository,
-                [a for a in actions if a.tag],  # untagged versions: apply_untagged below
-                settings.concurrency,
-                lambda: secrets.token_hex(8),
-                stop,
+                actions,
+                children_of[str(ref)],
+                now,
+                stopped=lambda: (
+                    f"not started: stopped by {stop.signal_name}" if stop.requested else None
+                ),
             )
-            if settings.untagged:
-                outcomes += apply_untagged(
-                    clients[ref.registry],
-                    clients[ref.registry].provider,
-                    ref.repository,
-                    actions,
-                    children_of[str(ref)],
-                    lambda: datetime.now(UTC),
-                    stopped=lambda: (
-                        f"not started: stopped by {stop.signal_name}" if stop.requested else None
-                    ),
-                )
-            refused = clients[ref.registry].provider.refused_as_last()
-            for o in outcomes:
-                if not o.ok and o.action.digest in refused:
-                    # The survivor rule keeps a tagged version; the registry insists on it too.
-                    o = Outcome(replace(o.action, action=SKIP, reason=LAST_VERSION), True, o.detail)
-                results[_key(ref, o.action)] = (
-                    o.action.action,
-                    o.action.reason,
-                    o.ok,
-                    o.detail,
-                )
-        if stop.requested:
-            not_started = f"not started: stopped by {stop.signal_name}"
-            for ref, actions in plans:
-                for a in actions:
-                    if a.action in (DELETE, UNTAG):
-                        results.setdefault(_key(ref, a), (SKIP, not_started, True, ""))
-    _print_plans(plans, json_output, results)
-    failed = [(key, r) for key, r in results.items() if not r[2]]
-    summary = _summary(plans, results, apply)
-    if not json_output:
-        sys.stdout.write(summary + "\n")
-    for (image, tag), (_, _, _, detail) in failed:
-        _log(f"failed: {image}:{tag}: {detail}")
+        refused = client.refused_as_last()
+        for o in outcomes:
+            if not o.ok and o.action.digest in refused:
+                # The survivor rule keeps a tagged version; the registry insists on it too.
+                o = Outcome(replace(o.action, action=SKIP, reason=LAST_VERSION), True, o.detail)
+            result.results[key(ref, o.action)] = (o.action.action, o.action.reason, o.ok, o.detail)
     if stop.requested:
-        raise stop.interrupted(
+        not_started = f"not started: stopped by {stop.signal_name}"
+        for ref, actions in result.plans:
+            for a in actions:
+                if a.action in (DELETE, UNTAG):
+                    result.results.setdefault(key(ref, a), (SKIP, not_started, True, ""))
+        result.refusal = stop.interrupted(
             "the removals in flight finished: run the same command again to finish"
         )
-    if failed:
-        raise RegistryError(
-            f"{len(failed)} of {sum(removals(a) for _, a in plans)} removals failed (named "
-            "above): run the same command again to finish"
-        )
-
-
-LAST_VERSION = "the registry keeps the last tagged version of a package"
-
-
-def _key(ref: Any, action: Action) -> tuple[str, str]:
-    # Untagged versions (--untagged) have no tag: their digest tells them apart.
-    return (str(ref), action.tag or action.digest)
+    return result
 
 
 def _plan_untagged(
-    client: Any,
+    client: Registry,
     repository: str,
     actions: list[Action],
     children: dict[str, frozenset[str]],
@@ -233,95 +240,7 @@ def _plan_untagged(
 ) -> list[Action]:
     """Rows for the versions without a tag (``--untagged``); reads the version list and the
     manifests of recent untagged indexes."""
-    provider = client.provider
-    versions = provider.versions(repository)
+    versions = client.versions(repository)
     young = [v.digest for v in versions if not v.tags and recent(v, now)]
     known = index_children(client, repository, young, children)
     return plan_untagged(versions, actions, known, now)
-
-
-def _rows(
-    plans: Sequence[tuple[Any, list[Action]]],
-    results: Mapping[tuple[str, str], tuple[str, str, bool, str]],
-) -> list[dict[str, Any]]:
-    rows = []
-    for ref, actions in plans:
-        for a in actions:
-            row = {"image": str(ref), **a.as_dict()}
-            done = results.get(_key(ref, a))
-            if done is not None:
-                row["action"], row["reason"] = done[0], done[1]
-                row["result"] = "ok" if done[2] else f"failed: {done[3]}"
-            rows.append(row)
-    return rows
-
-
-def _print_plans(
-    plans: Sequence[tuple[Any, list[Action]]],
-    json_output: bool,
-    results: Mapping[tuple[str, str], tuple[str, str, bool, str]],
-) -> None:
-    from tagger.output import to_json
-
-    rows = _rows(plans, results)
-    if json_output:
-        sys.stdout.write(to_json({"plan": rows, "summary": _counts(rows)}) + "\n")
-        return
-    headers = ("IMAGE", "TAG", "DIGEST", "CREATED", "ACTION", "REASON")
-    table = [
-        (
-            r["image"],
-            r["tag"] or "-",
-            r["digest"][:19],
-            r["created"] or "-",
-            r["action"],
-            r["reason"] + (f" [{r['result']}]" if "result" in r and r["result"] != "ok" else ""),
-        )
-        for r in rows
-    ]
-    widths = [
-        max([len(h)] + [len(_safe(str(row[i]))) for row in table])
-        for i, h in enumerate(headers[:-1])
-    ]
-    lines = [
-        "  ".join(h.ljust(w) for h, w in zip(headers[:-1], widths, strict=True))
-        + "  "
-        + headers[-1]
-    ]
-    for row in table:
-        cells = [_safe(str(c)).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
-        lines.append("  ".join(cells) + "  " + _safe(str(row[-1])))
-    sys.stdout.write("\n".join(lines) + "\n")
-
-
-_UNSAFE = re.compile(r"[^\x20-\x7e]")
-
-
-def _safe(text: str) -> str:
-    # Tag names come from the registry: no terminal escapes on the way to a screen.
-    return _UNSAFE.sub("?", text)
-
-
-def _counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    counts = {KEEP: 0, DELETE: 0, UNTAG: 0, SKIP: 0, "failed": 0}
-    for row in rows:
-        counts[row["action"]] = counts.get(row["action"], 0) + 1
-        if str(row.get("result", "ok")).startswith("failed"):
-            counts["failed"] += 1
-    return counts
-
-
-def _summary(
-    plans: Sequence[tuple[Any, list[Action]]],
-    results: Mapping[tuple[str, str], tuple[str, str, bool, str]],
-    applied: bool,
-) -> str:
-    counts = _counts(_rows(plans, results))
-    noun = "repository" if len(plans) == 1 else "repositories"
-    text = (
-        f"{len(plans)} {noun}: keep {counts[KEEP]}, delete {counts[DELETE]}, "
-        f"untag {counts[UNTAG]}, skip {counts[SKIP]}"
-    )
-    if applied:
-        return text + (f", failed {counts['failed']}" if counts["failed"] else ", all done")
-    return text + " (dry run: nothing deleted; pass --apply)"

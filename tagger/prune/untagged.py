@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from tagger.errors import NotFound, RegistryError
 from tagger.prune.execute import Outcome
 from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
+from tagger.registry.protocols import Registry
 
 #: A version without a tag this young may be a child of an index still being pushed.
 GRACE = timedelta(hours=1)
@@ -98,14 +99,8 @@ def plan_untagged(
     return rows
 
 
-class UntaggedProvider(Protocol):
-    def versions(self, repository: str) -> Sequence[Version]: ...
-    def delete(self, repository: str, ref: str) -> None: ...
-    def refused_as_last(self) -> frozenset[str]: ...
-
-
 def index_children(
-    client: Any, repository: str, digests: Iterable[str], known: Mapping[str, frozenset[str]]
+    client: Registry, repository: str, digests: Iterable[str], known: Mapping[str, frozenset[str]]
 ) -> dict[str, frozenset[str]]:
     """``known`` plus the children of every digest in ``digests`` not known yet (a manifest
     read each; an image has none), nested indexes too. I/O."""
@@ -134,8 +129,7 @@ def index_children(
 
 
 def apply_untagged(
-    client: Any,
-    provider: UntaggedProvider,
+    client: Registry,
     repository: str,
     actions: Sequence[Action],
     children: Mapping[str, frozenset[str]],
@@ -149,7 +143,7 @@ def apply_untagged(
     if not doomed:
         return []
     try:
-        versions = provider.versions(repository)
+        versions = client.versions(repository)
         tagged_now = [v for v in versions if v.tags]
         young = [v for v in versions if not v.tags and recent(v, now(), grace)]
         roots = {v.digest for v in tagged_now} | {v.digest for v in young}
@@ -172,7 +166,7 @@ def apply_untagged(
             outcomes.append(Outcome(replace(action, action=SKIP, reason=why), True))
             continue
         try:
-            provider.delete(repository, action.digest)
+            client.delete_manifest(repository, action.digest)
         except NotFound:
             outcomes.append(Outcome(action, True, "already gone"))
         except RegistryError as exc:

@@ -17,9 +17,8 @@ import io
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from tagger.errors import (
@@ -30,8 +29,13 @@ from tagger.errors import (
     Unsupported,
     escape_control,
 )
-from tagger.registry.auth import Credentials
-from tagger.registry.manifests import sha256_digest
+from tagger.registry.http import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_PAGE_BYTES,
+    next_link,
+)
+from tagger.registry.manifests import Manifest, ManifestInfo, sha256_digest
 from tagger.registry.mediatypes import (
     ACCEPT,
     MANIFEST_TYPES,
@@ -40,45 +44,16 @@ from tagger.registry.mediatypes import (
     is_index,
 )
 from tagger.registry.platform import Platform, pick
-from tagger.registry.reference import Reference, is_digest, is_tag
-from tagger.registry.transport import (
-    MAX_CONFIG_BYTES,
-    MAX_MANIFEST_BYTES,
-    MAX_TAGS_PAGE_BYTES,
-    RetryPolicy,
-    Transport,
-    request_json,
-)
+from tagger.registry.reference import is_digest, is_tag
+from tagger.registry.transport import Transport, request_json
+
+if TYPE_CHECKING:
+    from tagger.registry.protocols import Provider, Version
+
+__all__ = ["BlobReader", "Manifest", "ManifestInfo", "RegistryClient", "scope", "url_digest"]
 
 MAX_TAG_PAGES = 10_000
 POOL_SIZE = 16  # connections kept per host: Transport's default
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestInfo:
-    """What a HEAD tells: the digest and media type a reference points at."""
-
-    digest: str
-    media_type: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """A manifest's raw bytes (digests are over these exact bytes) and what they are."""
-
-    digest: str
-    media_type: str
-    raw: bytes
-
-    def json(self) -> dict[str, Any]:
-        try:
-            doc = json.loads(self.raw)
-        except ValueError as exc:
-            raise RegistryError(f"the manifest {self.digest} is not JSON") from exc
-        if not isinstance(doc, dict):
-            raise RegistryError(f"the manifest {self.digest} is not a JSON object")
-        return doc
 
 
 def _shown(value: str, limit: int = 80) -> str:
@@ -137,9 +112,9 @@ def _media_type(declared: str, doc: Mapping[str, Any] | None, where: str) -> str
 
 
 def _check_digest(expected: str, data: bytes, what: str) -> None:
-    algo, _, _hex = expected.partition(":")
-    if algo not in ("sha256", "sha512") or not is_digest(expected):
+    if not is_digest(expected):
         raise RegistryError(f"{what}: {_shown(expected)} is not a digest imgtag can check")
+    algo = expected.partition(":")[0]
     actual = algo + ":" + hashlib.new(algo, data).hexdigest()
     if actual != expected:
         raise RegistryError(f"{what}: the registry sent bytes that do not match {expected}")
@@ -155,14 +130,28 @@ def scope(repository: str, *actions: str) -> str:
 
 
 class RegistryClient:
-    """Registry operations on one host."""
+    """Registry operations on one host; deletes go through its provider.
 
-    def __init__(self, transport: Transport) -> None:
+    ``provider`` is the registry's way of deleting (``tagger.registry.providers``); by
+    default the distribution API's own DELETE. It is handed this client's registry API
+    with each call: :meth:`registry_delete` and :meth:`registry_delete_refusal`.
+    """
+
+    def __init__(self, transport: Transport, provider: Provider | None = None) -> None:
+        if provider is None:
+            from tagger.registry.providers.oci import OciProvider
+
+            provider = OciProvider()
         self.transport = transport
+        self.provider = provider
 
     @property
     def host(self) -> str:
         return self.transport.host
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
 
     def _where(self, repository: str, ref: str) -> str:
         sep = "@" if ":" in ref else ":"
@@ -240,28 +229,61 @@ class RegistryClient:
         digest = resp.headers.get("Docker-Content-Digest") or sha256_digest(raw)
         return digest
 
-    def delete_manifest(self, repository: str, digest: str) -> None:
-        """DELETE by digest (on Distribution this removes every tag on that digest), or by
-        tag where a registry supports it (OCI distribution spec 1.1)."""
+    # -- deleting ------------------------------------------------------------------------
+
+    def delete_manifest(self, repository: str, ref: str) -> None:
+        """Delete by digest (the image, with every tag on it) or by tag, through the
+        provider (:class:`~tagger.errors.Unsupported` where a tag cannot go alone)."""
+        self.provider.delete(self, repository, ref)
+
+    def delete_refusal(self, repository: str) -> str | None:
+        """``None`` when deleting works here; else the sentence that says why not."""
+        return self.provider.delete_refusal(self, repository)
+
+    def can_delete(self, repository: str) -> bool:
+        return self.delete_refusal(repository) is None
+
+    def check_access(self, repository: str, *, delete: bool, untagged: bool) -> None:
+        """The provider's checks before planning (a token, an owner, ``--untagged``)."""
+        self.provider.check(self, repository, delete=delete, untagged=untagged)
+
+    def versions(self, repository: str) -> Sequence[Version]:
+        return self.provider.versions(self, repository)
+
+    def refused_as_last(self) -> frozenset[str]:
+        return self.provider.refused_as_last()
+
+    def registry_delete(self, repository: str, ref: str) -> None:
+        """The distribution API's DELETE: by digest (on Distribution this removes every
+        tag on that digest), or by tag where a registry supports it (OCI distribution
+        spec 1.1)."""
         self.transport.request(
             "DELETE",
-            f"/v2/{repository}/manifests/{_url_ref(digest)}",
+            f"/v2/{repository}/manifests/{_url_ref(ref)}",
             scope=scope(repository, "delete"),
-            doing=f"deleting {self._where(repository, digest)}",
+            doing=f"deleting {self._where(repository, ref)}",
             ok=(202, 200),
         )
 
-    def can_delete(self, repository: str) -> bool:
-        """Whether DELETE works here: a digest that cannot exist answers 404 where it does,
-        405 (or 400 UNSUPPORTED) where deletes are off, 401/403 where we may not. Anything
-        else (5xx, 429, no answer) is a failure of its own, not an answer: it is raised."""
+    def registry_delete_refusal(self, repository: str) -> str | None:
+        """Whether the distribution API's DELETE works here: a digest that cannot exist
+        answers 404 where it does, 405 (or 400 UNSUPPORTED) where deletes are off,
+        401/403 where we may not. Anything else (5xx, 429, no answer) is a failure of its
+        own, not an answer: it is raised."""
         try:
-            self.delete_manifest(repository, "sha256:" + "0" * 64)
+            self.registry_delete(repository, "sha256:" + "0" * 64)
         except NotFound:
-            return True
-        except (Unsupported, AuthenticationError, AccessDenied):
-            return False
-        return True
+            return None
+        except Unsupported:
+            # ghcr.io answers 405 UNSUPPORTED; so does Distribution with deletes off.
+            return (
+                f"{self.host} does not delete through the registry API (it answered DELETE "
+                "with 405 UNSUPPORTED): for a hosted registry at this address set --provider "
+                "(ghcr, dockerhub); for Distribution, enable storage.delete.enabled"
+            )
+        except (AuthenticationError, AccessDenied):
+            return f"{self.host} does not let these credentials delete in {repository}"
+        return None
 
     # -- tags ----------------------------------------------------------------------------
 
@@ -284,7 +306,7 @@ class RegistryClient:
                 scope=scope(repository, "pull"),
                 doing=doing,
                 ok=(404,),
-                max_bytes=MAX_TAGS_PAGE_BYTES,
+                max_bytes=MAX_PAGE_BYTES,
                 what="a page of tags",
             )
             if resp.status_code == 404:
@@ -298,7 +320,7 @@ class RegistryClient:
                 if isinstance(tag, str) and is_tag(tag) and tag not in seen:
                     seen.add(tag)
                     yield tag
-            url = _next_link(resp.headers.get("Link"), resp.url, base)
+            url = next_link(resp.headers.get("Link"), resp.url)
         raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of tags")
 
     # -- blobs ---------------------------------------------------------------------------
@@ -421,9 +443,9 @@ class BlobReader(io.RawIOBase):
     :class:`RegistryError` at the end of the stream, and a dropped connection one at once."""
 
     def __init__(self, raw: Any, digest: str, size: int | None, doing: str) -> None:
-        algo, _, _hex = digest.partition(":")
-        if algo not in ("sha256", "sha512"):
-            raise RegistryError(f"{doing}: unsupported digest algorithm {algo!r}")
+        algo = digest.partition(":")[0]
+        if not is_digest(digest):
+            raise RegistryError(f"{doing}: unsupported digest algorithm {_shown(algo)!r}")
         self._raw = raw
         self._hash = hashlib.new(algo)
         self._digest = digest
@@ -487,74 +509,3 @@ class BlobReader(io.RawIOBase):
             raise RegistryError(
                 f"{self._doing}: the registry sent bytes that do not match {self._digest}"
             )
-
-
-def open_client(
-    ref: Reference,
-    env: Mapping[str, str],
-    *,
-    insecure: Sequence[str] = (),
-    ca_file: str | None = None,
-    retry: RetryPolicy | None = None,
-    provider: str | None = None,
-    configured_provider: str | None = None,
-    concurrency: int = 1,
-) -> tuple[RegistryClient, Callable[[], Credentials | None]]:
-    """A client for ``ref``'s registry with credentials as the docker CLI finds them, and
-    the (cached) credential lookup itself, for handing the same credentials to the engine.
-
-    Its deletes go through the registry's provider (``tagger.registry.providers``):
-    ``provider`` (``--provider``), else ``IMGTAG_PROVIDER``, else ``configured_provider``
-    (the configuration's), else the host (:func:`~tagger.registry.providers.base.choose`).
-
-    ``concurrency`` is how many threads will share the client: the connection pool holds
-    at least that many, so every thread keeps its connection instead of opening a new one
-    whenever the pool is full (urllib3 drops the extra connections silently)."""
-    from tagger.registry.auth import DockerConfig
-    from tagger.registry.providers.base import ProviderClient, attach_provider, choose
-
-    name = choose(ref, provider, env, configured_provider)
-
-    config = DockerConfig.load(env)
-    cache: list[Credentials | None] = []
-
-    def credentials() -> Credentials | None:
-        if not cache:
-            cache.append(config.credentials(ref.registry))
-        return cache[0]
-
-    transport = Transport(
-        ref.api_host,
-        credentials,
-        insecure=ref.registry in insecure or ref.api_host in insecure,
-        ca_file=ca_file,
-        retry=retry or RetryPolicy.from_env(env),
-        pool_size=max(POOL_SIZE, concurrency),
-    )
-    client = ProviderClient(transport, name)
-    attach_provider(client, ref, env, name)
-    return client, credentials
-
-
-def _next_link(header: str | None, current: str, base: str) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header, resolved, on the same host only.
-
-    >>> _next_link('</v2/a/tags/list?n=2&last=b>; rel="next"', "https://r.io/v2/a/tags/list",
-    ...            "https://r.io")
-    'https://r.io/v2/a/tags/list?n=2&last=b'
-    >>> _next_link('<https://evil.example/x>; rel="next"', "https://r.io/v2/", "https://r.io")
-    Traceback (most recent call last):
-    ...
-    tagger.errors.RegistryError: r.io sent a tag page link to another host (evil.example)
-    """
-    if not header:
-        return None
-    for part in header.split(","):
-        target, _, params = part.partition(";")
-        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
-            url = urljoin(current, target.strip().strip("<>"))
-            here, there = urlsplit(base).netloc, urlsplit(url).netloc
-            if here != there:
-                raise RegistryError(f"{here} sent a tag page link to another host ({there})")
-            return url
-    return None

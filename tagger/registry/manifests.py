@@ -1,17 +1,43 @@
-"""Manifests imgtag writes itself, and digests of bytes. Pure, no I/O.
+"""Manifests as values: what a HEAD tells, a manifest's bytes, and digests of bytes. Pure, no I/O.
 
-A *marker* is a tiny OCI manifest with no layers, unique by its annotations: build-push's
-claim and prune's untag placeholder are markers. Its config is the OCI empty descriptor,
-which must be in the repository before the marker is pushed.
+The manifests imgtag writes itself (claims, placeholders) are ``tagger.registry.markers``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from tagger.registry.mediatypes import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, OCI_MANIFEST
+from tagger.errors import RegistryError
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestInfo:
+    """What a HEAD tells: the digest and media type a reference points at."""
+
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A manifest's raw bytes (digests are over these exact bytes) and what they are."""
+
+    digest: str
+    media_type: str
+    raw: bytes
+
+    def json(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.raw)
+        except ValueError as exc:
+            raise RegistryError(f"the manifest {self.digest} is not JSON") from exc
+        if not isinstance(doc, dict):
+            raise RegistryError(f"the manifest {self.digest} is not a JSON object")
+        return doc
 
 
 def sha256_digest(data: bytes) -> str:
@@ -21,25 +47,3 @@ def sha256_digest(data: bytes) -> str:
     'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
     """
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def marker_manifest(annotations: Mapping[str, str]) -> bytes:
-    """A tiny OCI manifest with no layers, made unique by its ``annotations``: a claim of
-    build-push, a placeholder of prune. Its config is :data:`EMPTY_CONFIG`, which must be
-    in the repository (``upload_blob``) before the manifest is pushed.
-
-    >>> len(marker_manifest({"a": "1"})) < 300
-    True
-    """
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": EMPTY_CONFIG_TYPE,
-            "digest": sha256_digest(EMPTY_CONFIG),
-            "size": len(EMPTY_CONFIG),
-        },
-        "layers": [],
-        "annotations": dict(annotations),
-    }
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()

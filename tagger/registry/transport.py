@@ -1,7 +1,9 @@
-"""HTTP transport to one registry: pooled session, auth challenges, retries. Does I/O.
+"""The registry API's transport: one registry host, its scheme and its authentication.
+Does I/O (network, through the HTTP core).
 
-One :class:`Transport` per registry host owns one ``requests.Session`` (connection
-pooling for concurrent HEADs and DELETEs) and does what every request needs:
+A :class:`Transport` sends through one :class:`~tagger.registry.http.HttpCore` (the
+project's one HTTP core: retries within a budget, caps, status → typed errors) and adds
+what only the registry API needs:
 
 - **Scheme**: HTTPS with verification (a custom CA from ``ca_file``, or docker's
   ``/etc/docker/certs.d/HOST/ca.crt``). Plain HTTP only for loopback registries and for
@@ -10,27 +12,22 @@ pooling for concurrent HEADs and DELETEs) and does what every request needs:
   ``WWW-Authenticate`` challenge says Basic or Bearer; Bearer tokens are fetched from the
   realm per scope, cached until they expire, and fetched again when a request answers 401
   with a token that was good a moment ago (tokens can expire mid-run).
-- **Retries**: 429, 502, 503 and 504 (and 500 on reads) and dropped connections, with
-  exponential backoff honouring ``Retry-After``, a bounded number of times.
-- **Errors**: :func:`raise_for_status` is the one place that turns HTTP statuses into the
-  typed errors of ``tagger.errors``.
+- **Errors**: :func:`registry_service` is the registry API's small table on top of the
+  core's status map (the distribution spec's error codes).
 
-Everything a registry answers is untrusted: error texts are cut short, stripped of
-control characters and redacted; a token realm on plain HTTP gets no credentials unless
-it is on loopback or the registry's own host.
+Everything a registry answers is untrusted: a token realm on plain HTTP gets no
+credentials unless it is on loopback or the registry's own host.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
-import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,125 +37,31 @@ import requests
 from tagger.errors import (
     AccessDenied,
     AuthenticationError,
-    NotFound,
-    RateLimited,
     RegistryError,
     RegistryUnreachable,
     Unsupported,
-    UsageError,
-    redact,
     register_secret,
 )
 from tagger.registry.auth import Credentials
+from tagger.registry.http import (
+    MAX_ANSWER_BYTES,
+    MAX_ERROR_BYTES,
+    MAX_TOKEN_BYTES,
+    USER_AGENT,
+    HttpCore,
+    RetryBudget,
+    RetryPolicy,
+    Service,
+    StatusRule,
+    clean,
+    raise_for_status,
+)
 from tagger.registry.reference import is_loopback_host
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+__all__ = ["RetryPolicy", "Transport", "parse_challenge", "realm_target"]
 
-# Body caps (docs/registries.md, "Untrusted answers"): manifests and configs 4 MiB (the OCI
-# distribution spec's manifest limit), token answers 1 MiB, a tags page 16 MiB; error
-# bodies are read for their message only, and cut.
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
-MAX_TOKEN_BYTES = 1024 * 1024
-MAX_TAGS_PAGE_BYTES = 16 * 1024 * 1024
-MAX_ANSWER_BYTES = 1024 * 1024  # anything else: upload answers, HEADs, DELETEs
-MAX_ERROR_BYTES = 64 * 1024
-_READ_CHUNK = 64 * 1024
 _TOKEN_RE = re.compile(r"[\x21-\x7e]+\Z")
-
-
-def _size_text(n: int) -> str:
-    """A cap as people read it.
-
-    >>> _size_text(4 * 1024 * 1024), _size_text(1000)
-    ('4 MiB', '1000 bytes')
-    """
-    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n} bytes"
-
-
-# Reads are also retried on 500: Distribution answers 500 to a HEAD of a tag that another
-# client is rewriting at that moment (seen in the concurrent-publish test), and
-# go-containerregistry retries 500 too. Writes are not: a 500 there may have taken effect.
-_READS = frozenset({"GET", "HEAD"})
-
-
-def _retryable(method: str, status: int) -> bool:
-    return status in RETRY_STATUSES or (status == 500 and method in _READS)
-
-
-_USER_AGENT = "imgtag"
 _CERTS_D = Path("/etc/docker/certs.d")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to retry, and how long one request may take.
-
-    ``attempts`` counts the first try. ``timeout`` bounds connecting and each read;
-    ``body_seconds`` bounds reading one whole answer (a server that drips one byte at a
-    time never trips a read timeout). ``budget_seconds`` and ``budget_retries`` bound all
-    the waiting and retrying of one transport, that is of one command on one registry:
-    a registry that asks for more (``Retry-After: 999999``) is given up at once.
-    """
-
-    attempts: int = 5
-    backoff: float = 0.5  # seconds before the first retry; doubles each time
-    max_backoff: float = 8.0
-    max_retry_after: float = 60.0  # a registry asking for longer is not waited for
-    timeout: float = 30.0
-    body_seconds: float = 120.0
-    budget_seconds: float = 120.0
-    budget_retries: int = 40
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
-        """``IMGTAG_RETRIES`` (attempts, first try included), ``IMGTAG_RETRY_BACKOFF``
-        (seconds before the first retry) and ``IMGTAG_TIMEOUT`` (seconds to connect and
-        for each read; one answer may take four times as long) tune the defaults."""
-        policy = cls()
-        try:
-            if raw := env.get("IMGTAG_RETRIES"):
-                policy = replace(policy, attempts=min(100, max(1, int(raw))))
-            if raw := env.get("IMGTAG_RETRY_BACKOFF"):
-                policy = replace(policy, backoff=min(60.0, max(0.0, float(raw))))
-            if raw := env.get("IMGTAG_TIMEOUT"):
-                seconds = float(raw)
-                if not 0 < seconds <= 3600:
-                    raise ValueError(raw)
-                policy = replace(policy, timeout=seconds, body_seconds=4 * seconds)
-        except ValueError:
-            raise UsageError(
-                "IMGTAG_RETRIES must be a whole number, IMGTAG_RETRY_BACKOFF a number of "
-                "seconds and IMGTAG_TIMEOUT a number of seconds up to 3600"
-            ) from None
-        return policy
-
-    def delay(self, attempt: int, retry_after: str | None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based).
-
-        >>> RetryPolicy(backoff=0.5).delay(1, "3")
-        3.0
-        >>> 0.5 <= RetryPolicy(backoff=0.5).delay(1, None) <= 0.75
-        True
-        """
-        hinted = _parse_retry_after(retry_after)
-        if hinted is not None:
-            return min(hinted, self.max_retry_after)
-        base: float = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
-        return base * (1 + random.random() / 2)  # jitter: contenders do not retry in step
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value) if len(value) < 12 else float("inf")
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,65 +129,52 @@ go to auth.example): refused
     except ValueError:
         hostname, port, parts = None, None, None
     if parts is None or parts.scheme not in ("http", "https") or not hostname:
-        raise RegistryError(f"{registry_host} names no usable token realm ({_clean(realm, 80)})")
+        raise RegistryError(f"{registry_host} names no usable token realm ({clean(realm, 80)})")
     host = f"[{hostname}]" if ":" in hostname else hostname
     if port is not None:
         host = f"{host}:{port}"
     if "@" in parts.netloc:
         raise RegistryError(
             f"{registry_host} names a token realm with user info (it would go to "
-            f"{_clean(host, 80)}): refused"
+            f"{clean(host, 80)}): refused"
         )
     send = parts.scheme == "https" or is_loopback_host(host) or host == registry_host
     return RealmTarget(realm, host, send)
 
 
-def _clean(text: str, limit: int = 200) -> str:
-    # Untrusted text from a registry: no control characters (terminal escapes), short.
-    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return redact(text)
+def registry_error_text(body: bytes) -> str:
+    """The registry's own error code and message, if its body has one (untrusted: the
+    core cleans it).
 
-
-def registry_error_text(resp: requests.Response) -> str:
-    """The registry's own error code and message, if its body has one (untrusted)."""
+    >>> registry_error_text(b'{"errors": [{"code": "UNSUPPORTED", "message": "nope"}]}')
+    'UNSUPPORTED: nope'
+    >>> registry_error_text(b"<html>")
+    ''
+    """
     try:
-        body = resp.json()
-        first = body["errors"][0]
+        first = json.loads(body)["errors"][0]
         code, message = str(first.get("code", "")), str(first.get("message", ""))
     except Exception:  # anything unexpected: fall back to the status alone
         return ""
-    return _clean(f"{code}: {message}" if message else code)
+    return f"{code}: {message}" if message else code
 
 
-def raise_for_status(resp: requests.Response, doing: str) -> None:
-    """The one place that maps a registry's HTTP status to a typed error.
-
-    ``doing`` completes "while ...", e.g. ``"checking 127.0.0.1:5000/app:1.0.0-1"``.
-    """
-    status = resp.status_code
-    if status < 400:
-        return
-    detail = registry_error_text(resp)
-    suffix = f" ({detail})" if detail else ""
-    host = urlsplit(resp.url).netloc
-    if status == 401:
-        raise AuthenticationError(
-            f"{host} rejected the credentials while {doing}{suffix}: check them "
-            f"(docker login {host}, DOCKER_CONFIG)"
-        )
-    if status == 403:
-        raise AccessDenied(f"{host} denied access while {doing}{suffix}")
-    if status == 404:
-        raise NotFound(f"{host} has no such thing while {doing}{suffix}")
-    if status == 405 or (status == 400 and ("UNSUPPORTED" in detail or "DIGEST_INVALID" in detail)):
-        raise Unsupported(f"{host} does not support this while {doing}{suffix}")
-    if status == 429:
-        raise RateLimited(
-            f"{host} is still rate limiting after retries while {doing}: try again later"
-        )
-    raise RegistryError(f"{host} answered HTTP {status} while {doing}{suffix}")
+def registry_service(host: str) -> Service:
+    """The registry API's additions to the core's status table (distribution spec error
+    codes): Distribution 2.8 answers a DELETE by tag with 400 ``DIGEST_INVALID`` and some
+    registries a DELETE they do not do with 400 ``UNSUPPORTED``."""
+    return Service(
+        detail=registry_error_text,
+        rules=(
+            StatusRule(400, Unsupported, "UNSUPPORTED"),
+            StatusRule(400, Unsupported, "DIGEST_INVALID"),
+            StatusRule(
+                401,
+                AuthenticationError,
+                hint=f"check them (docker login {host}, DOCKER_CONFIG)",
+            ),
+        ),
+    )
 
 
 @dataclass
@@ -309,6 +199,7 @@ class Transport:
         insecure: bool = False,
         ca_file: str | None = None,
         retry: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
         timeout: float | None = None,
         pool_size: int = 16,
         sleep: Callable[[float], None] = time.sleep,
@@ -319,29 +210,35 @@ class Transport:
         self._credentials: Credentials | None = None
         self._credentials_loaded = False
         self._allow_http = insecure or is_loopback_host(host)
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or (budget.policy if budget else RetryPolicy())
         self.timeout = timeout if timeout is not None else self.retry.timeout
-        # The retry budget of this transport (one command on one registry).
-        self._waited = 0.0
-        self._retries = 0
-        self._sleep = sleep
         self._clock = clock  # token expiry is measured on it (tests pass a fake one)
         self._scheme: str | None = None
         self._challenge: Challenge | None = None
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = _USER_AGENT
-        self.session.trust_env = False  # no ~/.netrc credentials or proxies by surprise
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        self.service = registry_service(host)
         certs_d = _CERTS_D / host / "ca.crt"
+        verify: str | bool = True
         if ca_file:
-            self.session.verify = ca_file
+            verify = ca_file
         elif certs_d.is_file():
-            self.session.verify = str(certs_d)
+            verify = str(certs_d)
+        # One command on one registry: its retry budget (shared with the registry's
+        # management API, when a provider has one: see tagger.registry.connect).
+        self.core = HttpCore(
+            retry=self.retry,
+            budget=budget or RetryBudget(self.retry),
+            pool_size=pool_size,
+            verify=verify,
+            sleep=sleep,
+        )
+        self.session = self.core.session
         self.token_fetches = 0  # observable for tests: re-authentication happened
+
+    @property
+    def budget(self) -> RetryBudget:
+        return self.core.budget
 
     # -- public --------------------------------------------------------------------------
 
@@ -376,65 +273,33 @@ class Transport:
         resp = self._send_authenticated(method, target, scope, headers, data, params, doing)
         wanted = resp.status_code < 400 or resp.status_code in set(ok)
         if not (stream and wanted):
-            self._load(resp, max_bytes if wanted else MAX_ERROR_BYTES, what, doing, cut=not wanted)
-        if resp.status_code in set(ok):
-            return resp
-        raise_for_status(resp, doing)
+            cap = max_bytes if wanted else MAX_ERROR_BYTES
+            self.core.load(resp, cap, what, doing, cut=not wanted)
+        if not wanted:
+            raise_for_status(
+                resp.status_code, resp.content, resp.url, doing, self.service, resp.headers
+            )
         return resp
 
     def base_url(self) -> str:
         return self._base()
 
     def close(self) -> None:
-        self.session.close()
+        self.core.close()
 
-    # -- bodies --------------------------------------------------------------------------
-
-    def _load(
-        self, resp: requests.Response, cap: int, what: str, doing: str, *, cut: bool = False
-    ) -> None:
-        """Read the body into ``resp`` (``.content``, ``.json()``), at most ``cap`` bytes
-        and within ``body_seconds``. ``cut``: keep the first ``cap`` bytes and stop
-        (an error body is only read for its message) instead of refusing."""
-        host = urlsplit(resp.url).netloc
-        deadline = time.monotonic() + self.retry.body_seconds
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise RegistryUnreachable(
-                        f"{host} did not finish sending {what} within "
-                        f"{self.retry.body_seconds:g} s while {doing}: check the registry "
-                        "(IMGTAG_TIMEOUT sets the read timeout; an answer may take four times it)"
-                    )
-                # read1: whatever one read brings, so that a drip meets the deadline above.
-                chunk = resp.raw.read1(_READ_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > cap:
-                    if cut:
-                        chunks.append(chunk[: cap - (total - len(chunk))])
-                        resp.close()
-                        break
-                    resp.close()
-                    raise RegistryError(
-                        f"{host} sent more than {_size_text(cap)} for {what} while {doing}; "
-                        f"imgtag refuses {what} above {_size_text(cap)}"
-                    )
-                chunks.append(chunk)
-        except RegistryError:
-            raise
-        except Exception as exc:  # urllib3's ReadTimeoutError, ProtocolError ...
-            resp.close()
-            raise RegistryUnreachable(
-                f"{host} broke off {what} while {doing} ({type(exc).__name__}): check "
-                "that the registry is up"
-            ) from None
-        resp._content = b"".join(chunks)
-        resp._content_consumed = True  # type: ignore[attr-defined]
-        resp.raw.release_conn()
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        data: bytes | Mapping[str, str] | None,
+        params: Mapping[str, str] | list[tuple[str, str]] | None,
+        doing: str,
+    ) -> requests.Response:
+        return self.core.send(
+            method, url, doing=doing, service=self.service, headers=headers, data=data,
+            params=params,
+        )  # fmt: skip
 
     # -- scheme --------------------------------------------------------------------------
 
@@ -517,12 +382,12 @@ class Transport:
             form.update(
                 grant_type="refresh_token",
                 refresh_token=creds.identity_token,
-                client_id=_USER_AGENT,
+                client_id=USER_AGENT,
                 scope=" ".join(s for _, s in params if _ == "scope"),
             )
-            resp = self._send_retrying("POST", target.url, {}, None, None, doing, form=form)
+            resp = self._send("POST", target.url, {}, form, None, doing)
         else:
-            resp = self._send_retrying("GET", target.url, headers, None, params, doing)
+            resp = self._send("GET", target.url, headers, None, params, doing)
         if resp.status_code in (401, 403):
             resp.close()
             if creds is None:
@@ -536,8 +401,10 @@ class Transport:
             )
         ok = resp.status_code < 400
         what = "a token answer"
-        self._load(resp, MAX_TOKEN_BYTES if ok else MAX_ERROR_BYTES, what, doing, cut=not ok)
-        raise_for_status(resp, doing)
+        body = self.core.load(
+            resp, MAX_TOKEN_BYTES if ok else MAX_ERROR_BYTES, what, doing, cut=not ok
+        )
+        raise_for_status(resp.status_code, body, resp.url, doing, self.service, resp.headers)
         value, expires_in = parse_token_answer(resp.content, self.host)
         self.token_fetches += 1
         # Spec: at least 60 s when expires_in is missing; trust a shorter one if given.
@@ -562,7 +429,7 @@ class Transport:
     ) -> requests.Response:
         hdrs = dict(headers or {})
         hdrs.update(self._auth_headers(scope))
-        resp = self._send_retrying(method, url, hdrs, data, params, doing)
+        resp = self._send(method, url, hdrs, data, params, doing)
         if resp.status_code != 401:
             return resp
         had_auth = "Authorization" in hdrs
@@ -589,114 +456,15 @@ class Transport:
                 )
             if had_auth:
                 return resp  # they were just refused: raise_for_status says so
-        resp = self._send_retrying(method, url, hdrs, data, params, doing)
+        resp = self._send(method, url, hdrs, data, params, doing)
         bearer = self._challenge is not None and self._challenge.scheme == "bearer"
         if resp.status_code == 401 and bearer and self._creds() is not None:
             resp.close()
             raise AccessDenied(
                 f"{self.host} refused access while {doing}: the credentials lack "
-                f"the permission ({_clean(scope, 120)})"
+                f"the permission ({clean(scope, 120)})"
             )
         return resp
-
-    # -- retries -------------------------------------------------------------------------
-
-    def _send_retrying(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        data: bytes | None,
-        params: Mapping[str, str] | list[tuple[str, str]] | None,
-        doing: str,
-        *,
-        form: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """Send with retries; the response comes back unread (``stream``): its body is
-        read by :meth:`_load`, against a cap, or not at all."""
-        last_error: Exception | None = None
-        netloc = urlsplit(url).netloc
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    data=form if form is not None else data,
-                    params=params,
-                    timeout=(min(self.timeout, 10.0), self.timeout),
-                    allow_redirects=method in ("GET", "HEAD"),
-                    stream=True,
-                )
-            except requests.exceptions.SSLError as exc:
-                raise RegistryUnreachable(
-                    f"TLS with {netloc} failed while {doing}: "
-                    f"{_clean(str(exc.__context__ or exc), 160)} (a private CA needs "
-                    "--ca-file or /etc/docker/certs.d/HOST/ca.crt)"
-                ) from None
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                last_error = exc
-                # A name that does not resolve will not resolve in a second either.
-                if "NameResolutionError" in repr(exc):
-                    break
-                delay = self.retry.delay(attempt, None)
-                if attempt >= self.retry.attempts or not self._spend(delay):
-                    break
-                self._sleep(delay)
-                continue
-            except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader) as exc:
-                # A URL or header built from what a registry sent (a Location, a token):
-                # its text may quote a secret, so only the kind is named.
-                raise RegistryError(
-                    f"{netloc} sent something imgtag cannot put in a request while {doing} "
-                    f"({type(exc).__name__})"
-                ) from None
-            if not _retryable(method, resp.status_code) or attempt >= self.retry.attempts:
-                return resp
-            retry_after = resp.headers.get("Retry-After")
-            hinted = _parse_retry_after(retry_after)
-            delay = self.retry.delay(attempt, retry_after)
-            if hinted is not None and hinted > self.retry.max_retry_after:
-                resp.close()
-                self._give_up(resp.status_code, netloc, doing, f"asked to wait {hinted:.0f} s")
-            if not self._spend(delay):
-                resp.close()
-                self._give_up(resp.status_code, netloc, doing, "kept answering")
-            resp.close()
-            self._sleep(delay)
-        raise RegistryUnreachable(
-            f"{netloc} did not answer while {doing} "
-            f"({type(last_error).__name__} after {attempt} attempts): check "
-            "the address and that the registry is up"
-        ) from None
-
-    def _spend(self, delay: float) -> bool:
-        """Take one retry and ``delay`` seconds from this transport's budget, if left."""
-        with self._lock:
-            if (
-                self._retries >= self.retry.budget_retries
-                or self._waited + delay > self.retry.budget_seconds
-            ):
-                return False
-            self._retries += 1
-            self._waited += delay
-            return True
-
-    def _give_up(self, status: int, netloc: str, doing: str, why: str) -> None:
-        budget = f"{self.retry.max_retry_after:g} s a wait, {self.retry.budget_seconds:g} s in all"
-        sentence = (
-            f"{netloc} {why} (HTTP {status}) while {doing}, beyond imgtag's retry budget "
-            f"({budget}): try again later"
-        )
-        if status == 429:
-            raise RateLimited(sentence)
-        raise RegistryError(sentence)
 
 
 def parse_token_answer(body: bytes, registry_host: str) -> tuple[str, float]:

@@ -168,7 +168,7 @@ def registry_build(version: str, tags: Iterable[str]) -> int:
 
 def _registry_tags(env: Mapping[str, str]) -> Callable[[str], Sequence[str]]:
     def tags(image: str) -> Sequence[str]:
-        from tagger.registry.client import open_client
+        from tagger.registry.connect import open_client
         from tagger.registry.reference import Reference
 
         ref = Reference.parse_repository(image)

@@ -752,7 +752,7 @@ def test_build_failure_is_exit_6_and_leaves_nothing(
 
 def _plant_claim(view: RegistryView, repo: str, tag: str, created: datetime) -> str:
     """The claim another imgtag run would have put for ``tag`` at ``created``."""
-    from tagger.build.claim import claim_manifest, claim_tag
+    from tagger.registry.markers import claim_manifest, claim_tag
 
     view.upload_blob(repo, b"{}")
     raw = claim_manifest(tag, secrets.token_hex(16), created)
@@ -762,7 +762,7 @@ def _plant_claim(view: RegistryView, repo: str, tag: str, created: datetime) -> 
 def test_fresh_claim_blocks_and_stale_claim_does_not(
     registry_plain: tb.Registry, bed_env: dict[str, str], app: GitRepoBuilder
 ) -> None:
-    from tagger.build.claim import claim_tag
+    from tagger.registry.markers import claim_tag
 
     repo = fresh_repo("claim")
     image = registry_plain.image(repo)
@@ -915,9 +915,9 @@ def assert_one_winner(runs: list[Run], view: RegistryView, repo: str, tag: str) 
         assert last.startswith("imgtag: error: "), loser.stderr
     assert [t for t in view.tags(repo) if t.startswith(CLAIM_PREFIX)] == []
     assert view.tags(repo) == [tag]
-    # Not asserted here: that the image under the tag is the one the winner built from its
-    # own checkout. It is not always (all six build the same name on one engine), which
-    # would make this test flaky; test_push_sends_the_image_this_run_built pins it down.
+    # The image under the tag is the one the winner built from its own checkout, although
+    # all six build the same name on one engine (the push checks the image it sent).
+    assert view.file(repo, tag, "content.txt") == winner.content, detail
     return winner
 
 

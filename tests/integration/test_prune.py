@@ -31,7 +31,7 @@ from tagger.registry.client import RegistryClient
 from tagger.registry.mediatypes import DOCKER_LIST, OCI_INDEX
 from tagger.registry.transport import RetryPolicy, Transport
 
-FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05, max_retry_after=2)
+FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05)
 PLAN_KEYS = {"image", "tag", "digest", "created", "action", "reason"}
 SIGNATURE = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
 
@@ -813,3 +813,66 @@ def test_a_kept_tag_moved_onto_a_doomed_digest_is_not_lost(
     target = seed_image(real, repo, "latest", "two")
     execute.apply(real, repo, actions, 4, lambda: uuid.uuid4().hex)
     assert tags_of(real, repo).get("latest") == target
+
+
+# --- housekeeping: build-push's temporary tags, and a registry that answers DELETE with 405 ---
+
+
+def test_leftover_temporary_tags_go_and_those_of_a_live_run_stay(
+    registry_plain: tb.Registry, real: RegistryClient, workdir: Path
+) -> None:
+    from tagger.registry.markers import claim_manifest, claim_tag, run_id, temp_tag
+    from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
+    from tagger.registry.platform import Platform
+
+    repo = new_repo("tmp")
+    now = datetime.now(UTC)
+    amd64, arm64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
+    # A run killed after writing its index, before removing its temporary tags.
+    killed_late = run_id(now - timedelta(minutes=10), "a" * 12)
+    child = seed_image(real, repo, temp_tag(killed_late, amd64), f"late child {repo}")
+    index = seed_index(real, repo, "1.0.0-1", [child])
+    # A run killed before its index: its platform image is referenced by nothing.
+    killed_early = run_id(now - timedelta(minutes=10), "b" * 12)
+    orphan = seed_image(real, repo, temp_tag(killed_early, arm64), f"early child {repo}")
+    # A run building for an hour, its claim renewed a moment ago: its tag stays.
+    alive = run_id(now - timedelta(hours=1), "c" * 12)
+    busy = seed_image(real, repo, temp_tag(alive, amd64), f"busy child {repo}")
+    real.upload_blob(repo, EMPTY_CONFIG)
+    claim = claim_manifest("1.0.0-2", "nonce", now - timedelta(hours=1), now, alive)
+    claim_digest = real.put_manifest(repo, claim_tag("1.0.0-2"), claim, OCI_MANIFEST)
+
+    result = prune(
+        [registry_plain.image(repo), "--apply", "--match", "^nothing$", "--format", "json"],
+        workdir,
+    )
+
+    assert result.code == 0, result
+    rows = {str(r["tag"]): r for r in plan_rows(result)}
+    assert rows[temp_tag(killed_late, amd64)]["action"] == "untag"
+    assert rows[temp_tag(killed_early, arm64)]["action"] == "delete"
+    assert rows[temp_tag(alive, amd64)]["reason"] == "temporary tag of a running build-push"
+    assert tags_of(real, repo) == {
+        "1.0.0-1": index,
+        temp_tag(alive, amd64): busy,
+        claim_tag("1.0.0-2"): claim_digest,
+    }
+    assert child in live_manifests(registry_plain, repo)  # the index still has its child
+    assert orphan not in live_manifests(registry_plain, repo)
+
+
+def test_a_405_to_delete_names_the_provider_option_and_distributions_setting(
+    real: RegistryClient, fault_proxy: FaultProxy, workdir: Path
+) -> None:
+    repo = new_repo("405")
+    seed_image(real, repo, "2.0.0-1", "newest")
+    seed_image(real, repo, "1.0.0-1", "old")
+    fault_proxy.fail(405, method="DELETE")  # as ghcr.io answers
+    image = fault_proxy.image(repo)
+
+    result = prune([image, "--apply", "--keep-last", "1", "--keep-per-version", "0"], workdir)
+
+    assert result.code == 5, result
+    assert failed_tags(result.stderr, image) == {"1.0.0-1"}
+    assert "--provider" in result.stderr and "storage.delete.enabled" in result.stderr
+    assert set(tags_of(real, repo)) == {"2.0.0-1", "1.0.0-1"}

@@ -25,12 +25,12 @@ import pytest
 import testbed as tb
 from faultproxy import FaultProxy
 from seed import seed_image
-from tagger.build.claim import claim_manifest, claim_tag
 from tagger.registry.client import RegistryClient
+from tagger.registry.markers import claim_manifest, claim_tag
 from tagger.registry.mediatypes import EMPTY_CONFIG, OCI_MANIFEST
 from tagger.registry.transport import RetryPolicy, Transport
 
-FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05, max_retry_after=2)
+FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05)
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ["--keep-last", "3", "--keep-per-version", "0", "--concurrency", "2"]
 

@@ -23,12 +23,13 @@ from tagger.errors import (
     RegistryUnreachable,
 )
 from tagger.registry.auth import Credentials
-from tagger.registry.client import RegistryClient, open_client
+from tagger.registry.client import RegistryClient
+from tagger.registry.connect import open_client
 from tagger.registry.mediatypes import OCI_MANIFEST
 from tagger.registry.reference import Reference
 from tagger.registry.transport import RetryPolicy, Transport
 
-FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05, max_retry_after=2)
+FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05)
 
 
 def client_for(

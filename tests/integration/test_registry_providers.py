@@ -29,7 +29,7 @@ from tagger.registry.client import RegistryClient
 from tagger.registry.mediatypes import DOCKER_MANIFEST
 from tagger.registry.transport import RetryPolicy, Transport
 
-FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05, max_retry_after=2)
+FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05)
 PLAN_KEYS = {"image", "tag", "digest", "created", "action", "reason"}
 FULL_TOKEN = "ghp_" + "f" * 36
 READ_TOKEN = "ghp_" + "r" * 36

@@ -13,8 +13,9 @@ from clirun import run_cli
 from tagger.errors import UsageError
 from tagger.prune.plan import DELETE, KEEP, SKIP, UNTAG, Action
 from tagger.prune.untagged import REASON, plan_untagged
-from tagger.registry.providers.api import check_base_url, next_link, rate_limit_wait
-from tagger.registry.providers.base import choose
+from tagger.registry.connect import choose
+from tagger.registry.http import next_link, rate_limit_wait
+from tagger.registry.providers.api import check_base_url
 from tagger.registry.providers.dockerhub import split_repository as hub_split
 from tagger.registry.providers.ghcr import parse_versions, split_repository
 from tagger.registry.reference import Reference
@@ -107,7 +108,8 @@ def test_api_base_keeps_the_enterprise_path_and_refuses_plain_http_elsewhere() -
 
 def test_rate_limit_waits() -> None:
     assert rate_limit_wait(429, {"retry-after": "7"}, 0) == 7.0
-    assert rate_limit_wait(429, {}, 0) == 60.0
+    assert rate_limit_wait(429, {}, 0) is None  # the backoff decides
+    assert rate_limit_wait(429, {}, 0, bare_429=60.0) == 60.0  # GitHub's secondary limits
     reset = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1000"}
     assert rate_limit_wait(403, reset, 990.0) == 11.0
     assert rate_limit_wait(403, reset, 2000.0) == 1.0  # already past: retry soon

@@ -1,6 +1,7 @@
-"""prune's executor (``tagger.prune.execute.apply``) and ``run_prune``'s exit 5, against a
-fake registry: the re-check before each removal, untag with and without OCI 1.1 tag
-deletes, failures as outcomes, signatures before their subjects.
+"""prune's executor (``tagger.prune.execute.apply``) and ``run_prune``'s result (exit 5,
+the plan table, the summary), against the typed fake registry: the re-check before each
+removal, untag with and without OCI 1.1 tag deletes, failures as outcomes, signatures
+before their subjects.
 
 Each test asserts the outcomes a user sees in the plan table and the tags and digests the
 registry holds afterwards. tests/integration runs the same against Distribution.
@@ -15,9 +16,12 @@ import pytest
 
 from fakes import Call, FakeRegistry
 from tagger.errors import ExitCode, NotFound, PolicyError, RegistryError
+from tagger.lifecycle import Stop
+from tagger.prune import report
 from tagger.prune.execute import Outcome, apply
 from tagger.prune.plan import DELETE, KEEP, SKIP, UNTAG, Action, Policy
-from tagger.prune.run import PruneSettings, run_prune
+from tagger.prune.run import PruneResult, PruneSettings, run_prune
+from tagger.registry.reference import Reference
 
 REPO = "team/app"
 IMAGE = "registry.example/team/app"
@@ -299,46 +303,48 @@ def test_a_plan_without_removals_asks_nothing(reg: FakeRegistry) -> None:
     assert reg.calls == []
 
 
-# -- run_prune: the plan table, the summary, exit 5 ---------------------------------------------
+# -- run_prune: the result, the plan table, the summary, exit 5 --------------------------------
 
 
 @pytest.fixture
-def four_builds(reg: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """1.0.0-1 .. 1.0.0-4 in the fake, which ``run_prune`` opens instead of a registry."""
-    digests = [reg.add_image(REPO, f"1.0.0-{n}", salt=str(n)) for n in range(1, 5)]
-    monkeypatch.setattr(
-        "tagger.registry.client.open_client", lambda ref, env, **kw: (reg, lambda: None)
-    )
-    return digests
+def four_builds(reg: FakeRegistry) -> list[str]:
+    """1.0.0-1 .. 1.0.0-4 in the fake, which ``run_prune`` is handed as the registry."""
+    return [reg.add_image(REPO, f"1.0.0-{n}", salt=str(n)) for n in range(1, 5)]
 
 
 def settings(**policy: object) -> PruneSettings:
     return PruneSettings(Policy(keep_last=1, **policy), concurrency=2)  # type: ignore[arg-type]
 
 
+def prune(reg: FakeRegistry, prune_settings: PruneSettings, *, apply: bool) -> PruneResult:
+    ref = Reference.parse_repository(IMAGE)
+    return run_prune(
+        [ref], {ref.registry: reg}, prune_settings, apply=apply, stop=Stop(raising=True)
+    )
+
+
 def test_run_prune_exits_5_naming_each_failed_removal(
-    reg: FakeRegistry, four_builds: list[str], capsys: pytest.CaptureFixture[str]
+    reg: FakeRegistry, four_builds: list[str]
 ) -> None:
     reg.fail("delete_manifest", four_builds[1], RegistryError("DELETE answered 500"))
 
-    with pytest.raises(RegistryError) as exc:
-        run_prune([IMAGE], settings(), apply=True, json_output=False, env={})
+    result = prune(reg, settings(), apply=True)
 
-    assert exc.value.exit_code == ExitCode.REGISTRY
-    assert "1 of 3 removals failed" in str(exc.value)
-    out, err = capsys.readouterr()
-    assert f"failed: {IMAGE}:1.0.0-2: DELETE answered 500" in err
-    assert "keep 1, delete 3, untag 0, skip 0, failed 1" in out
-    assert "[failed: DELETE answered 500]" in out
+    error = result.outcome_error()
+    assert isinstance(error, RegistryError) and error.exit_code == ExitCode.REGISTRY
+    assert "1 of 3 removals failed" in str(error)
+    assert report.failures(result) == [f"failed: {IMAGE}:1.0.0-2: DELETE answered 500"]
+    text = report.render_text(result)
+    assert "keep 1, delete 3, untag 0, skip 0, failed 1" in text
+    assert "[failed: DELETE answered 500]" in text
     assert reg.tags(REPO) == {"1.0.0-2": four_builds[1], "1.0.0-4": four_builds[3]}
 
 
-def test_run_prune_applies_and_exits_0(
-    reg: FakeRegistry, four_builds: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    run_prune([IMAGE], settings(), apply=True, json_output=True, env={})
+def test_run_prune_applies_and_exits_0(reg: FakeRegistry, four_builds: list[str]) -> None:
+    result = prune(reg, settings(), apply=True)
 
-    doc = json.loads(capsys.readouterr().out)
+    assert result.outcome_error() is None
+    doc = json.loads(report.render_json(result))
     assert doc["summary"] == {"keep": 1, "delete": 3, "untag": 0, "skip": 0, "failed": 0}
     assert {r["tag"]: r["result"] for r in doc["plan"] if "result" in r} == {
         f"1.0.0-{n}": "ok" for n in (1, 2, 3)
@@ -346,40 +352,57 @@ def test_run_prune_applies_and_exits_0(
     assert reg.tags(REPO) == {"1.0.0-4": four_builds[3]}
 
 
-def test_run_prune_dry_run_deletes_nothing(
-    reg: FakeRegistry, four_builds: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    run_prune([IMAGE], settings(), apply=False, json_output=False, env={})
+def test_run_prune_dry_run_deletes_nothing(reg: FakeRegistry, four_builds: list[str]) -> None:
+    result = prune(reg, settings(), apply=False)
 
-    assert "(dry run: nothing deleted; pass --apply)" in capsys.readouterr().out
+    assert result.outcome_error() is None
+    assert "(dry run: nothing deleted; pass --apply)" in report.render_text(result)
     assert len(reg.tags(REPO)) == 4 and reg.called("delete_manifest") == []
 
 
 def test_run_prune_over_max_delete_is_exit_1_before_any_removal(
-    reg: FakeRegistry, four_builds: list[str], capsys: pytest.CaptureFixture[str]
+    reg: FakeRegistry, four_builds: list[str]
 ) -> None:
-    with pytest.raises(PolicyError, match="more than --max-delete 2") as exc:
-        run_prune([IMAGE], settings(max_delete=2), apply=True, json_output=False, env={})
+    result = prune(reg, settings(max_delete=2), apply=True)
 
-    assert exc.value.exit_code == ExitCode.POLICY
+    error = result.outcome_error()
+    assert isinstance(error, PolicyError) and "more than --max-delete 2" in str(error)
+    assert error.exit_code == ExitCode.POLICY
     assert len(reg.tags(REPO)) == 4 and reg.called("delete_manifest") == []
-    assert "1.0.0-1" in capsys.readouterr().out  # the plan is shown
+    text = report.render_text(result)
+    assert "1.0.0-1" in text  # the plan is shown
+    assert "dry run" not in text and "all done" not in text  # and no summary claims a run
 
 
-def test_run_prune_keep_within_reads_created_times(
-    reg: FakeRegistry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_run_prune_stopped_while_applying_finishes_in_flight_and_names_the_signal(
+    reg: FakeRegistry, four_builds: list[str]
 ) -> None:
+    import signal
+
+    ref = Reference.parse_repository(IMAGE)
+    stop = Stop(raising=True)
+    # SIGTERM lands while the first removal (the highest doomed build) is deleting.
+    reg.on("delete_manifest", four_builds[2], do=lambda _r, _c: stop.request(signal.SIGTERM))
+    one_at_a_time = PruneSettings(Policy(keep_last=1), concurrency=1)
+
+    result = run_prune([ref], {ref.registry: reg}, one_at_a_time, apply=True, stop=stop)
+
+    error = result.outcome_error()
+    assert error is not None and error.exit_code == ExitCode.TERMINATED
+    assert report.render_text(result).count("not started: stopped by SIGTERM") == 2
+    assert reg.tags(REPO) == {
+        t: four_builds[n - 1] for n, t in ((1, "1.0.0-1"), (2, "1.0.0-2"), (4, "1.0.0-4"))
+    }
+
+
+def test_run_prune_keep_within_reads_created_times(reg: FakeRegistry) -> None:
     old = reg.add_image(REPO, "1.0.0-1", salt="1", created="2001-01-01T00:00:00Z")
     young = reg.add_image(REPO, "1.0.0-2", salt="2", created="2999-01-01T00:00:00.123456789Z")
     newest = reg.add_image(REPO, "1.0.0-3", salt="3", created="2001-01-02T00:00:00Z")
-    monkeypatch.setattr(
-        "tagger.registry.client.open_client", lambda ref, env, **kw: (reg, lambda: None)
-    )
 
-    run_prune(
-        [IMAGE], settings(keep_within=timedelta(days=30)), apply=True, json_output=False, env={}
-    )
+    result = prune(reg, settings(keep_within=timedelta(days=30)), apply=True)
 
+    assert result.outcome_error() is None
     # 1.0.0-2's date lies in the future: untrustworthy, so the rule keeps it; 1.0.0-3 is
     # the highest build.
     assert reg.tags(REPO) == {"1.0.0-2": young, "1.0.0-3": newest}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from fakes import FakeRegistry
 from tagger.prune.gather import gather
 from tagger.prune.plan import Policy, TagState
-from tagger.registry.manifests import marker_manifest
+from tagger.registry.markers import marker_manifest
 from tagger.registry.mediatypes import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 
 REPO = "team/app"

@@ -772,3 +772,56 @@ def test_a_leftover_placeholder_is_deleted_and_says_why() -> None:
     acts = run([ph, st("1.0.0-2")], policy(keep_last=5))
     assert kinds(acts) == {"1.0.0-1": DELETE, "1.0.0-2": KEEP}
     assert acts["1.0.0-1"].reason == "leftover placeholder of an interrupted untag"
+
+
+# --- housekeeping: build-push's temporary tags -----------------------------------------------
+
+
+def temp(started: datetime | None, run_hex: str = "0a1b2c3d4e5f", arch: str = "amd64") -> str:
+    from tagger.registry.markers import run_id, temp_tag
+    from tagger.registry.platform import Platform
+
+    run = run_hex if started is None else run_id(started, run_hex)
+    return temp_tag(run, Platform.parse(f"linux/{arch}"))
+
+
+def test_a_temporary_tag_of_a_run_that_stopped_goes_whatever_match_says() -> None:
+    leftover = temp(NOW - timedelta(minutes=5))
+    acts = run([st("1.0.0-1"), st(leftover)], policy(keep_last=5, match=r"^nothing$"))
+    assert kinds(acts) == {"1.0.0-1": KEEP, leftover: DELETE}
+    assert acts[leftover].reason == "leftover temporary tag of a build-push that stopped"
+
+
+def test_a_temporary_tag_whose_run_holds_a_live_claim_is_kept_however_old() -> None:
+    from tagger.registry.markers import run_id
+
+    started = NOW - timedelta(hours=3)  # a long build, its claim renewed a moment ago
+    live = replace(claim(10), claim_run=run_id(started, "0a1b2c3d4e5f"))
+    tmp = temp(started)
+    acts = run([st("1.0.0-1"), live, st(tmp)], policy(keep_last=1, match=".*"))
+    assert kinds(acts)[tmp] == KEEP
+    assert acts[tmp].reason == "temporary tag of a running build-push"
+
+
+def test_a_young_temporary_tag_is_kept_until_a_lease_has_passed() -> None:
+    young, old = temp(NOW - timedelta(seconds=30), "a" * 12), temp(NOW - timedelta(seconds=90))
+    assert kinds(run([st("1.0.0-1"), st(young), st(old)], policy())) == {
+        "1.0.0-1": KEEP,
+        young: KEEP,
+        old: DELETE,
+    }
+
+
+def test_a_leftover_temporary_tag_in_a_kept_index_goes_alone() -> None:
+    # The run wrote the index, then was killed before removing its temporary tags.
+    tmp = temp(NOW - timedelta(minutes=5))
+    child = st(tmp, digest=dg("child"))
+    index = TagState("1.0.0-1", dg("index"), is_index=True)
+    acts = run([index, child], policy(), children={dg("index"): frozenset({dg("child")})})
+    assert kinds(acts) == {"1.0.0-1": KEEP, tmp: UNTAG}
+
+
+def test_temporary_tags_of_older_versions_go_only_when_no_claim_is_live() -> None:
+    old_style = temp(None)
+    assert kinds(run([st("1.0.0-1"), st(old_style)], policy()))[old_style] == DELETE
+    assert kinds(run([st("1.0.0-1"), st(old_style), claim(5)], policy()))[old_style] == KEEP

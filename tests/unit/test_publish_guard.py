@@ -20,7 +20,6 @@ import pytest
 
 from fakes import Call, FakeEngine, FakeRegistry
 from tagger.build import publish
-from tagger.build.claim import CLAIM_SETTLE_SECONDS, claim_manifest, claim_tag
 from tagger.build.labels import REVISION_LABEL
 from tagger.build.options import BuildPushOptions, BuildPushResult
 from tagger.build.outputs import write_outputs
@@ -38,6 +37,7 @@ from tagger.errors import (
     UsageError,
 )
 from tagger.registry.manifests import sha256_digest
+from tagger.registry.markers import CLAIM_SETTLE_SECONDS, claim_manifest, claim_tag
 from tagger.registry.mediatypes import OCI_MANIFEST
 from tagger.version.bump import Derivation
 from tagger.version.grammar import ImageVersion

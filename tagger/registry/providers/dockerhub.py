@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from tagger.errors import (
@@ -34,8 +34,10 @@ from tagger.errors import (
     register_secret,
 )
 from tagger.registry.auth import DOCKER_HUB_SERVER_URL, Credentials, DockerConfig
-from tagger.registry.providers.api import Api
-from tagger.registry.providers.base import is_digest
+from tagger.registry.http import RetryBudget
+from tagger.registry.protocols import RegistryApi, Version
+from tagger.registry.providers.api import Api, answer_text
+from tagger.registry.reference import is_digest
 
 DEFAULT_API_URL = "https://hub.docker.com"
 PAGE_SIZE = 100
@@ -63,8 +65,9 @@ def split_repository(repository: str) -> tuple[str, str]:
 class DockerHubProvider:
     name = "dockerhub"
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], budget: RetryBudget | None = None) -> None:
         self._env = env
+        self._budget = budget  # the registry's: one budget for the command
         self._base = env.get("IMGTAG_DOCKERHUB_API_URL") or DEFAULT_API_URL
         self._api: Api | None = None
         self._lock = threading.Lock()
@@ -76,7 +79,10 @@ class DockerHubProvider:
         with self._lock:
             if self._api is None:
                 api = Api(
-                    self._base, variable="IMGTAG_DOCKERHUB_API_URL", what="the Docker Hub API"
+                    self._base,
+                    variable="IMGTAG_DOCKERHUB_API_URL",
+                    what="the Docker Hub API",
+                    budget=self._budget,
                 )
                 api.set_header("Authorization", f"Bearer {self._login(api)}")
                 self._api = api
@@ -122,7 +128,7 @@ class DockerHubProvider:
 
     # -- the Provider interface --------------------------------------------------------------
 
-    def check(self, repository: str, *, delete: bool, untagged: bool) -> None:
+    def check(self, api: RegistryApi, repository: str, *, delete: bool, untagged: bool) -> None:
         split_repository(repository)
         if untagged:
             raise UsageError(
@@ -132,12 +138,15 @@ class DockerHubProvider:
         if delete:
             self.api  # noqa: B018 (credentials exist and log in)
 
-    def can_delete(self, repository: str) -> bool:
+    def delete_refusal(self, api: RegistryApi, repository: str) -> str | None:
         try:
             self.api  # noqa: B018
-        except UsageError:
-            return False
-        return True
+        except UsageError as exc:
+            return str(exc)
+        return None
+
+    def versions(self, api: RegistryApi, repository: str) -> Sequence[Version]:
+        raise UsageError("Docker Hub lists no versions without tags (provider dockerhub)")
 
     def tags(self, repository: str) -> list[tuple[str, str]]:
         """``(tag, digest)`` of every tag, to the last page."""
@@ -173,7 +182,7 @@ class DockerHubProvider:
                 found = [t for t, d in self._tag_map[repository].items() if d == digest]
             return found
 
-    def delete(self, repository: str, ref: str) -> None:
+    def delete(self, api: RegistryApi, repository: str, ref: str) -> None:
         if not is_digest(ref):
             self._delete_tag(repository, ref)
             return
@@ -196,7 +205,7 @@ class DockerHubProvider:
         if resp.status == 404:
             raise NotFound(f"docker.io/{repository}:{tag} is gone already")
         if resp.status == 403:
-            detail = resp.message()
+            detail = answer_text(resp)
             raise AccessDenied(
                 f"the Docker Hub API denied the delete while {doing}"
                 f"{f' ({detail})' if detail else ''}: {_LOGIN_HINT}"

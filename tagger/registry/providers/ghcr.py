@@ -28,8 +28,7 @@ version.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from urllib.parse import quote
 
@@ -42,8 +41,10 @@ from tagger.errors import (
     UsageError,
     register_secret,
 )
-from tagger.registry.providers.api import Api, ApiResponse
-from tagger.registry.providers.base import is_digest
+from tagger.registry.http import RetryBudget, StatusRule
+from tagger.registry.protocols import RegistryApi, Version
+from tagger.registry.providers.api import Answer, Api, answer_text
+from tagger.registry.reference import is_digest
 
 DEFAULT_API_URL = "https://api.github.com"
 PER_PAGE = 100
@@ -51,17 +52,12 @@ _TOKEN_HINT = (
     "set GITHUB_TOKEN (or GH_TOKEN) to a token that may delete packages: a classic token "
     "with read:packages and delete:packages, or in a workflow `permissions: packages: write`"
 )
+#: The GitHub API's additions to the core's status table.
+GITHUB_RULES = (StatusRule(401, AuthenticationError, hint=_TOKEN_HINT),)
 
 
-@dataclass(frozen=True, slots=True)
-class PackageVersion:
-    """One version of a container package: a manifest digest and the tags on it."""
-
-    id: int
-    digest: str
-    tags: tuple[str, ...]
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+#: One version of a container package (the registry layer's own value type).
+PackageVersion = Version
 
 
 def split_repository(repository: str) -> tuple[str, str]:
@@ -121,11 +117,8 @@ def parse_versions(page: object) -> list[PackageVersion]:
 class GhcrProvider:
     name = "ghcr"
 
-    def __init__(
-        self, env: Mapping[str, str], exists: Callable[[str, str], bool] | None = None
-    ) -> None:
-        #: Whether the registry still holds a manifest (a HEAD through the registry API).
-        self._exists = exists
+    def __init__(self, env: Mapping[str, str], budget: RetryBudget | None = None) -> None:
+        self._budget = budget  # the registry's: one budget for the command
         self._base = env.get("GITHUB_API_URL") or DEFAULT_API_URL
         self._token = (env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or "").strip() or None
         register_secret(self._token)
@@ -153,6 +146,11 @@ class GhcrProvider:
                     "Accept": "application/vnd.github+json",
                     "X-GitHub-Api-Version": "2022-11-28",
                 },
+                rules=GITHUB_RULES,
+                # GitHub's secondary limits: "wait for at least one minute" when no header
+                # says how long (rate-limits-for-the-rest-api, "Handle rate limit errors").
+                bare_429=60.0,
+                budget=self._budget,
             )
         return self._api
 
@@ -184,28 +182,28 @@ class GhcrProvider:
 
     # -- the Provider interface --------------------------------------------------------------
 
-    def check(self, repository: str, *, delete: bool, untagged: bool) -> None:
+    def check(self, api: RegistryApi, repository: str, *, delete: bool, untagged: bool) -> None:
         split_repository(repository)
         if delete or untagged:
             self._path(repository)  # a token, and an owner that exists
-        if delete and not self.can_delete(repository):
+        if delete and self.delete_refusal(api, repository) is not None:
             raise AccessDenied(
                 f"the token in GITHUB_TOKEN/GH_TOKEN lacks the scope delete:packages "
                 f"(it has: {self._scopes}): {_TOKEN_HINT}"
             )
 
-    def can_delete(self, repository: str) -> bool:
+    def delete_refusal(self, api: RegistryApi, repository: str) -> str | None:
         if self._token is None:
-            return False
+            return f"deleting from ghcr goes through the GitHub API: {_TOKEN_HINT}"
         self._path(repository)
-        scopes = self._scopes
         # A classic token lists its scopes in X-OAuth-Scopes; a workflow's token lists none
         # and is judged by its delete.
-        if scopes is not None and scopes.strip():
-            return "delete:packages" in {s.strip() for s in scopes.split(",")}
-        return True
+        scopes = (self._scopes or "").strip()
+        if scopes and "delete:packages" not in {s.strip() for s in scopes.split(",")}:
+            return f"the token lacks the scope delete:packages: {_TOKEN_HINT}"
+        return None
 
-    def versions(self, repository: str) -> list[PackageVersion]:
+    def versions(self, api: RegistryApi, repository: str) -> list[PackageVersion]:
         """Every version of the package, to the last page."""
         out: list[PackageVersion] = []
         for page in self._pages(repository):
@@ -227,12 +225,12 @@ class GhcrProvider:
                 f"token: check the name, and that the token may read it ({_TOKEN_HINT})"
             ) from None
 
-    def delete(self, repository: str, ref: str) -> None:
+    def delete(self, api: RegistryApi, repository: str, ref: str) -> None:
         if not is_digest(ref):
             raise Unsupported(
                 f"ghcr deletes whole versions through the GitHub API, not the tag {ref} alone"
             )
-        vid = self._version_id(repository, ref)
+        vid = self._version_id(api, repository, ref)
         path = f"{self._path(repository)}/versions/{vid}"
         doing = f"deleting version {vid} ({ref[:19]}) of ghcr.io/{repository}"
         resp = self.api.request("DELETE", path, doing=doing, ok=(400, 401, 403, 404))
@@ -240,8 +238,8 @@ class GhcrProvider:
             return
         self._refuse(resp, repository, ref, doing)
 
-    def _refuse(self, resp: ApiResponse, repository: str, digest: str, doing: str) -> None:
-        detail = resp.message()
+    def _refuse(self, resp: Answer, repository: str, digest: str, doing: str) -> None:
+        detail = answer_text(resp)
         if resp.status == 404:
             raise NotFound(f"ghcr.io/{repository}@{digest} is gone already")
         if resp.status == 400:
@@ -265,7 +263,7 @@ class GhcrProvider:
         with self._lock:
             return frozenset(self._refused)
 
-    def _version_id(self, repository: str, digest: str) -> int:
+    def _version_id(self, api: RegistryApi, repository: str, digest: str) -> int:
         """The id of the version named ``digest``: a digest's id never changes, so ids are
         remembered; an unknown digest is looked for from the newest page on (a placeholder
         pushed a moment ago is on the first)."""
@@ -282,9 +280,9 @@ class GhcrProvider:
                         self._ids.update({(repository, v.digest): v.id for v in page})
                     if any(v.digest == digest for v in page):
                         return self._ids[key]
-                if self._exists is None or not self._exists(repository, digest):
+                if api.head_manifest(repository, digest) is None:
                     break
-        if self._exists is not None and self._exists(repository, digest):
+        if api.head_manifest(repository, digest) is not None:
             raise RegistryError(
                 f"the GitHub API lists no version {digest[:19]} of ghcr.io/{repository}, but "
                 "the registry has it: run again"

@@ -1,4 +1,5 @@
-"""The ``oci`` provider: Distribution/OCI deletion through the registry API itself. Does I/O.
+"""The ``oci`` provider: Distribution/OCI deletion through the registry API itself. Does I/O
+(through the registry API it is handed).
 
 DELETE by digest removes the manifest with every tag on it; DELETE by tag (OCI
 distribution spec 1.1) removes the tag alone where the registry supports it, and is
@@ -7,33 +8,31 @@ distribution spec 1.1) removes the tag alone where the registry supports it, and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from tagger.errors import UsageError
-
-if TYPE_CHECKING:
-    from tagger.registry.providers.base import ProviderClient
+from tagger.registry.protocols import RegistryApi, Version
 
 
 class OciProvider:
     name = "oci"
 
-    def __init__(self, client: ProviderClient) -> None:
-        self._client = client
-
-    def check(self, repository: str, *, delete: bool, untagged: bool) -> None:
+    def check(self, api: RegistryApi, repository: str, *, delete: bool, untagged: bool) -> None:
         if untagged:
             raise UsageError(
-                f"--untagged needs a registry that lists untagged versions: {self._client.host} "
+                f"--untagged needs a registry that lists untagged versions: {api.host} "
                 "is provider oci (only ghcr has them; set --provider ghcr for a ghcr registry "
                 "at another address)"
             )
 
-    def can_delete(self, repository: str) -> bool:
-        return self._client.registry_can_delete(repository)
+    def delete_refusal(self, api: RegistryApi, repository: str) -> str | None:
+        return api.registry_delete_refusal(repository)
 
-    def delete(self, repository: str, ref: str) -> None:
-        self._client.registry_delete(repository, ref)
+    def delete(self, api: RegistryApi, repository: str, ref: str) -> None:
+        api.registry_delete(repository, ref)
+
+    def versions(self, api: RegistryApi, repository: str) -> Sequence[Version]:
+        raise UsageError(f"{api.host} lists no versions without tags (provider oci)")
 
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
