@@ -393,6 +393,13 @@ class _ProxyServer(ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
 
 
+#: What Go's net/http answers to a TLS hello on a plain port (and what Go clients take as
+#: "this registry speaks plain HTTP").
+_TLS_TO_PLAIN_ANSWER = (
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _ProxyServer
     protocol_version = "HTTP/1.1"
@@ -415,6 +422,16 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Silent: pytest shows the requests through ``proxy.seen`` when a test needs them.
         pass
+
+    def handle_one_request(self) -> None:
+        # dockerd 26 and BuildKit try TLS first on a registry address and fall back to
+        # plain HTTP only when the server answers the TLS hello as Go's HTTP server does.
+        with contextlib.suppress(OSError):
+            if self.connection.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS record
+                self.wfile.write(_TLS_TO_PLAIN_ANSWER)
+                self.close_connection = True
+                return
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         self._handle()
