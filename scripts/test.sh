@@ -49,6 +49,10 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# Debian 13's Docker Engine 26 (containerd image store), buildx, cosign and oras, unpacked
+# into .tools/debian13/ for the test bed's second engine (cached; nothing system-wide).
+bash scripts/debian13-tools.sh
+
 # The venv is reused between runs; the install is redone only when pyproject.toml changes
 # (an editable install needs network for its build backend, ~10 s each time).
 if [[ ! -x .venv/bin/python ]]; then

@@ -165,7 +165,9 @@ class Engine:
         """Push ``repository:tag``; return the digest the registry stored.
 
         Every stream line is checked: the SDK reports a failed push as a line with
-        ``errorDetail`` and no exception.
+        ``errorDetail`` and no exception. The digest comes from the ``aux`` line (the
+        classic image store) or, where the engine sends none (Engine 26 with the
+        containerd image store), from its ``TAG: digest: sha256:... size: N`` status line.
         """
         digest = ""
         last_status: dict[str, str] = {}
@@ -191,6 +193,8 @@ class Engine:
                 if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
                     digest = aux["Digest"]
                 status, layer = str(line.get("status", "")), str(line.get("id", ""))
+                if not digest:
+                    digest = status_digest(status, tag)
                 # One line per layer state (Preparing, Pushing, Pushed...), not per tick.
                 if status and last_status.get(layer) != status:
                     last_status[layer] = status
@@ -343,6 +347,28 @@ def _context_kwargs() -> tuple[dict[str, Any], str]:
     if tls:
         kwargs["tls"] = tls
     return kwargs, host
+
+
+#: The status line a push ends with, on every engine: ``TAG: digest: sha256:HEX size: N``.
+#: With the containerd image store (Engine 25 and later, Docker 29's default) it is the
+#: only place the digest appears: moby's containerd push sends no ``aux`` Digest.
+_PUSHED_DIGEST = re.compile(r"^(?P<tag>\S+): digest: (?P<digest>sha256:[0-9a-f]{64}) size: \d+$")
+
+
+def status_digest(status: str, tag: str) -> str:
+    """The digest in a push's final status line for ``tag``, else ``""``. Pure.
+
+    >>> status_digest("1.0.0-1: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")[:13]
+    'sha256:ababa'
+    >>> status_digest("other: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")
+    ''
+    >>> status_digest("Pushed", "1.0.0-1")
+    ''
+    """
+    match = _PUSHED_DIGEST.match(status.strip())
+    if match is None or match.group("tag") != tag:
+        return ""
+    return match.group("digest")
 
 
 def _stream_error(chunk: Mapping[str, Any]) -> str:

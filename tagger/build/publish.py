@@ -432,12 +432,14 @@ class Publisher:
         hold.release()
 
     def _push(self, builder: Builder, image: Built, local: str, tag: str) -> str:
-        """Push the image we built to ``local:tag``; check the registry got *that* image
-        (its config digest is the image's ID), once more if another job on the same
-        engine re-tagged the name in the moment between."""
+        """Push the image we built to ``local:tag``; check the registry got *that* image,
+        once more if another job on the same engine re-tagged the name in the moment
+        between. An image's ID is its config's digest in the classic image store, and the
+        digest of its manifest (or index) in the containerd image store (Engine 26): either
+        names exactly one content."""
         for _attempt in range(2):
             digest = builder.push(image, local, tag, self.log)
-            if self._config_digest(digest) == image.image_id:
+            if digest == image.image_id or self._config_digest(digest) == image.image_id:
                 return digest
             self.log(f"{local}:{tag} was re-tagged on the engine during the push; pushing again")
         raise EngineError(

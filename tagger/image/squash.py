@@ -213,7 +213,11 @@ def squash_image(
                 new_id = _load(
                     engine, saved, files, plan, base_count, count, choice.source, new_tag
                 )
-    info = engine.inspect_image(new_id)
+    # The ID is the config's digest in the classic image store, the manifest's in the
+    # containerd image store (Engine 26 with containerd-snapshotter), which _load cannot
+    # know beforehand: ask the engine by the name the load gave it.
+    info = engine.inspect_image(new_tag) if new_tag else engine.inspect_image(new_id)
+    new_id = str(info.get("Id") or new_id)
     size_after = int(info.get("Size") or 0)
     tagged = f", tagged {new_tag}" if new_tag else ""
     progress(f"squashed {image} ({old_id[:19]}) into {new_id[:19]}{tagged}")

@@ -91,7 +91,7 @@ def _fake_sdk(monkeypatch: pytest.MonkeyPatch, api: FailingAPI) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/imgtag-test.sock")
 
 
-def _engine(monkeypatch: pytest.MonkeyPatch, api: FailingAPI) -> Engine:
+def _engine(monkeypatch: pytest.MonkeyPatch, api: Any) -> Engine:
     _fake_sdk(monkeypatch, api)
     return Engine({"DOCKER_HOST": "unix:///nonexistent/imgtag-test.sock"})
 
@@ -187,3 +187,48 @@ def test_a_missing_image_is_exit_2_not_an_engine_failure(
     assert "the Docker engine has no image 'app:1'" in capsys.readouterr().err
     with pytest.raises(ImageNotFoundError):
         Engine({"DOCKER_HOST": "unix:///nonexistent/imgtag-test.sock"}).inspect_image("app:1")
+
+
+class PushStreamAPI:
+    """A push that succeeds with the lines an engine sends: Engine 26 with the containerd
+    image store sends no ``aux`` Digest, only the final status line."""
+
+    def __init__(self, lines: list[dict[str, Any]], **kwargs: Any) -> None:
+        self.lines = lines
+
+    def push(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        yield from self.lines
+
+
+DIGEST = "sha256:" + "8493d729" * 8
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [  # Engine 26, containerd image store: the status line only
+            {"status": "The push refers to repository [r/app]"},
+            {"status": "Pushed", "progressDetail": {}, "id": "b34eb79cf803"},
+            {"status": f"1.0.0-1: digest: {DIGEST} size: 751"},
+        ],
+        [  # Engine 20.10, classic store: the status line and the aux line
+            {"status": f"1.0.0-1: digest: {DIGEST} size: 751"},
+            {"progressDetail": {}, "aux": {"Tag": "1.0.0-1", "Digest": DIGEST, "Size": 751}},
+        ],
+    ],
+    ids=["containerd-store", "classic-store"],
+)
+def test_push_returns_the_digest_on_both_image_stores(
+    monkeypatch: pytest.MonkeyPatch, lines: list[dict[str, Any]]
+) -> None:
+    engine = _engine(monkeypatch, PushStreamAPI(lines))
+    assert engine.push("r/app", "1.0.0-1", None, progress=lambda line: None) == DIGEST
+
+
+def test_a_push_whose_digest_names_another_tag_reported_no_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = [{"status": f"other: digest: {DIGEST} size: 751"}]
+    engine = _engine(monkeypatch, PushStreamAPI(lines))
+    with pytest.raises(EngineError, match="reported no digest"):
+        engine.push("r/app", "1.0.0-1", None, progress=lambda line: None)
