@@ -103,6 +103,7 @@ class Publisher:
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
+        check: Callable[[Builder, list[Built], BuildPushResult], None] | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
@@ -120,6 +121,8 @@ class Publisher:
         # wherever the run is, except inside the shielded claim write and publish tail.
         self.stop = stop if stop is not None else Stop(raising=False)
         self._active: Builder | None = None  # the builder of the current run, to close
+        # build-push --check (tagger.check.gate): raises PolicyError before the push.
+        self._check = check
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -214,6 +217,10 @@ class Publisher:
                     images = builder.build(_with_labels(request, labels), self.log)
                 if o.squash:
                     images = self._squash(result, builder, images, build_args)
+                # --check: the image as it will be pushed; a failure is exit 1 before the
+                # push, and the finally below releases the claim and discards the images.
+                if self._check is not None and o.check != "off":
+                    self._check(builder, images, result)
                 # 5. confirm the claim, then push.
                 if claim is not None:
                     self._confirm_claim(d.tag, claim, claimed_at)

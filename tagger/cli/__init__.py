@@ -78,7 +78,8 @@ def _err(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run imgtag; return the process exit code (see ``ExitCode``)."""
-    return run(app, list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run(app, _build_push.optional_values(args))
 
 
 def run(typer_app: typer.Typer, args: list[str]) -> int:
