@@ -3,15 +3,17 @@ rest, and always remove what it started. Does I/O (the engine, through ``Engine`
 
 The runtime checks start their containers first and the structure tests run while those
 settle (:data:`~tagger.check.settings.SETTLE_SECONDS`), so the settle costs nothing when
-there are tests to run. Signals: the caller routes them to a raising ``Stop``; the
-``finally`` below removes every container and image of the run (shielded, so a second
-stop cannot cut the removal short) before the run exits 130/143/129.
+there are tests to run; containers are started and waited for by a few threads at once.
+Signals: the caller routes them to a raising ``Stop``; the ``finally`` below removes every
+container and image of the run (shielded, so a second stop cannot cut the removal short)
+before the run exits 130/143/129.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from tagger.check import runtime
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from tagger.lifecycle import Stop
 
 STATIC = {"CHK003": chk003, "CHK004": chk004, "CHK005": chk005}
+#: Containers started side by side: the engine does the work, this process mostly waits.
+WORKERS = 4
 
 
 def load_structure(settings: CheckSettings) -> st.StructureFile | None:
@@ -60,8 +64,9 @@ def check_image(
     by_id: dict[str, Result] = static_results(facts, settings)
     extra: list[Result] = []
     sandbox = runtime.Sandbox(engine)
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="imgtag-check")
     try:
-        started: dict[str, runtime.Started] = {}
+        starting: dict[str, Future[runtime.Started]] = {}
         for check in CHECKS:
             if not check.runtime:
                 continue
@@ -70,20 +75,25 @@ def check_image(
                 continue
             user = settings.user if check.id == "CHK002" else None
             progress(f"check: {check.id}: starting {image} with --network none")
-            started[check.id] = runtime.start(sandbox, check.id, image_id, user)
+            starting[check.id] = pool.submit(runtime.start, sandbox, check.id, image_id, user)
         if structure is not None:
-            extra = _structure(sandbox, image_id, structure, facts, progress)
+            extra = _structure(pool, sandbox, image_id, structure, facts, progress)
+        started = {cid: future.result() for cid, future in starting.items()}
         runtime.settle(list(started.values()), SETTLE_SECONDS, sleep)
+        judged: dict[str, Future[Result]] = {}
         if "CHK002" in started:
-            by_id["CHK002"] = runtime.chk002(
-                engine, started["CHK002"], facts, settings.user, settings.writable
+            judged["CHK002"] = pool.submit(
+                runtime.chk002, engine, started["CHK002"], facts, settings.user, settings.writable
             )
         if "CHK001" in started:
             progress(f"check: CHK001: stopping with a {settings.stop_timeout:g} s grace period")
-            by_id["CHK001"] = runtime.chk001(
-                engine, started["CHK001"], facts, settings.stop_timeout
+            judged["CHK001"] = pool.submit(
+                runtime.chk001, engine, started["CHK001"], facts, settings.stop_timeout
             )
+        by_id.update({cid: future.result() for cid, future in judged.items()})
     finally:
+        # Work not begun is dropped; work in flight ends when its container goes.
+        pool.shutdown(wait=False, cancel_futures=True)
         shield = stop.shielded() if stop is not None else contextlib.nullcontext()
         with shield:
             sandbox.clear()
@@ -94,22 +104,30 @@ def check_image(
 
 
 def _structure(
+    pool: ThreadPoolExecutor,
     sandbox: runtime.Sandbox,
     image_id: str,
     file: st.StructureFile,
     facts: ImageFacts,
     progress: Callable[[str], None],
 ) -> list[Result]:
-    """The file's tests in the binary's order: commands, file contents, file existence,
-    metadata."""
+    """The file's tests, reported in the binary's order (commands, file contents, file
+    existence, metadata). Each command test is a container of its own, as in the binary;
+    they run side by side here, the file tests beside them through one container."""
     globals_ = st.global_env(file, facts.env)
-    results: list[Result] = []
+    commands: list[Future[Result]] = []
     for i, test in enumerate(file.command_tests):
         progress(f"check: {test.log_name}")
-        results.append(runtime.run_command_test(sandbox, image_id, test, facts.env, globals_, i))
+        commands.append(
+            pool.submit(runtime.run_command_test, sandbox, image_id, test, facts.env, globals_, i)
+        )
+    files: Future[list[Result]] | None = None
     if file.file_content_tests or file.file_existence_tests:
-        files = runtime.Files(sandbox, image_id)
-        results.extend(runtime.run_file_tests(files, file, {**facts.env, **globals_}))
+        reader = runtime.Files(sandbox, image_id)
+        files = pool.submit(runtime.run_file_tests, reader, file, {**facts.env, **globals_})
+    results = [future.result() for future in commands]
+    if files is not None:
+        results.extend(files.result())
     if not file.metadata.empty:
         results.append(metadata_result(file, facts))
     return results
