@@ -90,9 +90,9 @@ commandTests:
     expectedOutput: ["global-bar"]
   - name: test env in the container
     command: /bin/busybox
-    args: [printenv, X]
+    args: [env]
     envVars: [{key: X, value: own}]
-    expectedOutput: ["^own"]
+    expectedOutput: ["(?m)^X=own$", "(?m)^FOO=bar$", "(?m)^G=global-bar$"]
   - name: exit code 1 expected
     command: /bin/busybox
     args: ["false"]
