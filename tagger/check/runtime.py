@@ -213,7 +213,9 @@ def chk002(
     else:
         notes.append(f"runs under --user {user}")
     paths: dict[str, str] = {}
-    if facts.workdir:
+    # "/" is where a container starts without a WORKDIR (BuildKit writes it out): the
+    # image has no working directory of its own to write to.
+    if facts.workdir and facts.workdir != "/":
         paths.setdefault(facts.workdir, "WORKDIR")
     for volume in facts.volumes:
         paths.setdefault(volume, "VOLUME")

@@ -62,6 +62,8 @@ IMAGES: dict[str, str] = {
     "workdir-fixed": "WORKDIR /app\n"
     + _run("chgrp -R 0 /app && chmod -R g=u /app")
     + f'USER 1001\nENTRYPOINT ["/tini", "--"]\nCMD {SLEEP}\n',
+    # WORKDIR / is where every container starts: nothing of the image's own to write-check.
+    "workdir-slash": f'WORKDIR /\nUSER 1001\nENTRYPOINT ["/tini", "--"]\nCMD {SLEEP}\n',
     # A VOLUME that is not group-writable, and a CMD that exits at once under any uid.
     "volume-root": _run("mkdir /data")
     + f'VOLUME /data\nUSER 1001\nENTRYPOINT ["/tini", "--"]\nCMD {SLEEP}\n',
@@ -196,6 +198,12 @@ def test_workdir_fixed_with_chgrp_and_chmod_g_equals_u_passes(
     result = check(engine, images["workdir-fixed"], "--format", "json", "--stop-timeout", "1")
     assert result.code == 0, result.stdout
     assert "WORKDIR /app is writable" in details(result, "CHK002")
+
+
+def test_workdir_slash_is_not_write_checked(engine: tb.Engine, images: dict[str, str]) -> None:
+    result = check(engine, images["workdir-slash"], "--format", "json", "--ignore", "CHK001")
+    assert result.code == 0, result.stdout
+    assert "no WORKDIR, VOLUME or --writable path to write-check" in details(result, "CHK002")
 
 
 def test_volume_and_writable_paths_are_checked(engine: tb.Engine, images: dict[str, str]) -> None:
