@@ -13,6 +13,7 @@ import io
 import posixpath
 import secrets
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,22 +32,43 @@ LABEL = "io.imgtag.check"
 KILLED = 137
 
 
+class SandboxClosed(Exception):
+    """A worker asked for a container after the run began its clean-up."""
+
+
 class Sandbox:
-    """The containers and images of one check run, removed by :meth:`clear`."""
+    """The containers and images of one check run, removed by :meth:`clear`.
+
+    Workers create containers from several threads; :meth:`clear` first closes the
+    sandbox (a later :meth:`create` raises :class:`SandboxClosed` without asking the
+    engine) and waits for creations in flight, so no container appears after the clean-up
+    listed them."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.run_id = secrets.token_hex(6)
         self.containers: list[str] = []
         self.images: list[str] = []
+        self._closed = False
+        self._creating = 0
+        self._cond = threading.Condition()
 
     @property
     def label(self) -> str:
         return f"{LABEL}={self.run_id}"
 
     def create(self, image: str, **kwargs: Any) -> str:
-        container = self.engine.create_container(image, labels={LABEL: self.run_id}, **kwargs)
-        self.containers.append(container)
+        with self._cond:
+            if self._closed:
+                raise SandboxClosed()
+            self._creating += 1
+        try:
+            container = self.engine.create_container(image, labels={LABEL: self.run_id}, **kwargs)
+            self.containers.append(container)
+        finally:
+            with self._cond:
+                self._creating -= 1
+                self._cond.notify_all()
         return container
 
     def remove(self, container: str) -> None:
@@ -54,8 +76,11 @@ class Sandbox:
         with contextlib.suppress(ValueError):
             self.containers.remove(container)
 
-    def clear(self) -> None:
+    def clear(self, wait: float = 30.0) -> None:
         """Remove everything this run made. Never raises."""
+        with self._cond:
+            self._closed = True
+            self._cond.wait_for(lambda: self._creating == 0, timeout=wait)
         found: list[str] = []
         with contextlib.suppress(Exception):
             found = self.engine.containers_labelled(self.label)
