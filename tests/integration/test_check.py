@@ -98,7 +98,9 @@ def images(docker_client: docker.DockerClient) -> dict[str, str]:
 
 
 def leftovers(client: docker.DockerClient) -> list[str]:
-    return [c.id for c in client.containers.list(all=True, filters={"label": LABEL})]
+    # The low-level list: the high-level one inspects each container, and one that imgtag
+    # removes meanwhile is a 404.
+    return [str(c["Id"]) for c in client.api.containers(all=True, filters={"label": LABEL})]
 
 
 def check(engine: tb.Engine, *args: str, env: Mapping[str, str] | None = None) -> CliResult:
@@ -375,4 +377,36 @@ def test_a_signal_to_imgtag_removes_every_container(
             run.proc.kill()
     run.reader.join(timeout=10)
     assert f"stopped by {signal.Signals(signum).name}; cleaned up" in "".join(run.err)
+    assert leftovers(docker_client) == []
+
+
+def test_sigterm_while_structure_tests_run_in_threads_removes_their_containers(
+    engine: tb.Engine,
+    images: dict[str, str],
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "long.yaml"
+    config.write_text(
+        "schemaVersion: 2.0.0\ncommandTests:\n"
+        + "".join(
+            f"  - {{name: long{i}, command: /bin/busybox, args: [sleep, '60']}}\n" for i in range(3)
+        )
+        + "fileExistenceTests:\n  - {name: busybox, path: /bin/busybox}\n"
+    )
+    run = Process([images["tini"], "--config", str(config)], {"DOCKER_HOST": engine.host})
+    try:
+        # The two CHK containers and at least one command test's are there.
+        deadline = time.monotonic() + 60
+        while len(leftovers(docker_client)) < 3:
+            assert time.monotonic() < deadline, "".join(run.err)
+            assert run.proc.poll() is None, "".join(run.err)
+            time.sleep(0.05)
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.proc.wait(timeout=60) == ExitCode.TERMINATED
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+    run.reader.join(timeout=10)
+    assert "stopped by SIGTERM; cleaned up" in "".join(run.err)
     assert leftovers(docker_client) == []
