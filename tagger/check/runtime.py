@@ -108,7 +108,10 @@ class Started:
 def start(sandbox: Sandbox, check_id: str, image: str, user: str | None) -> Started:
     """Create and start a detached container with no network (``user`` ``None``: the
     image's own)."""
-    container = sandbox.create(image, user=user, network_mode="none")
+    try:
+        container = sandbox.create(image, user=user, network_mode="none")
+    except EngineError as exc:  # no command at all: the engine refuses to create it
+        return Started(check_id, None, time.monotonic(), str(exc))
     try:
         sandbox.engine.start_container(container)
     except EngineError as exc:

@@ -64,6 +64,8 @@ IMAGES: dict[str, str] = {
     + f'USER 1001\nENTRYPOINT ["/tini", "--"]\nCMD {SLEEP}\n',
     # WORKDIR / is where every container starts: nothing of the image's own to write-check.
     "workdir-slash": f'WORKDIR /\nUSER 1001\nENTRYPOINT ["/tini", "--"]\nCMD {SLEEP}\n',
+    # No ENTRYPOINT, no CMD: the engine will not even create a container of it.
+    "no-cmd": "USER 1001\n",
     # A VOLUME that is not group-writable, and a CMD that exits at once under any uid.
     "volume-root": _run("mkdir /data")
     + f'VOLUME /data\nUSER 1001\nENTRYPOINT ["/tini", "--"]\nCMD {SLEEP}\n',
@@ -200,6 +202,17 @@ def test_workdir_fixed_with_chgrp_and_chmod_g_equals_u_passes(
     result = check(engine, images["workdir-fixed"], "--format", "json", "--stop-timeout", "1")
     assert result.code == 0, result.stdout
     assert "WORKDIR /app is writable" in details(result, "CHK002")
+
+
+def test_an_image_with_nothing_to_run_fails_the_checks_not_the_engine(
+    engine: tb.Engine, images: dict[str, str]
+) -> None:
+    result = check(engine, images["no-cmd"], "--format", "json")
+    assert result.code == ExitCode.POLICY, result.stderr
+    v = verdicts(result)
+    assert v["CHK001"] == v["CHK002"] == v["CHK005"] == "fail"
+    assert "the image does not start" in details(result, "CHK001")
+    assert "no ENTRYPOINT or CMD" in details(result, "CHK005")
 
 
 def test_workdir_slash_is_not_write_checked(engine: tb.Engine, images: dict[str, str]) -> None:
