@@ -89,6 +89,15 @@ def _choice(*choices: str) -> Validator:
     return check
 
 
+def _bool_or(word: str) -> Validator:
+    def check(value: Any) -> bool | str:
+        if isinstance(value, bool) or value == word:
+            return value  # type: ignore[no-any-return]
+        raise TypeError(f"true, false or {word!r}")
+
+    return check
+
+
 # Section "" is the top level: `next` and `build-push` keys. Each sub-table is its own.
 SCHEMA: Mapping[str, Mapping[str, Validator]] = {
     "": {
@@ -132,6 +141,16 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "ignore": _str_list,
         "fail_on": _choice("error", "warning", "info", "none"),
         "hadolint": _bool,
+    },
+    "check": {
+        "config": _str,
+        "stop_timeout": _number,
+        "user": _str,
+        "writable": _str_list,
+        "ignore": _str_list,
+        # build-push's default: check the image before the final tag (true), and fail a
+        # check that could not run ("strict").
+        "build_push": _bool_or("strict"),
     },
     "analyze": {
         "lowest_efficiency": _number,

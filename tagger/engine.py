@@ -16,10 +16,11 @@ HTTP stack under it raises is an :class:`EngineError` (exit 6), or an
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -245,6 +246,99 @@ class Engine:
                         loaded.append(text[len(prefix) :])
         return loaded
 
+    # --- containers: imgtag check runs the image ----------------------------------------
+
+    def create_container(
+        self,
+        image: str,
+        *,
+        command: Sequence[str] | None = None,
+        entrypoint: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        user: str | None = None,
+        network_mode: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create (not start) a container of ``image``; return its ID. ``None`` keeps the
+        image's value (command, entrypoint, user) or the engine's (network)."""
+        host_config = self.api.create_host_config(network_mode=network_mode)
+        with _engine_errors(f"cannot create a container of {image}", missing=image):
+            created = self.api.create_container(
+                image,
+                command=list(command) if command is not None else None,
+                entrypoint=list(entrypoint) if entrypoint is not None else None,
+                environment=[f"{k}={v}" for k, v in (env or {}).items()] or None,
+                user=user,
+                labels=dict(labels or {}),
+                host_config=host_config,
+                # The docker CLI's config.json proxies must not change what a test sees.
+                use_config_proxy=False,
+            )
+        return str(created["Id"])
+
+    def start_container(self, container: str) -> None:
+        """Start a created container. A command the image cannot run (no such file, not
+        executable) is the image's failure, reported by the caller: :class:`EngineError`."""
+        with _engine_errors("the container did not start"):
+            self.api.start(container)
+
+    def container_state(self, container: str) -> dict[str, Any]:
+        """The container's ``State`` (``Running``, ``ExitCode``, ``Error``...)."""
+        with _engine_errors(f"cannot inspect the container {container[:12]}"):
+            return dict(self.api.inspect_container(container).get("State") or {})
+
+    def stop_container(self, container: str, timeout: float) -> None:
+        """``docker stop -t TIMEOUT``: the image's stop signal, then SIGKILL after
+        ``timeout`` seconds; returns when the container has exited."""
+        with _engine_errors(f"cannot stop the container {container[:12]}"):
+            self.api.stop(container, timeout=max(0, math.ceil(timeout)))
+
+    def wait_container(self, container: str) -> int:
+        """Wait for the container to exit; its exit status."""
+        with _engine_errors(f"cannot wait for the container {container[:12]}"):
+            status = self.api.wait(container)
+        return int(status.get("StatusCode", -1)) if isinstance(status, dict) else int(status)
+
+    def container_logs(self, container: str) -> tuple[str, str]:
+        """The container's stdout and stderr, each decoded as UTF-8 (errors replaced)."""
+        with _engine_errors(f"cannot read the logs of the container {container[:12]}"):
+            out = self.api.logs(container, stdout=True, stderr=False)
+            err = self.api.logs(container, stdout=False, stderr=True)
+        return out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def container_archive(self, container: str, path: str) -> bytes | None:
+        """``docker cp CONTAINER:PATH -``: the tar the engine makes of ``path`` (a symlink
+        as itself), or ``None`` when the path does not exist in the container."""
+        import docker
+
+        with _engine_errors(f"cannot read {path} from the container {container[:12]}"):
+            try:
+                stream, _stat = self.api.get_archive(container, path)
+                return b"".join(stream)
+            except docker.errors.NotFound:
+                return None
+
+    def commit_container(self, container: str) -> str:
+        """``docker commit``: a new image of the container's file system; its ID."""
+        with _engine_errors(f"cannot commit the container {container[:12]}"):
+            return str(self.api.commit(container)["Id"])
+
+    def remove_container(self, container: str) -> None:
+        """Remove a container, running or not, with its anonymous volumes. Never raises:
+        it runs while a run is being torn down."""
+        with contextlib.suppress(Exception):
+            self.api.remove_container(container, force=True, v=True)
+
+    def containers_labelled(self, label: str) -> list[str]:
+        """The IDs of every container, running or not, that carries ``label`` (``k=v``)."""
+        with _engine_errors("cannot list the engine's containers"):
+            return [str(c["Id"]) for c in self.api.containers(all=True, filters={"label": label})]
+
+    def remove_image(self, image: str) -> None:
+        """Remove an image this run made (a committed set-up step). Never raises."""
+        with contextlib.suppress(Exception):
+            self.api.remove_image(image, force=True, noprune=False)
+
 
 @contextlib.contextmanager
 def _engine_errors(
@@ -358,7 +452,7 @@ _PUSHED_DIGEST = re.compile(r"^(?P<tag>\S+): digest: (?P<digest>sha256:[0-9a-f]{
 def status_digest(status: str, tag: str) -> str:
     """The digest in a push's final status line for ``tag``, else ``""``. Pure.
 
-    >>> status_digest("1.0.0-1: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")[:13]
+    >>> status_digest("1.0.0-1: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")[:12]
     'sha256:ababa'
     >>> status_digest("other: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")
     ''

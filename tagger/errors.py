@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
     """imgtag's exit codes, exactly as the table in ``docs/exit-codes.md``."""
 
     OK = 0
-    POLICY = 1  # lint findings or analyze thresholds at or above the bar
+    POLICY = 1  # lint findings, analyze thresholds at or above the bar, a failed check
     USAGE = 2  # unknown option, invalid reference, config or file
     REFUSED = 3  # the tag exists, an overwrite was detected, the work tree is dirty
     GIT = 4  # no version can be derived

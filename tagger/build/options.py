@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.build.builders.base import BUILDER_NAMES, SecretSpec, parse_platforms, parse_secret
+from tagger.check.settings import CheckSettings
 from tagger.errors import UsageError
 from tagger.lint.settings import LintSettings
 from tagger.registry.markers import DEFAULT_LEASE_SECONDS, lease_seconds
@@ -44,6 +45,9 @@ class BuildPushOptions:
     #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
     #: ``IMGTAG_PROVIDER`` are read where the client is opened.
     provider: str | None = None
+    #: ``--check``: "off", "on" or "strict"; ``[tool.imgtag.check]`` gives the rest.
+    check: str = "off"
+    check_settings: CheckSettings = field(default_factory=CheckSettings)
 
     @classmethod
     def resolve(
@@ -71,6 +75,8 @@ class BuildPushOptions:
         values = project.resolve("", own, dict(BUILD_PUSH_DEFAULTS))
         lease = lease_seconds(os.environ if env is None else env, project.value("claim_lease"))
         builder = str(values["builder"]).lower()
+        check_settings = CheckSettings.resolve({}, nopts.repo, project)
+        check = given.get("check") or check_settings.build_push
         if builder not in ("auto", *BUILDER_NAMES):
             raise UsageError(
                 f"--builder {values['builder']}: unknown builder (auto, {', '.join(BUILDER_NAMES)})"
@@ -96,6 +102,8 @@ class BuildPushOptions:
             platforms=parse_platforms(values["platform"]),
             network=values["network"] or None,
             provider=project.value("provider"),
+            check=str(check),
+            check_settings=check_settings,
         )
 
 
@@ -133,6 +141,8 @@ class BuildPushResult:
     squashed: dict[str, Any] | None = None
     derivation: Derivation | None = None
     builder: str | None = None
+    check: str = "skipped"  # passed | failed | skipped
+    check_counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +155,7 @@ class BuildPushResult:
             "lint_findings": self.lint_findings,
             "squash": self.squashed,
             "builder": self.builder,
+            "check": self.check,
         }
 
 

@@ -7,7 +7,7 @@ values are ``options``'. The build itself is a
 :class:`~tagger.build.builders.base.Builder`'s (docker, buildkit or buildah): the guard
 below is the same whichever builds.
 
-**Never overwrite.** Before building, a run puts a claim (``tagger.build.claim``) under a
+**Never overwrite.** Before building, a run puts a claim (``tagger.registry.markers``) under a
 claim tag derived from the tag, and after the build (which takes longer than the claim's
 settle time) it checks the claim is still its own; whoever wrote last owns the tag, every
 other run exits 3. The claim is deleted by its own unique digest afterwards (never
@@ -111,6 +111,7 @@ class Publisher:
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
+        check: Callable[[Builder, list[Built], BuildPushResult], None] | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
@@ -130,6 +131,8 @@ class Publisher:
         self._active: Builder | None = None  # the builder of the current run, to close
         # Names the run's claim and temporary tags, so prune tells a live run's from leftovers.
         self.run_id = run_id(now(), secrets.token_hex(6))
+        # build-push --check (tagger.check.gate): raises PolicyError before the push.
+        self._check = check
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -224,6 +227,10 @@ class Publisher:
                     images = builder.build(_with_labels(request, labels), self.log)
                 if o.squash:
                     images = self._squash(result, builder, images, build_args)
+                # --check: the image as it will be pushed; a failure is exit 1 before the
+                # push, and the finally below releases the claim and discards the images.
+                if self._check is not None and o.check != "off":
+                    self._check(builder, images, result)
                 # 5. confirm the claim, then push.
                 if claim is not None:
                     self._confirm_claim(d.tag, claim, claimed_at)

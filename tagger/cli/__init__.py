@@ -53,6 +53,7 @@ def _root(
 # Command registration: importing these modules is cheap by design.
 from tagger.cli import analyze as _analyze  # noqa: E402
 from tagger.cli import build_push as _build_push  # noqa: E402
+from tagger.cli import check as _check  # noqa: E402
 from tagger.cli import ci as _ci  # noqa: E402
 from tagger.cli import lint as _lint  # noqa: E402
 from tagger.cli import next as _next  # noqa: E402
@@ -67,6 +68,7 @@ _lint.register(app)
 _ci.register(app)
 _analyze.register(app)
 _squash.register(app)
+_check.register(app)
 _release.register(app)
 
 
@@ -76,7 +78,8 @@ def _err(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run imgtag; return the process exit code (see ``ExitCode``)."""
-    return run(app, list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run(app, _build_push.optional_values(args))
 
 
 def run(typer_app: typer.Typer, args: list[str]) -> int:

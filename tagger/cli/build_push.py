@@ -30,6 +30,27 @@ class BuilderName(enum.StrEnum):
     BUILDAH = "buildah"
 
 
+class CheckMode(enum.StrEnum):
+    ON = "on"
+    STRICT = "strict"
+    OFF = "off"
+
+
+def optional_values(args: list[str]) -> list[str]:
+    """``--check`` alone means ``--check=on`` (typer has no option with an optional value).
+
+    >>> optional_values(["build-push", "app", "--check", "--check=strict", "--", "--check"])
+    ['build-push', 'app', '--check=on', '--check=strict', '--', '--check']
+    """
+    if "build-push" not in args:
+        return args
+    out, rest = [], False
+    for arg in args:
+        rest = rest or arg == "--"
+        out.append("--check=on" if arg == "--check" and not rest else arg)
+    return out
+
+
 class OnExists(enum.StrEnum):
     FAIL = "fail"
     SKIP = "skip"
@@ -68,6 +89,16 @@ def register(app: typer.Typer) -> None:
         ] = None,
         lint: Annotated[
             bool | None, typer.Option("--lint/--no-lint", help="Lint the Dockerfile first.")
+        ] = None,
+        check: Annotated[
+            CheckMode | None,
+            typer.Option(
+                "--check",
+                case_sensitive=False,
+                help="Run imgtag check on the image after the build, before the tag is "
+                "written (--check, --check=strict: a check that cannot run fails too, "
+                "--check=off). [default: [tool.imgtag.check] build_push, else off]",
+            ),
         ] = None,
         on_exists: Annotated[
             OnExists | None,
@@ -144,6 +175,7 @@ def register(app: typer.Typer) -> None:
             "alias": alias or None,
             "squash": squash,
             "lint": lint,
+            "check": check.value if check else None,
             "on_exists": on_exists.value if on_exists else None,
             "allow_dirty": allow_dirty,
             "builder": builder.value if builder else None,

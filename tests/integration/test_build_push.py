@@ -52,6 +52,7 @@ JSON_KEYS = [
     "lint_findings",
     "squash",
     "builder",
+    "check",
 ]
 CLAIM_PREFIX = "imgtag-claim-"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
