@@ -358,7 +358,7 @@ _PUSHED_DIGEST = re.compile(r"^(?P<tag>\S+): digest: (?P<digest>sha256:[0-9a-f]{
 def status_digest(status: str, tag: str) -> str:
     """The digest in a push's final status line for ``tag``, else ``""``. Pure.
 
-    >>> status_digest("1.0.0-1: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")[:13]
+    >>> status_digest("1.0.0-1: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")[:12]
     'sha256:ababa'
     >>> status_digest("other: digest: sha256:" + "ab" * 32 + " size: 751", "1.0.0-1")
     ''

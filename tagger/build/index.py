@@ -30,6 +30,15 @@ def temp_tag(run_id: str, platform: Platform | None) -> str:
     return f"imgtag-tmp-{run_id}-{where}"
 
 
+def build_tag(run_id: str) -> str:
+    """The temporary tag a builder that pushes itself (buildx) writes its whole result to.
+
+    >>> build_tag("0a1b2c3d4e5f")
+    'imgtag-tmp-0a1b2c3d4e5f-build'
+    """
+    return f"imgtag-tmp-{run_id}-build"
+
+
 def config_platform(config: bytes) -> dict[str, str]:
     """An index entry's ``platform`` from an image config's ``os``/``architecture``/``variant``.
 

@@ -187,6 +187,7 @@ class Publisher:
             network=o.network,
         )
         builder.check(request)
+        direct = builder.pushes_by_building(squash=o.squash)
         if o.dry_run:
             self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder")
             return result
@@ -210,8 +211,16 @@ class Publisher:
                     **extra_labels,
                 }
                 self.log(f"building {local}:{d.tag} with the {builder.name} builder")
+                labelled = _with_labels(request, labels)
                 with self.stop.on_stop(builder.cancel):
-                    images = builder.build(_with_labels(request, labels), self.log)
+                    if direct:
+                        # buildx pushes its own result under a temporary tag of this run
+                        # (recorded first: a build stopped mid-push leaves none behind).
+                        temp = index.build_tag(secrets.token_hex(6))
+                        temp_tags.append((temp, ""))
+                        images = [builder.build_and_push(labelled, f"{local}:{temp}", self.log)]
+                    else:
+                        images = builder.build(labelled, self.log)
                 if o.squash:
                     images = self._squash(result, builder, images, build_args)
                 # 5. confirm the claim, then push.
@@ -234,7 +243,9 @@ class Publisher:
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
                 started = time.monotonic()
-                if len(o.platforms) > 1:
+                if direct:
+                    digest = self._publish_pushed(images[0], d.tag)
+                elif len(o.platforms) > 1:
                     digest = self._push_index(builder, images, local, d.tag, temp_tags)
                 else:
                     digest = self._push(builder, images[0], local, d.tag)
@@ -434,6 +445,21 @@ class Publisher:
             f"another job on this Docker engine keeps re-tagging {local}:{tag} while imgtag "
             "pushes it: run one build of a tag at a time per engine"
         )
+
+    def _publish_pushed(self, image: Built, tag: str) -> str:
+        """Write ``tag`` with exactly what the builder pushed under its temporary tag: the
+        same bytes, read back by their digest (so the same digest, and an index keeps its
+        attestation manifests)."""
+        repo = self.ref.repository
+        manifest = self.client.get_manifest(repo, image.image_id)
+        self.log(f"writing {self.ref}:{tag} from {image.name} ({image.image_id})")
+        digest = str(self.client.put_manifest(repo, tag, manifest.raw, manifest.media_type))
+        if digest != image.image_id:
+            raise EngineError(
+                f"the registry stored {digest} under {self.ref}:{tag} for the build's "
+                f"{image.image_id}: it rewrote the manifest"
+            )
+        return digest
 
     def _push_index(
         self,

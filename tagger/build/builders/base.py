@@ -301,6 +301,19 @@ class Builder(ABC):
     def discard(self, image: Built) -> None:
         """Forget the local name(s) this run gave ``image`` (never raises)."""
 
+    def pushes_by_building(self, *, squash: bool) -> bool:
+        """Whether this builder publishes through :meth:`build_and_push` (its build writes
+        the registry itself) rather than :meth:`build` then :meth:`push`."""
+        return False
+
+    def build_and_push(self, request: BuildRequest, name: str, progress: Progress) -> Built:
+        """Build ``request`` (every platform at once) and push the result straight to
+        ``name`` (``registry/repository:TEMP``, a temporary tag of the run); the returned
+        :class:`Built`'s ``image_id`` is the digest the registry stored (a manifest or the
+        builder's own index, attestations included). Only where
+        :meth:`pushes_by_building` says so."""
+        raise NotImplementedError(f"the {self.name} builder builds locally, then pushes")
+
     def forget(self, repository: str, tag: str) -> None:  # noqa: B027 (optional hook)
         """Forget the local name ``repository:tag`` that :meth:`push` gave (never raises).
 

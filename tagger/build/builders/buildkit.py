@@ -100,6 +100,55 @@ def build_argv(cli: DockerCli, request: BuildRequest, iidfile: str) -> list[str]
     return argv
 
 
+def buildx_push_argv(
+    cli: DockerCli, request: BuildRequest, name: str, metadata_file: str, *, plain_http: bool
+) -> list[str]:
+    """``docker buildx build`` that pushes to ``name`` itself: one build for every platform,
+    the registry gets BuildKit's own manifest or index (attestations included). Pure.
+
+    The docker driver refuses ``push-by-digest=true`` ("not implemented for docker
+    driver"), so ``name`` is a temporary tag of the run; ``tagger.build.publish`` writes
+    the final tag from it. ``registry.insecure=true`` lets BuildKit use a plain-HTTP or
+    loopback registry (it tries TLS first).
+
+    >>> req = BuildRequest(".", None, "r/a:b", platforms=(Platform("linux", "amd64"),
+    ...                    Platform("linux", "arm64")), network="host")
+    >>> " ".join(buildx_push_argv(DockerCli("docker", True, "26.1"), req, "r/a:t", "/m",
+    ...                           plain_http=True))
+    'docker buildx build --progress plain --metadata-file /m --output \
+type=image,name=r/a:t,push=true,registry.insecure=true --platform linux/amd64 \
+--platform linux/arm64 --network host .'
+    """
+    output = f"type=image,name={name},push=true"
+    if plain_http:
+        output += ",registry.insecure=true"
+    argv = [cli.path, "buildx", "build", "--progress", "plain", "--metadata-file", metadata_file]
+    argv += ["--output", output]
+    argv += cli_build_flags(request)
+    argv.append(request.context)
+    return argv
+
+
+def metadata_digest(text: str) -> str:
+    """The digest buildx's ``--metadata-file`` reports it pushed, else ``""``. Pure.
+
+    >>> metadata_digest('{"containerimage.digest": "sha256:' + "a" * 64 + '"}')[:9]
+    'sha256:aa'
+    >>> metadata_digest("{}"), metadata_digest("not json")
+    ('', '')
+    """
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return ""
+    digest = doc.get("containerimage.digest") if isinstance(doc, dict) else None
+    if not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 71:
+        return ""
+    return digest
+
+
 def failure(lines: Sequence[str]) -> str:
     """The sentence a failed build ends with: BuildKit's last error line. Pure.
 
@@ -131,9 +180,11 @@ class BuildKitBuilder(DockerBuilder):
         auth_config: AuthConfig = lambda: None,
         base_layers: BaseLayers = lambda _image, _platform: None,
         started: Callable[[Running], None] | None = None,
+        plain_http: bool = False,
     ) -> None:
         super().__init__(engine, auth_config)
         self.cli = cli
+        self._plain_http = plain_http
         self._runner = runner
         self._base_layers = base_layers
         self._started = started
@@ -158,6 +209,38 @@ class BuildKitBuilder(DockerBuilder):
             one = request.for_platform(platform) if len(platforms) > 1 else request
             built.append(self._build_one(one, network, platform, progress))
         return built
+
+    def pushes_by_building(self, *, squash: bool) -> bool:
+        # buildx pushes BuildKit's own result (every platform, attestations); --squash
+        # rewrites the image locally, so it takes the --load path.
+        return self.cli.buildx and not squash
+
+    def build_and_push(self, request: BuildRequest, name: str, progress: Progress) -> Built:
+        from dataclasses import replace
+
+        request = replace(request, network=self._network(request, progress))
+        with tempfile.TemporaryDirectory(prefix="imgtag-buildkit-") as temp:
+            metadata = os.path.join(temp, "metadata.json")
+            argv = buildx_push_argv(self.cli, request, name, metadata, plain_http=self._plain_http)
+            result = self._runner.stream(
+                argv, lambda line: progress(redact(line)), started=self._started
+            )
+            if result.returncode < 0:
+                raise EngineError(
+                    f"the build failed: the docker CLI was killed by signal {-result.returncode}"
+                )
+            if not result.ok:
+                raise EngineError(
+                    f"the build failed: {redact(failure(result.stdout.splitlines()))[:500]}"
+                )
+            try:
+                with open(metadata, encoding="utf-8") as fh:
+                    digest = metadata_digest(fh.read())
+            except OSError:
+                digest = ""
+        if not digest:
+            raise EngineError(f"the build of {name} reported no pushed digest (buildx metadata)")
+        return Built(digest, name, None)
 
     def _build_one(
         self,
