@@ -185,6 +185,7 @@ class Publisher:
             secrets=secret_paths,
             platforms=o.platforms,
             network=o.network,
+            **self._build_extras(),
         )
         builder.check(request)
         direct = builder.pushes_by_building(squash=o.squash)
@@ -279,7 +280,20 @@ class Publisher:
             secrets=shape if secrets_ is None else secrets_,
             platforms=self.o.platforms,
             network=self.o.network,
+            **self._build_extras(),
         )
+
+    def _build_extras(self) -> dict[str, Any]:
+        """The cache, provenance and annotation fields of a build request."""
+        o = self.o
+        return {
+            "cache_from": o.cache_from,
+            "cache_to": o.cache_to,
+            "no_cache": o.no_cache,
+            "pull": o.pull,
+            "provenance": o.provenance,
+            "annotations": parse_key_values(o.annotations, "--annotation"),
+        }
 
     # -- steps ---------------------------------------------------------------------------
 
