@@ -8,6 +8,7 @@ claimed. Every test asserts what a user sees and then the registry's state.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,38 @@ def test_the_config_file_sets_the_cache(
     view = bp.RegistryView.of(registry_plain)
     assert view.tags(repo) == ["1.0.0-1", "buildcache"]
     assert "manifests" not in view.manifest(repo, "1.0.0-1"), "provenance = false"
+
+
+# --- readers of an index with attestation manifests -------------------------------------
+
+
+def test_analyze_and_squash_read_an_image_with_attestations(
+    registry_plain: tb.Registry, env26: dict[str, str], engine26: tb.ModernEngine, tmp_path: Path
+) -> None:
+    from clirun import run_cli
+
+    dockerfile = "FROM scratch\nCOPY busybox /busybox\nCOPY content.txt /content.txt\n"
+    app = make_app(tmp_path / "app", "attested", dockerfile=dockerfile)
+    repo = bp.fresh_repo("attested")
+    pushed = bp.build_push(
+        app, registry_plain.image(repo), "--build", "1", "--provenance", "max", env=env26
+    )
+    bp.ok_doc(pushed)
+    ref = registry_plain.image(repo, "1.0.0-1")
+    # analyze --from-registry takes the image, never the attestation (unknown/unknown).
+    analyzed = run_cli(["analyze", ref, "--from-registry", "--format", "json"], env=env26)
+    assert analyzed.code == 0, analyzed.stderr
+    report = json.loads(analyzed.stdout)
+    assert len(report["layers"]) == 2, "the image's two layers, not the attestation's one"
+    # The same index loaded into the containerd image store: `docker save` writes it with
+    # its attestation, and squash reads the one image of it.
+    local = f"imgtag-it/attested-{repo[-8:]}:1"
+    loaded = subprocess.run(
+        [str(engine26.tools.docker), "buildx", "build", "--progress", "plain",
+         "--provenance", "mode=max", "--load", "-t", local, str(app.path)],
+        env=env26, capture_output=True, text=True,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    squashed = run_cli(["squash", local, "--from", "2", "--format", "json"], env=env26)
+    assert squashed.code == 0, squashed.stderr
+    assert '"squashed_layers": 2' in squashed.stdout
