@@ -98,6 +98,15 @@ def _bool_or(word: str) -> Validator:
     return check
 
 
+def _provenance(value: Any) -> str:
+    # `provenance = false` (TOML's boolean) or "false", "min", "max".
+    if value is False:
+        return "false"
+    if not isinstance(value, str) or value.lower() not in ("false", "min", "max"):
+        raise TypeError("false, min or max")
+    return value.lower()
+
+
 # Section "" is the top level: `next` and `build-push` keys. Each sub-table is its own.
 SCHEMA: Mapping[str, Mapping[str, Validator]] = {
     "": {
@@ -123,6 +132,12 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "secret": _str_list,
         "platform": _str_list,
         "network": _str,
+        "cache_from": _str_list,
+        "cache_to": _str_list,
+        "no_cache": _bool,
+        "pull": _bool,
+        "provenance": _provenance,
+        "annotation": _key_values,
         # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
         "provider": _choice("oci", "ghcr", "dockerhub"),
     },

@@ -97,6 +97,9 @@ class Engine:
         target: str | None,
         labels: Mapping[str, str],
         network_mode: str | None = None,
+        cache_from: list[str] | None = None,
+        nocache: bool = False,
+        pull: bool = False,
         progress: Progress = stderr_progress,
     ) -> BuildResult:
         """Build ``context`` and tag the result ``tag``; stream the build log to ``progress``.
@@ -118,6 +121,9 @@ class Engine:
                     forcerm=True,
                     decode=True,
                     network_mode=network_mode,
+                    cache_from=cache_from,
+                    nocache=nocache,
+                    pull=pull,
                 )
                 for chunk in stream:
                     if not isinstance(chunk, dict):

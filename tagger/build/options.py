@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.build.builders.base import BUILDER_NAMES, SecretSpec, parse_platforms, parse_secret
+from tagger.build.cache import CacheSpec, parse_caches, parse_provenance
 from tagger.check.settings import CheckSettings
 from tagger.errors import UsageError
 from tagger.lint.settings import LintSettings
@@ -42,6 +43,12 @@ class BuildPushOptions:
     secrets: tuple[SecretSpec, ...] = ()
     platforms: tuple[Platform, ...] = ()
     network: str | None = None
+    cache_from: tuple[CacheSpec, ...] = ()
+    cache_to: tuple[CacheSpec, ...] = ()
+    no_cache: bool = False
+    pull: bool = False
+    provenance: str | None = None
+    annotations: Sequence[str] = ()
     #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
     #: ``IMGTAG_PROVIDER`` are read where the client is opened.
     provider: str | None = None
@@ -101,6 +108,12 @@ class BuildPushOptions:
             secrets=tuple(parse_secret(v) for v in values["secret"]),
             platforms=parse_platforms(values["platform"]),
             network=values["network"] or None,
+            cache_from=parse_caches(values["cache_from"], "--cache-from"),
+            cache_to=parse_caches(values["cache_to"], "--cache-to"),
+            no_cache=bool(values["no_cache"]),
+            pull=bool(values["pull"]),
+            provenance=parse_provenance(values["provenance"]),
+            annotations=tuple(values["annotation"]),
             provider=project.value("provider"),
             check=str(check),
             check_settings=check_settings,
@@ -123,6 +136,12 @@ BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
     "secret": [],
     "platform": [],
     "network": None,
+    "cache_from": [],
+    "cache_to": [],
+    "no_cache": False,
+    "pull": False,
+    "provenance": None,
+    "annotation": [],
 }
 
 

@@ -18,11 +18,11 @@ time as long as the push itself took. Either way, step 6 (verify) checks the tag
 the digest just pushed, else exit 3 "overwrite detected".
 
 **Several platforms.** Each platform's image is pushed under a temporary tag of this run
-(``imgtag-tmp-HEX-OS-ARCH``), checked to be exactly the image built, then the tag gets one
-manifest PUT: the OCI image index of those manifests (``tagger.build.index``). The
-temporary tags are removed afterwards through unique placeholders (deleting by digest
-would delete the index's children), so the final tag is still written once, and only with
-what was built.
+(``imgtag-tmp-RUN-OS-ARCH``, ``tagger.registry.markers``), checked to be exactly the image
+built, then the tag gets one manifest PUT: the OCI image index of those manifests
+(``tagger.build.index``). The temporary tags are removed afterwards through unique
+placeholders (deleting by digest would delete the index's children), so the final tag is
+still written once, and only with what was built.
 """
 
 from __future__ import annotations
@@ -198,8 +198,10 @@ class Publisher:
             secrets=secret_paths,
             platforms=o.platforms,
             network=o.network,
+            **self._build_extras(),
         )
         builder.check(request)
+        direct = builder.pushes_by_building(squash=o.squash)
         if o.dry_run:
             self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder")
             return result
@@ -223,8 +225,16 @@ class Publisher:
                     **extra_labels,
                 }
                 self.log(f"building {local}:{d.tag} with the {builder.name} builder")
+                labelled = _with_labels(request, labels)
                 with self.stop.on_stop(builder.cancel):
-                    images = builder.build(_with_labels(request, labels), self.log)
+                    if direct:
+                        # buildx pushes its own result under a temporary tag of this run
+                        # (recorded first: a build stopped mid-push leaves none behind).
+                        temp = temp_tag(self.run_id, None)
+                        temp_tags.append((temp, ""))
+                        images = [builder.build_and_push(labelled, f"{local}:{temp}", self.log)]
+                    else:
+                        images = builder.build(labelled, self.log)
                 if o.squash:
                     images = self._squash(result, builder, images, build_args)
                 # --check: the image as it will be pushed; a failure is exit 1 before the
@@ -251,7 +261,9 @@ class Publisher:
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
                 started = time.monotonic()
-                if len(o.platforms) > 1:
+                if direct:
+                    digest = self._publish_pushed(images[0], d.tag)
+                elif len(o.platforms) > 1:
                     digest = self._push_index(builder, images, local, d.tag, temp_tags)
                 else:
                     digest = self._push(builder, images[0], local, d.tag)
@@ -285,7 +297,20 @@ class Publisher:
             secrets=shape if secrets_ is None else secrets_,
             platforms=self.o.platforms,
             network=self.o.network,
+            **self._build_extras(),
         )
+
+    def _build_extras(self) -> dict[str, Any]:
+        """The cache, provenance and annotation fields of a build request."""
+        o = self.o
+        return {
+            "cache_from": o.cache_from,
+            "cache_to": o.cache_to,
+            "no_cache": o.no_cache,
+            "pull": o.pull,
+            "provenance": o.provenance,
+            "annotations": parse_key_values(o.annotations, "--annotation"),
+        }
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -453,6 +478,21 @@ class Publisher:
             f"another job on this Docker engine keeps re-tagging {local}:{tag} while imgtag "
             "pushes it: run one build of a tag at a time per engine"
         )
+
+    def _publish_pushed(self, image: Built, tag: str) -> str:
+        """Write ``tag`` with exactly what the builder pushed under its temporary tag: the
+        same bytes, read back by their digest (so the same digest, and an index keeps its
+        attestation manifests)."""
+        repo = self.ref.repository
+        manifest = self.client.get_manifest(repo, image.image_id)
+        self.log(f"writing {self.ref}:{tag} from {image.name} ({image.image_id})")
+        digest = str(self.client.put_manifest(repo, tag, manifest.raw, manifest.media_type))
+        if digest != image.image_id:
+            raise EngineError(
+                f"the registry stored {digest} under {self.ref}:{tag} for the build's "
+                f"{image.image_id}: it rewrote the manifest"
+            )
+        return digest
 
     def _push_index(
         self,

@@ -148,6 +148,50 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--network", help="Network of RUN steps (host, none, default...)."),
         ] = None,
+        cache_from: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--cache-from",
+                envvar="IMGTAG_CACHE_FROM",
+                help="Cache to read, as buildx: type=registry,ref=R (a bare R means that), "
+                "type=inline, type=local,src=DIR; repeatable.",
+            ),
+        ] = None,
+        cache_to: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--cache-to",
+                envvar="IMGTAG_CACHE_TO",
+                help="Cache to write, as buildx: type=registry,ref=R[,mode=max], type=inline, "
+                "type=local,dest=DIR; a failed write fails the run unless ignore-error=true.",
+            ),
+        ] = None,
+        no_cache: Annotated[
+            bool | None,
+            typer.Option("--no-cache", envvar="IMGTAG_NO_CACHE", help="Build without any cache."),
+        ] = None,
+        pull: Annotated[
+            bool | None,
+            typer.Option("--pull", envvar="IMGTAG_PULL", help="Always pull the FROM images."),
+        ] = None,
+        provenance: Annotated[
+            str | None,
+            typer.Option(
+                "--provenance",
+                envvar="IMGTAG_PROVENANCE",
+                help="false, min or max: BuildKit's provenance attestation (buildkit with "
+                "buildx; default: BuildKit's own).",
+            ),
+        ] = None,
+        annotation: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--annotation",
+                envvar="IMGTAG_ANNOTATION",
+                help="KEY=VALUE: an OCI annotation of the manifest (buildkit, buildah); "
+                "repeatable.",
+            ),
+        ] = None,
         insecure_registry: InsecureOpt = None,
         ca_file: CaFileOpt = None,
     ) -> None:
@@ -182,6 +226,12 @@ def register(app: typer.Typer) -> None:
             "secret": secret or None,
             "platform": platform or None,
             "network": network,
+            "cache_from": cache_from or None,
+            "cache_to": cache_to or None,
+            "no_cache": no_cache,
+            "pull": pull,
+            "provenance": provenance,
+            "annotation": annotation or None,
         }
         options = BuildPushOptions.resolve(image, given, dry_run=dry_run)
         with handling_signals(Stop()) as stop:

@@ -32,6 +32,7 @@ from tagger.image.layers import HEAD_BYTES, Compression, compression, opened
 
 # Opening layers is tagger.image.layers' business; the name stays importable from here.
 from tagger.image.layers import decompressed as decompressed
+from tagger.registry.platform import image_entries
 
 # Config, manifest and index documents are a few KB; a bigger one is not an image.
 MAX_JSON_BYTES = 16 << 20
@@ -270,9 +271,10 @@ class SavedImage:
         if not isinstance(manifests, list) or len(manifests) != 1:
             raise ImageFormatError("index.json must list exactly one image manifest")
         manifest = self._blob_json(manifests[0], "image manifest")
-        if "manifests" in manifest:  # an index of platforms: take the only one
-            nested = manifest["manifests"]
-            if not isinstance(nested, list) or len(nested) != 1:
+        if "manifests" in manifest:  # an index of platforms: take the only image
+            # (BuildKit's attestation manifests beside it are not images).
+            nested = image_entries(manifest["manifests"])
+            if len(nested) != 1:
                 raise ImageFormatError("the archive holds a multi-platform index: pick one")
             manifest = self._blob_json(nested[0], "image manifest")
         config = manifest.get("config")
