@@ -8,6 +8,9 @@ connection or stalls, either at once or in the middle of a stream.
 from __future__ import annotations
 
 import io
+import socket
+import tarfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,3 +190,79 @@ def test_a_missing_image_is_exit_2_not_an_engine_failure(
     assert "the Docker engine has no image 'app:1'" in capsys.readouterr().err
     with pytest.raises(ImageNotFoundError):
         Engine({"DOCKER_HOST": "unix:///nonexistent/imgtag-test.sock"}).inspect_image("app:1")
+
+
+def _answer_once(path: str, answer: bytes) -> threading.Thread:
+    """A unix socket at ``path`` that answers one request with ``answer``, then hangs up."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            assert request.startswith(b"GET /images/app:1/get HTTP/1.1\r\n")
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def _tar_head(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info.tobuf()
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "words"),
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n600\r\n"
+            + _tar_head("l/layer.tar", 1 << 20)
+            + b"\0" * 1024
+            + b"\r\n",
+            ExitCode.ENGINE,
+            "cannot save app:1 from the engine: the stream broke off",
+            id="broken-off",
+        ),
+        pytest.param(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 23\r\n\r\n"
+            b'{"message":"disk full"}',
+            ExitCode.ENGINE,
+            "cannot save app:1 from the engine: 500 disk full",
+            id="500",
+        ),
+        pytest.param(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 35\r\n\r\n"
+            b'{"message":"No such image: app:1"}\n',
+            ExitCode.USAGE,
+            "the Docker engine has no image 'app:1'",
+            id="404",
+        ),
+    ],
+)
+def test_a_save_asked_on_the_socket_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Any,
+    answer: bytes,
+    code: ExitCode,
+    words: str,
+) -> None:
+    """With a unix DOCKER_HOST the save is written straight to the socket (the inspection
+    goes through the SDK, faked here): whatever the socket answers is one line."""
+    path = str(tmp_path / "engine.sock")
+    server = _answer_once(path, answer)
+    monkeypatch.setattr(docker, "APIClient", lambda **kwargs: SavesAfterInspectAPI(OSError()))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    assert main(["analyze", "app:1", "--base", "0"]) == code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("imgtag: error: ")]
+    assert len(errors) == 1 and words in errors[0], err
+    assert "Traceback" not in err
+    server.join(5)
