@@ -266,3 +266,41 @@ def test_a_save_asked_on_the_socket_fails_in_one_line(
     assert len(errors) == 1 and words in errors[0], err
     assert "Traceback" not in err
     server.join(5)
+
+
+def test_the_streamed_build_context_is_the_sdks(tmp_path: Any) -> None:
+    """The context streamed to the engine holds what the SDK's own temporary tar holds:
+    .dockerignore applied, a Dockerfile outside the context sent as an extra member."""
+    from docker import utils
+    from docker.api.build import process_dockerfile
+
+    from tagger.engine import _streamed_context
+
+    ctx = tmp_path / "ctx"
+    (ctx / "keep" / "deep").mkdir(parents=True)
+    (ctx / "keep" / "deep" / "a.txt").write_bytes(b"a" * 3_000_000)  # several pieces
+    (ctx / "secret.env").write_text("TOKEN=x\n")
+    (ctx / ".dockerignore").write_text("# comment\n*.env\n\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    outside = tmp_path / "Dockerfile.labelled"
+    outside.write_text("FROM scratch\nLABEL a=b\n")
+
+    def members(data: bytes) -> dict[str, bytes]:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            return {
+                m.name: (tar.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                for m in tar
+            }
+
+    with _streamed_context(str(ctx), None) as (body, param):
+        streamed = members(b"".join(body))
+    sdk = utils.tar(str(ctx), exclude=["*.env"], dockerfile=process_dockerfile(None, str(ctx)))
+    assert streamed == members(sdk.read())
+    assert "secret.env" not in streamed and len(streamed["keep/deep/a.txt"]) == 3_000_000
+    assert param == (None, None)
+
+    with _streamed_context(str(ctx), str(outside)) as (body, param):
+        streamed = members(b"".join(body))
+    name, contents = param
+    assert name.startswith(".dockerfile.") and streamed[name] == outside.read_bytes()
+    assert contents == outside.read_text()
