@@ -35,7 +35,6 @@ import queue
 import re
 import tarfile
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -46,6 +45,8 @@ from tagger.errors import ImageFormatError, UsageError
 from tagger.image.archive import ImageSource, LayerInfo, SavedImage, StreamedSave
 from tagger.image.layers import (
     HEAD_BYTES,
+    INFLATE_ERRORS,
+    Forward,
     Window,
     compression,
     decompressed,
@@ -212,7 +213,13 @@ class _Measure(Replay):
 
 # --- reading the layers ----------------------------------------------------------------
 
-_READ_ERRORS = (tarfile.TarError, zlib.error, gzip.BadGzipFile, EOFError, ValueError)
+_READ_ERRORS: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    *INFLATE_ERRORS,
+    gzip.BadGzipFile,
+    EOFError,
+    ValueError,
+)
 
 
 @contextlib.contextmanager
@@ -248,9 +255,11 @@ def _entries(tar: tarfile.TarFile | None, what: int | str | None) -> Iterator[ta
         raise layer_error(exc, where) from None
 
 
+_RECORD_ERRORS: tuple[type[Exception], ...] = (ImageFormatError, *_READ_ERRORS)
 # A layer of a streamed save is read before its index is known; its errors say where
 # with this stand-in until the layer's turn comes.
 _SOMEWHERE = "layer \0"
+_UNBOUNDED = 1 << 62  # the size of a window that ends where its stream ends
 # tar types as the replay's kinds (kind_of's table, for simple_headers' type bytes).
 _KINDS = {b"5": DIR, b"1": LINK, b"0": FILE, b"\0": FILE, b"7": FILE}
 
@@ -293,35 +302,28 @@ def read_records(
     read = _LayerRecords()
     records = read.records
     if opened:
-        try:
-            with open_tar(stored, what, seekable=False) as tar:
-                if tar is not None:
-                    members: list[tarfile.TarInfo] = tar.members  # type: ignore[attr-defined]
-                    while (info := tar.next()) is not None:
-                        members.clear()
-                        records.append((kind_of(info), info.name, info.size, info.linkname))
-        except (ImageFormatError, *_READ_ERRORS) as exc:
-            read.error = exc
-        return read
+        # A seekable view of the plain stream: file data is skipped into one buffer, not
+        # copied through tarfile's stream mode, and plain headers skip tarfile as below.
+        stored = cast(IO[bytes], Window(Forward(stored), _UNBOUNDED))
     try:
         head = stored.peek(HEAD_BYTES)[:HEAD_BYTES] if isinstance(stored, Window) else b""
-        if not head:  # an in-memory layer
+        if not head and not isinstance(stored, Window):  # an in-memory layer
             head = stored.read(HEAD_BYTES)
             stored.seek(0)
-        seekable = compression(head, _SOMEWHERE) == "plain"
+        seekable = opened or compression(head, what) == "plain"
         if seekable and isinstance(stored, Window):
             for kind, name, size, link in simple_headers(stored):
                 records.append((_KINDS.get(kind, OTHER), name, size, link))
         with contextlib.ExitStack() as stack:
-            plain = stored if seekable else stack.enter_context(decompressed(stored, _SOMEWHERE))
-            tar = stack.enter_context(open_tar(plain, _SOMEWHERE, seekable=seekable))
+            plain = stored if seekable else stack.enter_context(decompressed(stored, what))
+            tar = stack.enter_context(open_tar(plain, what, seekable=seekable))
             if tar is None:
                 return read
             members = tar.members  # type: ignore[attr-defined]
             while (info := tar.next()) is not None:
                 members.clear()
                 records.append((kind_of(info), info.name, info.size, info.linkname))
-    except (ImageFormatError, *_READ_ERRORS) as exc:
+    except _RECORD_ERRORS as exc:
         read.error = exc
     return read
 
