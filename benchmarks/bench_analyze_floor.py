@@ -83,8 +83,7 @@ def build(shape: str, env: dict[str, str]) -> str:
 
 def timed(argv: Sequence[str], env: dict[str, str], what: str) -> tuple[float, str]:
     started = time.perf_counter()
-    proc = subprocess.run(list(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, check=False)  # fmt: skip
+    proc = subprocess.run(list(argv), env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise BenchError(f"{what} exited {proc.returncode}: {proc.stderr.strip()[-600:]}")
@@ -132,7 +131,9 @@ def bench(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         theirs = json.loads(outputs["registry"])
         for key in ("size", "wasted_bytes", "efficiency"):
             if theirs[key] != ours[key]:
-                raise BenchError(f"--from-registry says {key} {theirs[key]}, the engine {ours[key]}")
+                raise BenchError(
+                    f"--from-registry says {key} {theirs[key]}, the engine {ours[key]}"
+                )
         pairs.append(("registry", "dive"))
     ratios = {f"{a}/{b}": round(medians[a] / medians[b], 3) for a, b in pairs}
     per_round = {
@@ -179,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name:9} {median:.3f} s (median)")
     for key, ratio in result["ratios"].items():
         target = TARGETS.get(key)
-        verdict = "" if target is None else f"  target <= {target}: {'met' if ratio <= target else 'NOT met'}"
+        met = target is not None and ratio <= target
+        verdict = "" if target is None else f"  target <= {target}: {'met' if met else 'NOT met'}"
         print(f"ratio {key}: {ratio:.3f}{verdict}  per round: {result['ratios_per_round'][key]}")
     return 0
 

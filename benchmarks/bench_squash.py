@@ -98,8 +98,8 @@ def small_dockerfile(ctx: Path) -> str:
             (folder / f"f{n}").write_bytes(os.urandom(SMALL_BYTES))
         lines.append(f"COPY s{i} /small/s{i}")
         if i:
-            gone = " ".join(f"/small/s{i - 1}/f{n}" for n in range(0, SMALL_FILES, 10))
-            lines.append(f'RUN ["/bin/busybox", "rm", {", ".join(json.dumps(g) for g in gone.split())}]')
+            gone = [f"/small/s{i - 1}/f{n}" for n in range(0, SMALL_FILES, 10)]
+            lines.append("RUN " + json.dumps(["/bin/busybox", "rm", *gone]))
     lines.append('CMD ["/bin/busybox", "ls", "/small"]')
     return "\n".join(lines) + "\n"
 
@@ -200,7 +200,9 @@ def bench(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[str
         },
     }
     result["analyze"] = (
-        {"skipped": "--skip-analyze"} if args.skip_analyze else bench_analyze(args, env, imgtag, dive)
+        {"skipped": "--skip-analyze"}
+        if args.skip_analyze
+        else bench_analyze(args, env, imgtag, dive)
     )
     return result
 
@@ -267,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"per round {sq['time_ratio_per_round']}")  # fmt: skip
     print(f"size: imgtag {sq['size']['imgtag']} bytes, docker-squash "
           f"{sq['size']['docker-squash']} bytes, ratio {sq['size_ratio']:.4f} "
-          f"(target <= {TARGET_SIZE}: {'met' if sq['size_ratio'] <= TARGET_SIZE else 'NOT met'})")  # fmt: skip
+          f"(target <= {TARGET_SIZE}: "
+          f"{'met' if sq['size_ratio'] <= TARGET_SIZE else 'NOT met'})")  # fmt: skip
     an = result["analyze"]
     if "skipped" in an:
         print(f"analyze: {an['skipped']}")
