@@ -91,7 +91,9 @@ def run(typer_app: typer.Typer, args: list[str]) -> int:
     # Read --debug before parsing, so it also covers errors while parsing options.
     debug = "--debug" in args
     try:
-        rv = typer_app(args=args, prog_name="imgtag", standalone_mode=False)
+        rv = _only_the_command(typer_app, args)(
+            args=args, prog_name="imgtag", standalone_mode=False
+        )
     except ImgtagError as exc:
         _err(str(exc))
         return int(exc.exit_code)
@@ -128,6 +130,24 @@ def run(typer_app: typer.Typer, args: list[str]) -> int:
         return int(ExitCode.INTERNAL)
     # typer returns an int when it handled an exit itself (--help, --version, Ctrl-C).
     return int(rv) if isinstance(rv, int) else int(ExitCode.OK)
+
+
+def _only_the_command(typer_app: typer.Typer, args: list[str]) -> typer.Typer:
+    """``typer_app`` with only the command ``args`` name, when they name one: typer turns
+    every registered command's options into click's on each run, ~20 ms for eight of them,
+    a seventh of ``imgtag next`` (benchmarks/README.md). The options are still declared
+    once and parsed by typer alone; ``imgtag --help`` and a misspelt command see them all.
+    The root's options are flags, so the first word that is no option is the command."""
+    import copy
+
+    # (Not next(): the submodule tagger.cli.next shadows the builtin in this package.)
+    words = [arg for arg in args if not arg.startswith("-")]
+    chosen = [info for info in typer_app.registered_commands if words and info.name == words[0]]
+    if len(chosen) != 1 or typer_app.registered_groups:
+        return typer_app
+    slim = copy.copy(typer_app)
+    slim.registered_commands = chosen
+    return slim
 
 
 def _interrupted_inside(exc: BaseException) -> Interrupted | None:
