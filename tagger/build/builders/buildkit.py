@@ -81,10 +81,14 @@ def find_cli(runner: Runner, env: Mapping[str, str]) -> DockerCli | None:
             candidates.append(path)
     legacy: DockerCli | None = None
     for path in candidates:
+        # buildx first: it answers without asking the engine, and where it works the
+        # client's version does not matter (one process less on every build-push).
+        buildx = runner.run([path, "buildx", "version"], timeout=20)
+        if buildx.ok:
+            words = buildx.stdout.split()
+            return DockerCli(path, True, f"buildx {words[1]}" if len(words) > 1 else "buildx")
         answer = runner.run([path, "version", "--format", "{{.Client.Version}}"], timeout=20)
         version = answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else ""
-        if runner.run([path, "buildx", "version"], timeout=20).ok:
-            return DockerCli(path, True, version)
         major = client_major(version)
         if legacy is None and major is not None and major < LEGACY_BUILDKIT_BEFORE:
             legacy = DockerCli(path, False, version)
@@ -325,6 +329,15 @@ class BuildKitBuilder(DockerBuilder):
         from dataclasses import replace
 
         request = replace(request, network=self._network(request, progress))
+        try:
+            return self._build_and_push(request, name, progress)
+        except BaseException:
+            # buildx may have named the image in the engine before it failed (a --cache-to
+            # that cannot be written fails after the push): the run leaves no name behind.
+            self.engine.untag(name)
+            raise
+
+    def _build_and_push(self, request: BuildRequest, name: str, progress: Progress) -> Built:
         with tempfile.TemporaryDirectory(prefix="imgtag-buildkit-") as temp:
             metadata = os.path.join(temp, "metadata.json")
             argv = buildx_push_argv(self.cli, request, name, metadata, plain_http=self._plain_http)
