@@ -9,6 +9,7 @@ claimed. Every test asserts what a user sees and then the registry's state.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,19 @@ def env20(testbed: tb.Testbed) -> dict[str, str]:
 
 
 def cached_steps(stderr: str) -> int:
-    return sum(1 for line in stderr.splitlines() if line.rstrip().endswith(" CACHED"))
+    """How many Dockerfile steps BuildKit took from a cache rather than running them.
+
+    A hit prints ``#N CACHED``; a hit whose layer is needed for the export prints, instead,
+    the download of that layer from the cache (``#N sha256:<64 hex> 113B / 113B done``).
+    A step that ran prints neither: a COPY that ran has no download lines.
+    """
+    steps = set(re.findall(r"^#(\d+) \[[^\]]*\d+/\d+\] ", stderr, re.MULTILINE))
+    hits = {
+        step
+        for step in steps
+        if re.search(rf"^#{step} (CACHED|sha256:[0-9a-f]{{64}} .* done)\s*$", stderr, re.MULTILINE)
+    }
+    return len(hits)
 
 
 def test_a_registry_cache_is_written_then_hits_after_a_prune(
