@@ -127,6 +127,9 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "concurrency": _nonneg_int,
         "provider": _choice("oci", "ghcr", "dockerhub"),
         "untagged": _bool,
+        "untagged_grace": _str,
+        "keep_from": _str,
+        "validate": _bool,
     },
     "lint": {
         "ignore": _str_list,

@@ -6,9 +6,10 @@ since planning, so a plan made a minute ago never deletes what a push made since
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from tagger.errors import NotFound, RegistryError
@@ -32,8 +33,12 @@ def apply(
     concurrency: int,
     unique: Callable[[], str],
     stop: Stop | None = None,
+    pool: Executor | None = None,
 ) -> list[Outcome]:
     """Carry out the deletes and untags, compare-and-delete.
+
+    ``pool`` runs the requests (a run over many repositories shares one, so that
+    ``--concurrency`` bounds the requests in flight in all); else one of ``concurrency``.
 
     Each tag is HEADed again just before it is touched, and skipped if its digest
     changed since planning; kept tags are HEADed again before the deletes, and so are
@@ -101,7 +106,10 @@ def apply(
             return Outcome(action, False, str(exc))
 
     outcomes: list[Outcome] = [untag(a) for a in untags]
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    own = ThreadPoolExecutor(max_workers=max(1, concurrency)) if pool is None else None
+    with own or contextlib.nullcontext():
+        pool = own or pool
+        assert pool is not None
         # A kept tag moved onto a doomed digest since planning (a rollback of `latest`)
         # makes that digest a keeper: deleting it would take the kept tag along.
         kept = [a for a in actions if a.action == KEEP]
