@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from tagger.errors import NotFound, RegistryError
+from tagger.errors import NotFound, Protected, RegistryError
 from tagger.lifecycle import Stop
 from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
 from tagger.registry.markers import untag as untag_alone
@@ -87,6 +87,8 @@ def apply(
             client.delete_manifest(repository, digest)
         except NotFound:
             return [Outcome(a, True, "already gone") for a in group]
+        except Protected as exc:  # the registry's own rule: a keep it decides, not a failure
+            return skipped(group, str(exc))
         except RegistryError as exc:
             return [Outcome(a, False, str(exc)) for a in group]
         return [Outcome(a, True) for a in group]
@@ -102,6 +104,8 @@ def apply(
                 return Outcome(replace(action, action=SKIP, reason="changed since planning"), True)
             via = untag_alone(client, repository, action.tag, unique)
             return Outcome(action, True, "via a placeholder" if via else "")
+        except Protected as exc:
+            return Outcome(replace(action, action=SKIP, reason=str(exc)), True)
         except RegistryError as exc:
             return Outcome(action, False, str(exc))
 
