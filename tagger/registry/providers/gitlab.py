@@ -220,7 +220,8 @@ class GitLabProvider:
                 api.registry_delete(repository, ref)
             except AccessDenied as exc:
                 raise Protected(
-                    f"GitLab refused to delete {ref[:19]}: a protected tag points at it ({exc})"
+                    f"protected: GitLab refused to delete {ref[:19]}, a protected tag points "
+                    f"at it ({exc})"
                 ) from None
             return
         if not self._rest_deletes:
