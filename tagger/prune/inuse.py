@@ -14,6 +14,7 @@ what runs.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tagger.registry.http import clean
 from tagger.registry.protocols import Registry
 from tagger.registry.reference import Reference, is_digest
 
+_DIGEST_LIKE = re.compile(r"(sha256|sha384|sha512):", re.IGNORECASE)
 #: More than any cluster runs; a larger file is not a list of images.
 MAX_BYTES = 16 * 1024 * 1024
 
@@ -54,6 +56,12 @@ def parse_in_use(text: str, source: str) -> list[InUse]:
             if is_digest(word):
                 out.append(InUse(number, digest=word))
                 continue
+            if _DIGEST_LIKE.match(word):
+                # "sha256:abc" would parse as the image sha256 tagged abc: a cut-off digest.
+                raise UsageError(
+                    f"--keep-from {source}, line {number}: {clean(word, 80)!r} is not a digest "
+                    "(algorithm:hex, sha256 is 64 hex digits)"
+                )
             try:
                 ref = Reference.parse(word)
             except ImgtagError as exc:

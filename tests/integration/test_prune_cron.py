@@ -401,3 +401,46 @@ def test_kill_9_in_a_many_repository_run_then_a_rerun_ends_as_an_uninterrupted_o
         final = tags_of(real, repo)
         assert set(final) == expected, repo
         assert all(final[t] == before[repo][t] for t in final), repo
+
+
+# --- build-push: claims through the provider ------------------------------------------------
+
+
+def test_build_push_claims_on_gitlab_and_harbor_go_through_their_provider(
+    gitlab: GitLabSimulator,
+    harbor: HarborSimulator,
+    real: RegistryClient,
+    registry_plain: tb.Registry,
+    testbed: tb.Testbed,
+    tmp_path: Path,
+) -> None:
+    from appfixture import make_app
+
+    app = make_app(tmp_path / "app", "hello self-hosted")
+    project = gitlab.projects[2]
+    on_gitlab = run_cli(
+        ["build-push", f"{gitlab.registry_host}/{project}", "--build", "1", "--format", "json"],
+        cwd=app.path,
+        env={**testbed.env(), **gitlab_env(gitlab, GITLAB_TOKEN=GITLAB_TOKEN)},
+    )
+    assert on_gitlab.code == 0, on_gitlab.stderr
+    assert "cannot delete" not in on_gitlab.stderr
+    # The claim went by its digest through GitLab's registry API.
+    assert gitlab.front.count("DELETE", "/manifests/sha256:") >= 1
+    assert set(tags_of(real, project)) == {"1.0.0-1"}
+    pushed = json.loads(on_gitlab.stdout)["digest"]
+    assert live_manifests(registry_plain, project) == {pushed}
+
+    repo = f"hb{uuid.uuid4().hex[:6]}/svc"
+    on_harbor = run_cli(
+        ["build-push", f"{harbor.registry_host}/{repo}", "--build", "1", "--format", "json"],
+        cwd=app.path,
+        env={**testbed.env(), **harbor_env(harbor, tmp_path), "IMGTAG_PROVIDER": "harbor"},
+    )
+    assert on_harbor.code == 0, on_harbor.stderr
+    assert "cannot delete" not in on_harbor.stderr
+    assert harbor.api.count("DELETE", r"/artifacts/sha256:[0-9a-f]{64}$") >= 1
+    assert harbor.front.count("DELETE") == 0  # Harbor's API, not the registry's
+    assert set(tags_of(real, repo)) == {"1.0.0-1"}
+    assert HARBOR_PASSWORD not in on_harbor.stdout + on_harbor.stderr
+    assert GITLAB_TOKEN not in on_gitlab.stdout + on_gitlab.stderr
