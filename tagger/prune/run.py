@@ -1,11 +1,13 @@
-"""``imgtag prune`` across repositories: settings, then plan and apply through the
+"""``imgtag prune`` across repositories: settings, the ``IMAGE`` targets (``REG/path/*``
+expanded through the registry's listing), then plan, apply and validate through the
 registries it is handed, returning a :class:`PruneResult`. Does I/O (registries, progress
-on stderr); the decisions are ``tagger.prune.plan``'s, the printing ``tagger.prune.report``'s
+on stderr; :func:`parse_target` is pure); the decisions are ``tagger.prune.plan``'s, the printing ``tagger.prune.report``'s
 and the command line's, the signals the command line's (through the ``Stop`` it passes).
 
 Settings: option > ``IMGTAG_*`` variable > ``--policy`` file > ``[tool.imgtag.prune]`` >
 default. :meth:`PruneResult.outcome_error` is what the run ends with: ``None`` when every
-action succeeded, exit 5 when any failed (each named), 143/130/129 when a signal stopped it,
+action succeeded, exit 5 when any failed or (``--validate``) a tag that stays does not
+resolve (each named), 143/130/129 when a signal stopped it,
 1 when the plan was larger than ``--max-delete``; a re-run finishes the job.
 """
 

@@ -281,7 +281,8 @@ class RegistryClient:
             return (
                 f"{self.host} does not delete through the registry API (it answered DELETE "
                 "with 405 UNSUPPORTED): for a hosted registry at this address set --provider "
-                "(ghcr, dockerhub); for Distribution, enable storage.delete.enabled"
+                "(ghcr, dockerhub, gitlab, harbor); for Distribution, enable "
+                "storage.delete.enabled"
             )
         except (AuthenticationError, AccessDenied):
             return f"{self.host} does not let these credentials delete in {repository}"
