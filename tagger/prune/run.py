@@ -1,8 +1,9 @@
 """``imgtag prune`` across repositories: settings, the ``IMAGE`` targets (``REG/path/*``
 expanded through the registry's listing), then plan, apply and validate through the
 registries it is handed, returning a :class:`PruneResult`. Does I/O (registries, progress
-on stderr; :func:`parse_target` is pure); the decisions are ``tagger.prune.plan``'s, the printing ``tagger.prune.report``'s
-and the command line's, the signals the command line's (through the ``Stop`` it passes).
+on stderr; :func:`parse_target` is pure); the decisions are ``tagger.prune.plan``'s, the
+printing ``tagger.prune.report``'s and the command line's, the signals the command line's
+(through the ``Stop`` it passes).
 
 Settings: option > ``IMGTAG_*`` variable > ``--policy`` file > ``[tool.imgtag.prune]`` >
 default. :meth:`PruneResult.outcome_error` is what the run ends with: ``None`` when every
