@@ -80,8 +80,8 @@ fi
 export PATH="$PATH:$PWD/.tools/node_modules/.bin"
 
 failed=()
-echo "== ruff check tagger tests" >&2
-ruff check tagger tests || failed+=(ruff)
+echo "== ruff check tagger tests benchmarks" >&2
+ruff check tagger tests benchmarks || failed+=(ruff)
 echo "== mypy" >&2
 mypy || failed+=(mypy)
 echo "== pytest $*" >&2

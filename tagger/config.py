@@ -139,7 +139,7 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "provenance": _provenance,
         "annotation": _key_values,
         # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
-        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "provider": _choice("oci", "ghcr", "dockerhub", "gitlab", "harbor"),
     },
     "prune": {
         "keep_last": _nonneg_int,
@@ -149,8 +149,11 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "match": _str,
         "max_delete": _nonneg_int,
         "concurrency": _nonneg_int,
-        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "provider": _choice("oci", "ghcr", "dockerhub", "gitlab", "harbor"),
         "untagged": _bool,
+        "untagged_grace": _str,
+        "keep_from": _str,
+        "validate": _bool,
     },
     "lint": {
         "ignore": _str_list,

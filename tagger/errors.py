@@ -127,6 +127,11 @@ class NotFound(RegistryError):
     """
 
 
+class Protected(RegistryError):
+    """The registry refuses to delete this by a rule of its own (GitLab's protected tags,
+    Harbor's immutable-tag rules): prune reports it as a skip, in the registry's words."""
+
+
 class Unsupported(RegistryError):
     """The registry does not support the operation (405, or 400 UNSUPPORTED/DIGEST_INVALID
     for a DELETE by tag on Distribution)."""

@@ -305,7 +305,9 @@ class FakeRegistry:
         self._run_hooks(call, after=True)
         return blob
 
-    def has_blob(self, repository: str, digest: str) -> bool:
+    def has_blob(
+        self, repository: str, digest: str, *, actions: tuple[str, ...] = ("pull", "push")
+    ) -> bool:
         call = self._call("has_blob", repository, digest)
         with self._lock:
             found = digest in self.repo(repository).blobs
@@ -325,6 +327,11 @@ class FakeRegistry:
         tags = sorted(self.tags(repository))
         self._run_hooks(call, after=True)
         return tags
+
+    def list_repositories(self, prefix: str) -> list[str]:
+        under = f"{prefix}/" if prefix else ""
+        with self._lock:
+            return sorted(r for r, repo in self._repos.items() if r.startswith(under) and repo.tags)
 
     def image_config(
         self, repository: str, ref: str, platform: Platform | None = None

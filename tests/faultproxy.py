@@ -68,6 +68,8 @@ MAX_DELAY_S = 60.0
 #: Upper bound on chunks of one chunked request body (each at least 1 byte anyway).
 _MAX_CHUNKS = 1 << 20
 _COPY_CHUNK = 256 * 1024
+#: A simulator's answer instead of forwarding: (status, headers, body), or None to forward.
+Hook = Callable[[str, str, str], "tuple[int, dict[str, str], bytes] | None"]
 _ERROR_CODES = {
     405: "UNSUPPORTED",  # ghcr.io's answer to a DELETE (tests/simulators)
     429: "TOOMANYREQUESTS",
@@ -141,6 +143,7 @@ class FaultProxy:
         self._served: Served | None = None
         # Kept after stop(): a handler still finishing an answer rewrites headers with it.
         self._port: int | None = None
+        self._hook: Hook | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -185,6 +188,13 @@ class FaultProxy:
         return f"{ref}:{tag}" if tag else ref
 
     # ------------------------------------------------------------------ faults
+
+    def intercept(self, hook: Hook | None) -> None:
+        """Let ``hook(method, path, query)`` answer a request itself (a simulator's own
+        rules in front of the real registry): it returns ``(status, headers, body)``, or
+        ``None`` to forward the request as usual. Faults come first."""
+        with self._lock:
+            self._hook = hook
 
     def fail(
         self,
@@ -414,6 +424,14 @@ class _Handler(Handler):
             code = _ERROR_CODES.get(fault.status, "UNKNOWN")
             record(fault.status, f"status {fault.status}")
             self._answer_error(fault.status, code, "injected by the test bed", headers)
+            return
+        with proxy._lock:
+            hook = proxy._hook
+        answer = hook(method, path, query) if hook is not None else None
+        if answer is not None:
+            status, extra, data = answer
+            record(status, "intercepted")
+            self.send(status, extra, data)
             return
         self._forward(method, body, record)
 

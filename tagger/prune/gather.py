@@ -8,7 +8,7 @@ blobs only where a keep rule needs created times (once per digest), the markers
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from tagger.errors import RegistryError
@@ -20,13 +20,22 @@ from tagger.version.grammar import ImageVersion
 
 
 def gather(
-    client: Registry, repository: str, policy: Policy, concurrency: int
+    client: Registry,
+    repository: str,
+    policy: Policy,
+    concurrency: int,
+    pool: Executor | None = None,
 ) -> tuple[list[TagState], dict[str, frozenset[str]], frozenset[str]]:
     """What the registry holds for ``repository``: one tag list, concurrent HEADs, index
     children (nested ones too), config blobs only where a rule needs created times (once
-    per digest), and the signature subjects that are gone."""
+    per digest), and the signature subjects that are gone.
+
+    ``pool`` runs the requests where a run over many repositories shares one (its owner
+    shuts it down); else one of ``concurrency`` threads lives for this call."""
     tags = client.list_tags(repository)
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    own = ThreadPoolExecutor(max_workers=max(1, concurrency)) if pool is None else None
+    pool = own or pool
+    assert pool is not None
     try:
         heads = list(pool.map(lambda t: (t, client.head_manifest(repository, t)), tags))
         infos = {t: h for t, h in heads if h is not None}  # vanished since the list: skip
@@ -61,7 +70,8 @@ def gather(
         )
     finally:
         # A signal raised while waiting: queued requests are dropped, not run to the end.
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own is not None:
+            own.shutdown(wait=True, cancel_futures=True)
     states = []
     for t, h in infos.items():
         is_claim = t.startswith(CLAIM_PREFIX)
@@ -81,7 +91,7 @@ def gather(
 
 
 def _index_children(
-    client: Registry, repository: str, pool: ThreadPoolExecutor, indexes: set[str]
+    client: Registry, repository: str, pool: Executor, indexes: set[str]
 ) -> dict[str, frozenset[str]]:
     children: dict[str, frozenset[str]] = {}
     todo = sorted(indexes)

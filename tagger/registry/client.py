@@ -44,7 +44,8 @@ from tagger.registry.mediatypes import (
     is_index,
 )
 from tagger.registry.platform import Platform, pick
-from tagger.registry.reference import is_digest, is_tag
+from tagger.registry.protocols import ListsRepositories
+from tagger.registry.reference import is_digest, is_repository, is_tag
 from tagger.registry.transport import Transport, request_json
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["BlobReader", "Manifest", "ManifestInfo", "RegistryClient", "scope", "url_digest"]
 
 MAX_TAG_PAGES = 10_000
+CATALOG_PAGE = 1000  # names a catalog page asks for (Distribution's default is 100)
 POOL_SIZE = 16  # connections kept per host: Transport's default
 
 
@@ -279,7 +281,8 @@ class RegistryClient:
             return (
                 f"{self.host} does not delete through the registry API (it answered DELETE "
                 "with 405 UNSUPPORTED): for a hosted registry at this address set --provider "
-                "(ghcr, dockerhub); for Distribution, enable storage.delete.enabled"
+                "(ghcr, dockerhub, gitlab, harbor); for Distribution, enable "
+                "storage.delete.enabled"
             )
         except (AuthenticationError, AccessDenied):
             return f"{self.host} does not let these credentials delete in {repository}"
@@ -322,6 +325,41 @@ class RegistryClient:
                     yield tag
             url = next_link(resp.headers.get("Link"), resp.url)
         raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of tags")
+
+    def list_repositories(self, prefix: str) -> list[str]:
+        """Every repository under ``prefix/`` (``""``: all): the provider's own listing
+        where it has one, else the registry API's ``_catalog``, paged with ``Link``."""
+        if isinstance(self.provider, ListsRepositories):
+            names = self.provider.repositories(self, prefix)
+        else:
+            names = list(self._catalog())
+        under = f"{prefix}/" if prefix else ""
+        # Names come from the registry: only valid repository paths reach a URL.
+        return sorted({n for n in names if n.startswith(under) and is_repository(n)})
+
+    def _catalog(self) -> Iterator[str]:
+        base = self.transport.base_url()
+        url: str | None = f"{base}/v2/_catalog?n={CATALOG_PAGE}"
+        for _ in range(MAX_TAG_PAGES):
+            if url is None:
+                return
+            doing = f"listing the repositories of {self.host}"
+            resp = self.transport.request(
+                "GET",
+                "",
+                url=url,
+                scope="registry:catalog:*",
+                doing=doing,
+                max_bytes=MAX_PAGE_BYTES,
+                what="a page of the catalog",
+            )
+            body = request_json(resp, doing)
+            names = body.get("repositories") if isinstance(body, dict) else None
+            for name in names if isinstance(names, list) else []:
+                if isinstance(name, str):
+                    yield name
+            url = next_link(resp.headers.get("Link"), resp.url)
+        raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of its catalog")
 
     # -- blobs ---------------------------------------------------------------------------
 
@@ -366,11 +404,15 @@ class RegistryClient:
         finally:
             resp.close()
 
-    def has_blob(self, repository: str, digest: str) -> bool:
+    def has_blob(
+        self, repository: str, digest: str, *, actions: tuple[str, ...] = ("pull", "push")
+    ) -> bool:
+        """Whether the blob is there (``actions``: the token scope; the default is an
+        upload's, ``("pull",)`` a reader's)."""
         resp = self.transport.request(
             "HEAD",
             f"/v2/{repository}/blobs/{url_digest(digest, 'a blob digest')}",
-            scope=scope(repository, "pull", "push"),
+            scope=scope(repository, *actions),
             doing=f"checking the blob {self._where(repository, digest)}",
             ok=(404,),
         )

@@ -20,7 +20,10 @@ from tagger.registry.protocols import Provider
 from tagger.registry.reference import HUB_HOSTS, Reference
 from tagger.registry.transport import Transport
 
-PROVIDERS = ("oci", "ghcr", "dockerhub")
+PROVIDERS: tuple[str, ...] = ("oci", "ghcr", "dockerhub")
+# Self-hosted registries' providers (issue 22): GitLab by host or $CI_REGISTRY, Harbor by name.
+SELF_HOSTED = ("gitlab", "harbor")
+PROVIDERS += SELF_HOSTED
 GHCR_HOSTS = frozenset({"ghcr.io"})
 POOL_SIZE = 16  # connections kept per host: Transport's default
 
@@ -53,11 +56,30 @@ def choose(
         return "ghcr"
     if ref.registry in HUB_HOSTS:
         return "dockerhub"
+    if _is_gitlab(ref.registry, env or {}):
+        return "gitlab"
     return "oci"
 
 
-def make_provider(name: str, env: Mapping[str, str], budget: RetryBudget) -> Provider:
-    """The provider called ``name`` (see :func:`choose`); its API shares ``budget``."""
+def _is_gitlab(host: str, env: Mapping[str, str]) -> bool:
+    from tagger.registry.providers.gitlab import HOSTS
+
+    return host in HOSTS or (bool(env.get("CI_REGISTRY")) and host == env.get("CI_REGISTRY"))
+
+
+def make_provider(
+    name: str, env: Mapping[str, str], budget: RetryBudget, host: str = ""
+) -> Provider:
+    """The provider called ``name`` (see :func:`choose`) for the registry ``host``; its
+    API shares ``budget``."""
+    if name == "gitlab":
+        from tagger.registry.providers.gitlab import GitLabProvider
+
+        return GitLabProvider(env, budget)
+    if name == "harbor":
+        from tagger.registry.providers.harbor import HarborProvider
+
+        return HarborProvider(env, budget, host)
     if name == "ghcr":
         from tagger.registry.providers.ghcr import GhcrProvider
 
@@ -111,4 +133,4 @@ def open_client(
         budget=budget,
         pool_size=max(POOL_SIZE, concurrency),
     )
-    return RegistryClient(transport, make_provider(name, env, budget)), credentials
+    return RegistryClient(transport, make_provider(name, env, budget, ref.registry)), credentials

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tagger.registry.manifests import Manifest, ManifestInfo
 from tagger.registry.platform import Platform
@@ -77,6 +77,16 @@ class Provider(Protocol):
         """Digests the registry refused to delete because they are the last tagged version."""
 
 
+@runtime_checkable
+class ListsRepositories(Protocol):
+    """A provider that lists a registry's repositories through its own API (GitLab's
+    projects and groups, Harbor's projects), where the registry API's ``_catalog`` is not
+    open to users. Providers without it are listed through ``_catalog``."""
+
+    def repositories(self, api: RegistryApi, prefix: str) -> list[str]:
+        """Every repository under ``prefix`` (``""``: all this login may see), full paths."""
+
+
 class Registry(Protocol):
     """What build-push's guard and lease, prune and promote need of a registry."""
 
@@ -100,6 +110,9 @@ class Registry(Protocol):
 
     def list_tags(self, repository: str) -> list[str]: ...
 
+    def list_repositories(self, prefix: str) -> list[str]:
+        """Every repository under ``prefix/`` (``""``: the whole registry)."""
+
     def image_config(
         self, repository: str, ref: str, platform: Platform | None = None
     ) -> dict[str, Any]: ...
@@ -108,7 +121,9 @@ class Registry(Protocol):
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = ...) -> bytes: ...
 
-    def has_blob(self, repository: str, digest: str) -> bool: ...
+    def has_blob(
+        self, repository: str, digest: str, *, actions: tuple[str, ...] = ("pull", "push")
+    ) -> bool: ...
 
     def upload_blob(self, repository: str, data: bytes) -> str: ...
 

@@ -216,7 +216,10 @@ def test_the_tekton_file_is_a_pipeline_and_a_prune_cronjob() -> None:
 
 
 def test_the_cronjob_is_a_well_formed_kubernetes_cronjob() -> None:
-    doc = _yaml(render_provider("kubernetes", values_for(IMAGE)))
+    docs = list(YAML(typ="safe").load_all(render_provider("kubernetes", values_for(IMAGE))))
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CronJob"]
+    doc = docs[-1]
     assert (doc["apiVersion"], doc["kind"]) == ("batch/v1", "CronJob")
     assert doc["spec"]["concurrencyPolicy"] == "Forbid"
     pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -227,7 +230,46 @@ def test_the_cronjob_is_a_well_formed_kubernetes_cronjob() -> None:
     assert env["IMAGE"] == IMAGE
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["docker-config"] == "/docker-config"
-    assert pod["volumes"][0]["secret"]["secretName"] == "imgtag-registry"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["docker-config"]["secret"]["secretName"] == "imgtag-registry"
+
+
+def test_the_cronjob_keeps_what_the_cluster_runs_with_a_service_account_that_lists_pods() -> None:
+    docs = list(YAML(typ="safe").load_all(read_template("kubernetes")))
+    account, role, binding, cronjob = docs
+    # The least that reading the running images takes: get and list pods, nothing else.
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }  # fmt: skip
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"],
+         "namespace": account["metadata"]["namespace"]}
+    ]  # fmt: skip
+    assert cronjob["metadata"]["namespace"] == account["metadata"]["namespace"]
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    (init,) = pod["initContainers"]
+    (prune,) = pod["containers"]
+    listing = " ".join(init["args"])
+    assert "kubectl get pods -A -o jsonpath='{..image}' > /in-use/images.txt" in listing
+    command = " ".join(prune["args"])
+    assert "--keep-from /in-use/images.txt" in command
+    assert "--apply --validate" in command
+    shared = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert shared == {"in-use": "/in-use"}
+    assert {m["name"]: m["mountPath"] for m in prune["volumeMounts"]}["in-use"] == "/in-use"
+    assert {v["name"]: v for v in pod["volumes"]}["in-use"] == {"name": "in-use", "emptyDir": {}}
+
+
+def test_the_gitlab_schedule_keeps_images_in_use_and_validates() -> None:
+    doc = _yaml(read_template("gitlab"))
+    lines = doc["imgtag-prune"]["script"]
+    script = " ".join(str(line) for line in lines if isinstance(line, str))
+    assert '--keep-from "${IMGTAG_IN_USE:-/dev/null}"' in script
+    assert "--validate" in script
+    assert 'export GITLAB_TOKEN="${REGISTRY_PRUNE_TOKEN:-}"' in script
 
 
 # --- what every pipeline does -------------------------------------------------------------

@@ -63,10 +63,13 @@ def check_base_url(value: str, variable: str) -> str:
 
 
 def api_error_text(body: bytes) -> str:
-    """A management API's own error text (GitHub ``message``, Docker Hub ``detail``).
+    """A management API's own error text (GitHub and GitLab ``message``, Docker Hub
+    ``detail``, Harbor ``errors[0].message``).
 
     >>> api_error_text(b'{"message": "Not Found"}'), api_error_text(b"[]")
     ('Not Found', '')
+    >>> api_error_text(b'{"errors": [{"code": "PRECONDITION", "message": "immutable"}]}')
+    'immutable'
     """
     try:
         doc = json.loads(body)
@@ -75,6 +78,9 @@ def api_error_text(body: bytes) -> str:
     if not isinstance(doc, dict):
         return ""
     text = doc.get("message") or doc.get("detail") or ""
+    errors = doc.get("errors")
+    if not text and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        text = errors[0].get("message") or errors[0].get("code") or ""
     return str(text) if text else ""
 
 
