@@ -149,6 +149,15 @@ class OverwriteDetected(RefusedError):
     """After pushing, the tag points at another digest than the one just pushed."""
 
 
+class ImmutableTag(RefusedError):
+    """The registry itself refused to write a tag because its tags are immutable there
+    (ECR ``ImageTagAlreadyExistsException``/``TAG_INVALID``, Harbor 412 ``PRECONDITION``,
+    GitLab's immutable rules, Docker Hub's 403, Artifact Registry's immutable tags). Its
+    message carries the registry's own words. Raised by the registry layer
+    (``tagger.registry.immutable`` recognises the answer), for build-push and promote alike.
+    """
+
+
 # --- redaction -------------------------------------------------------------------------
 
 # Secrets learned at run time (passwords, tokens read from docker config or helpers).
