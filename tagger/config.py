@@ -115,7 +115,7 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "platform": _str_list,
         "network": _str,
         # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
-        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "provider": _choice("oci", "ghcr", "dockerhub", "ecr", "gar", "acr"),
     },
     "prune": {
         "keep_last": _nonneg_int,
@@ -125,7 +125,7 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "match": _str,
         "max_delete": _nonneg_int,
         "concurrency": _nonneg_int,
-        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "provider": _choice("oci", "ghcr", "dockerhub", "ecr", "gar", "acr"),
         "untagged": _bool,
     },
     "lint": {

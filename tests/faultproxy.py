@@ -16,6 +16,11 @@ Faults are set at run time and apply to the requests whose method and path match
     proxy.delay(0.5, path=r"/manifests/")              # wait, then forward as usual
     proxy.clear()                                      # no more faults
 
+A simulator that answers some requests itself (a hosted registry's own rules: an immutable
+tag, a refused DELETE) sets ``proxy.answer``: a function of ``(method, path, body)`` that
+returns ``(status, code, message)`` to answer with a Distribution-style error, or ``None``
+to go on; it runs after the faults, before forwarding.
+
 Faults are checked in the order they were added; delays add up and the request goes on to
 the next fault, the first ``fail``/``reset_connection`` that fires answers it. Every request
 is counted (``count()``, ``seen``) before any fault applies. Random decisions come from
@@ -140,6 +145,8 @@ class FaultProxy:
         self._served: Served | None = None
         # Kept after stop(): a handler still finishing an answer rewrites headers with it.
         self._port: int | None = None
+        #: A simulator's own answers (see the module docstring); None: forward everything.
+        self.answer: Callable[[str, str, bytes | None], tuple[int, str, str] | None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -397,6 +404,13 @@ class _Handler(Handler):
             record(fault.status, f"status {fault.status}")
             self._answer_error(fault.status, code, "injected by the test bed", headers)
             return
+        if proxy.answer is not None:
+            own = proxy.answer(method, path, body)
+            if own is not None:
+                status, code, message = own
+                record(status, "answer")
+                self._answer_error(status, code, message)
+                return
         self._forward(method, body, record)
 
     # ------------------------------------------------------------------ pieces

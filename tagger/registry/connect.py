@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from tagger.errors import UsageError
 from tagger.registry.auth import Credentials
 from tagger.registry.client import RegistryClient
+from tagger.registry.cloudhosts import CLOUD_PROVIDERS, check_forced, provider_for_host
 from tagger.registry.http import RetryBudget, RetryPolicy
 from tagger.registry.protocols import Provider
 from tagger.registry.reference import HUB_HOSTS, Reference
 from tagger.registry.transport import Transport
 
-PROVIDERS = ("oci", "ghcr", "dockerhub")
+PROVIDERS = ("oci", "ghcr", "dockerhub", *CLOUD_PROVIDERS)
 GHCR_HOSTS = frozenset({"ghcr.io"})
 POOL_SIZE = 16  # connections kept per host: Transport's default
 
@@ -48,7 +49,11 @@ def choose(
                 f"unknown provider {name!r}: set --provider, IMGTAG_PROVIDER or the config key "
                 f"provider to one of {', '.join(PROVIDERS)}"
             )
-        return name.strip().lower()
+        forced = name.strip().lower()
+        check_forced(forced, ref.registry, env or {})
+        return forced
+    if (cloud := provider_for_host(ref.registry)) is not None:
+        return cloud
     if ref.registry in GHCR_HOSTS:
         return "ghcr"
     if ref.registry in HUB_HOSTS:
@@ -56,8 +61,15 @@ def choose(
     return "oci"
 
 
-def make_provider(name: str, env: Mapping[str, str], budget: RetryBudget) -> Provider:
-    """The provider called ``name`` (see :func:`choose`); its API shares ``budget``."""
+def make_provider(
+    name: str, env: Mapping[str, str], budget: RetryBudget, host: str = ""
+) -> Provider:
+    """The provider called ``name`` (see :func:`choose`) for the registry ``host``; its API
+    shares ``budget``."""
+    if name in CLOUD_PROVIDERS:
+        from tagger.registry.providers.cloud import make_cloud_provider
+
+        return make_cloud_provider(name, host, env, budget)
     if name == "ghcr":
         from tagger.registry.providers.ghcr import GhcrProvider
 
@@ -111,4 +123,5 @@ def open_client(
         budget=budget,
         pool_size=max(POOL_SIZE, concurrency),
     )
-    return RegistryClient(transport, make_provider(name, env, budget)), credentials
+    chosen = make_provider(name, env, budget, ref.registry)
+    return RegistryClient(transport, chosen), credentials

@@ -1,0 +1,22 @@
+"""Making the cloud registries' providers (``ecr``, ``gar``, ``acr``) for a host. Does no
+I/O itself (each provider checks its input when made: exit 2 before any request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tagger.errors import UsageError
+from tagger.registry.http import RetryBudget
+from tagger.registry.protocols import Provider
+
+
+def make_cloud_provider(
+    name: str, host: str, env: Mapping[str, str], budget: RetryBudget
+) -> Provider:
+    """The provider ``name`` for the registry ``host``; its API shares ``budget``."""
+    if name == "ecr":
+        from tagger.registry.providers.ecr import EcrProvider
+
+        return EcrProvider(host, env, budget)
+    raise UsageError(f"the provider {name} is not available in this version of imgtag")

@@ -1,0 +1,304 @@
+"""``imgtag prune`` and ``imgtag build-push`` on the cloud registries (ECR, Artifact Registry,
+ACR), against their simulators (``tests/simulators``) in front of the bed's real plain
+registry. ECR's API goes through botocore itself, pointed at the simulator with
+``IMGTAG_ECR_API_URL``.
+
+Seeding and every check of what survived read the REAL registry directly: its tags with
+their digests, and the manifests still linked in its storage. AWS's credential chain is
+kept on this machine: keys in the environment, no shared files, no instance metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from test_prune import live_manifests, tags_of
+
+import testbed as tb
+from clirun import CliResult, run_cli
+from seed import seed_image, seed_index
+from simulators.ecr import EcrSimulator
+from tagger.registry.client import RegistryClient
+from tagger.registry.transport import RetryPolicy, Transport
+
+FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05)
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+HOURS = 3600.0
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real(registry_plain: tb.Registry) -> RegistryClient:
+    return RegistryClient(Transport(registry_plain.host, lambda: None, retry=FAST))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    path = tmp_path / "cwd"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ecr(registry_plain: tb.Registry) -> Iterator[EcrSimulator]:
+    sim = EcrSimulator(
+        registry_plain.host, registry_plain.root / "storage", keys={AWS_KEY}, max_results=3
+    )
+    with sim:
+        yield sim
+
+
+def aws_env(tmp_path: Path, *, keys: bool = True) -> dict[str, str]:
+    """AWS's chain without this machine's files or instance metadata."""
+    env = {
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    if keys:
+        env |= {"AWS_ACCESS_KEY_ID": AWS_KEY, "AWS_SECRET_ACCESS_KEY": AWS_SECRET}
+    return env
+
+
+def ecr_env(sim: EcrSimulator, tmp_path: Path, **kw: bool) -> dict[str, str]:
+    return {
+        **aws_env(tmp_path, **kw),
+        "AWS_REGION": "eu-west-1",
+        "IMGTAG_ECR_API_URL": sim.api_url,
+        "IMGTAG_PROVIDER": "ecr",
+        "IMGTAG_RETRY_BACKOFF": "0.01",
+    }
+
+
+def prune(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> CliResult:
+    return run_cli(["prune", *args], cwd=cwd, env=env)
+
+
+def rows(result: CliResult) -> dict[str, dict[str, object]]:
+    return {str(r["tag"]): r for r in json.loads(result.stdout)["plan"]}
+
+
+def assert_no_secret(result: CliResult, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in result.stdout + result.stderr
+
+
+def new_name(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+def one_sentence(result: CliResult) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+# --- ECR ------------------------------------------------------------------------------------
+
+
+def test_ecr_exact_survivors_shared_digest_pages_and_throttling(
+    ecr: EcrSimulator, real: RegistryClient, registry_plain: tb.Registry, workdir: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo = f"team/{new_name('app')}"
+    ecr.create_repository(repo)
+    digests = {n: seed_image(real, repo, f"1.0.0-{n}", f"build {n} of {repo}") for n in range(1, 7)}
+    # `latest` shares 1.0.0-2's image: that tag goes alone (BatchDeleteImage by tag).
+    seed_image(real, repo, "latest", f"build 2 of {repo}")
+    ecr.throttle_every = 4
+
+    result = prune(
+        [
+            f"{ecr.registry_host}/{repo}",
+            "--keep-last", "2", "--keep-per-version", "0", "--apply", "--format", "json",
+        ],
+        workdir,
+        ecr_env(ecr, tmp_path),
+    )  # fmt: skip
+
+    assert result.code == 0, result.stderr
+    by_tag = rows(result)
+    assert by_tag["1.0.0-2"]["action"] == "untag"
+    assert {t for t, r in by_tag.items() if r["action"] == "delete"} == {
+        "1.0.0-1", "1.0.0-3", "1.0.0-4",
+    }  # fmt: skip
+    assert tags_of(real, repo) == {
+        "1.0.0-5": digests[5], "1.0.0-6": digests[6], "latest": digests[2],
+    }  # fmt: skip
+    # Exactly the surviving images: the untag left no placeholder.
+    assert live_manifests(registry_plain, repo) == {digests[2], digests[5], digests[6]}
+    assert ecr.throttled > 0  # ThrottlingException was met and retried
+    deletes = [p for op, p in ecr.calls if op == "BatchDeleteImage"]
+    assert {"imageTag": "1.0.0-2"} in [i for p in deletes for i in p["imageIds"]]
+    assert ecr.front.count("DELETE") == 0  # nothing tried the registry API's DELETE
+    assert_no_secret(result, AWS_SECRET)
+
+
+def test_ecr_last_tag_of_an_index_child_and_untagged(
+    ecr: EcrSimulator, real: RegistryClient, registry_plain: tb.Registry, workdir: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo = f"team/{new_name('multi')}"
+    ecr.create_repository(repo)
+    # A child that carries a tag of its own, held by a kept index: removing its last tag
+    # would delete it on ECR, so the tag is moved to a placeholder first.
+    child = seed_image(real, repo, "1.0.0-1", f"child {repo}")
+    other = seed_image(real, repo, "scratch", f"other child {repo}")
+    index = seed_index(real, repo, "1.0.0-9", [child, other])
+    # An old image left without a tag (a moved tag), and a young one.
+    old = seed_image(real, repo, "moving", f"first push {repo}")
+    kept = seed_image(real, repo, "moving", f"second push {repo}")
+    ecr.state.age(repo, 2 * HOURS)
+    young = seed_image(real, repo, "young", f"young {repo}")
+    seed_image(real, repo, "young", f"young again {repo}")
+
+    result = prune(
+        [
+            f"{ecr.registry_host}/{repo}", "--keep-last", "1", "--keep-per-version", "0",
+            "--match", r"^1\.0\.0-\d+$", "--untagged", "--apply", "--format", "json",
+        ],
+        workdir,
+        ecr_env(ecr, tmp_path),
+    )  # fmt: skip
+
+    assert result.code == 0, result.stderr
+    assert rows(result)["1.0.0-1"]["action"] in ("untag", "delete")
+    after = tags_of(real, repo)
+    assert "1.0.0-1" not in after and after["1.0.0-9"] == index
+    live = live_manifests(registry_plain, repo)
+    assert {child, other, index, kept} <= live  # the index's children stay
+    assert old not in live  # untagged, old, needed by nothing: deleted
+    assert young in live  # untagged but young: maybe a push still running
+    assert any(op == "ListImages" for op, _ in ecr.calls)
+    assert ecr.front.count("DELETE") == 0
+
+
+def test_ecr_batch_delete_sends_at_most_100_ids_a_call(
+    ecr: EcrSimulator, real: RegistryClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tagger.registry.providers.ecr import EcrProvider
+
+    repo = f"team/{new_name('many')}"
+    ecr.create_repository(repo)
+    present = seed_image(real, repo, "1.0.0-1", f"one {repo}")
+    ids = [{"imageDigest": f"sha256:{n:064x}"} for n in range(249)] + [{"imageDigest": present}]
+    env = ecr_env(ecr, tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    failures = EcrProvider(ecr.registry_host, env).delete_images(repo, ids)
+
+    assert ecr.batches("BatchDeleteImage") == [100, 100, 50]
+    assert len(failures) == 249 and {code for code, _ in failures} == {"ImageNotFound"}
+    assert tags_of(real, repo) == {}
+
+
+@pytest.mark.parametrize(
+    ("image", "env", "words"),
+    [
+        ("123456789012.dkr.ecr.amazonaws.com/app", {}, "names no region"),
+        ("{host}/app", {"AWS_REGION": ""}, "names no AWS region"),
+        ("{host}/app", {"AWS_SECRET_ACCESS_KEY": ""}, "without AWS_SECRET_ACCESS_KEY"),
+        ("{host}/app", {"AWS_ACCESS_KEY_ID": "AKIA EXAMPLE"}, "does not parse"),
+        ("ghcr.io/o/app", {"IMGTAG_ECR_API_URL": ""}, "cannot serve ghcr.io"),
+    ],
+)
+def test_ecr_bad_input_is_one_sentence_exit_2_before_any_request(
+    ecr: EcrSimulator, workdir: Path, tmp_path: Path, image: str, env: dict[str, str], words: str
+) -> None:
+    full = {**ecr_env(ecr, tmp_path), **env}
+    for name in [n for n, v in full.items() if v == ""]:
+        del full[name]
+    result = prune(
+        [image.format(host=ecr.registry_host), "--keep-last", "1", "--apply"], workdir, full
+    )
+    assert result.code == 2, result.stderr
+    assert words in one_sentence(result)
+    assert ecr.calls == [] and ecr.front.count() == 0  # no request went out
+    assert_no_secret(result, AWS_SECRET)
+
+
+def test_ecr_no_credentials_is_exit_2(ecr: EcrSimulator, workdir: Path, tmp_path: Path) -> None:
+    result = prune(
+        [f"{ecr.registry_host}/app", "--keep-last", "1", "--apply"],
+        workdir,
+        ecr_env(ecr, tmp_path, keys=False),
+    )
+    assert result.code == 2, result.stderr
+    assert "no AWS credentials" in one_sentence(result)
+    assert ecr.calls == []
+
+
+# --- build-push: claims, and the registry's immutable tags ---------------------------------
+
+
+def test_build_push_on_ecr_claims_through_batch_delete(
+    ecr: EcrSimulator, real: RegistryClient, registry_plain: tb.Registry,
+    testbed: tb.Testbed, tmp_path: Path,
+) -> None:  # fmt: skip
+    from appfixture import make_app
+
+    app = make_app(tmp_path / "app", "hello ecr")
+    repo = f"team/{new_name('bp')}"
+    ecr.create_repository(repo)
+    result = run_cli(
+        ["build-push", f"{ecr.registry_host}/{repo}", "--build", "1", "--format", "json"],
+        cwd=app.path,
+        env={**testbed.env(), **ecr_env(ecr, tmp_path)},
+    )
+    assert result.code == 0, result.stderr
+    pushed = json.loads(result.stdout)["digest"]
+    # The claim was written through the registry API and deleted through BatchDeleteImage.
+    assert ecr.front.count("PUT", r"/manifests/imgtag-claim-") >= 1
+    assert any(op == "BatchDeleteImage" for op, _ in ecr.calls)
+    assert tags_of(real, repo) == {"1.0.0-1": pushed}
+    assert live_manifests(registry_plain, repo) == {pushed}
+    assert_no_secret(result, AWS_SECRET)
+
+
+def test_build_push_on_an_immutable_ecr_repository_is_refused_in_its_words(
+    ecr: EcrSimulator, real: RegistryClient, registry_plain: tb.Registry,
+    testbed: tb.Testbed, tmp_path: Path,
+) -> None:  # fmt: skip
+    from appfixture import make_app
+
+    app = make_app(tmp_path / "app", "hello immutable ecr")
+    repo = f"team/{new_name('imm')}"
+    ecr.create_repository(repo, immutable=True)
+    image = f"{ecr.registry_host}/{repo}"
+    env = {**testbed.env(), **ecr_env(ecr, tmp_path)}
+
+    first = run_cli(
+        ["build-push", image, "--build", "1", "--format", "json"], cwd=app.path, env=env
+    )
+    assert first.code == 0, first.stderr
+    published = json.loads(first.stdout)["digest"]
+    # Immutable server-side: no claim (it could never be renewed or removed there).
+    assert ecr.front.count("PUT", r"/manifests/imgtag-") == 0
+    assert "immutable" in first.stderr
+
+    # A rival publishes 1.0.0-2 after our last check, before our push's manifest lands:
+    # the registry's own refusal is the guard, and imgtag reports it as a refusal.
+    rival: list[str] = []
+    ecr.on_put[(repo, "1.0.0-2")] = lambda: rival.append(
+        seed_image(real, repo, "1.0.0-2", f"rival {repo}")
+    )
+    second = run_cli(["build-push", image, "--build", "2"], cwd=app.path, env=env)
+
+    assert second.code == 3, second.stderr
+    line = second.stderr.strip().splitlines()[-1]
+    assert line.startswith("imgtag: error: refused to publish"), second.stderr
+    assert "cannot be overwritten because the repository is immutable" in line
+    assert "Traceback" not in second.stderr
+    # Nothing left behind: the rival's tag and ours, no claim, no temporary tag.
+    assert tags_of(real, repo) == {"1.0.0-1": published, "1.0.0-2": rival[0]}
+    assert live_manifests(registry_plain, repo) == {published, rival[0]}
+    assert ecr.front.count("PUT", r"/manifests/imgtag-") == 0
