@@ -128,6 +128,12 @@ class NotFound(RegistryError):
     """
 
 
+class Locked(RegistryError):
+    """The registry keeps this image or tag locked by its own attributes (ACR's
+    ``deleteEnabled``/``writeEnabled`` false, a protected tag): prune reports a skip with
+    the registry's reason, not a failure."""
+
+
 class Unsupported(RegistryError):
     """The registry does not support the operation (405, or 400 UNSUPPORTED/DIGEST_INVALID
     for a DELETE by tag on Distribution)."""

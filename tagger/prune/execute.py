@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from tagger.errors import NotFound, RegistryError
+from tagger.errors import Locked, NotFound, RegistryError
 from tagger.lifecycle import Stop
 from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
 from tagger.registry.markers import untag as untag_alone
@@ -82,6 +82,8 @@ def apply(
             client.delete_manifest(repository, digest)
         except NotFound:
             return [Outcome(a, True, "already gone") for a in group]
+        except Locked as exc:  # the registry's own lock: its reason, not a failure
+            return skipped(group, str(exc))
         except RegistryError as exc:
             return [Outcome(a, False, str(exc)) for a in group]
         return [Outcome(a, True) for a in group]
@@ -97,6 +99,8 @@ def apply(
                 return Outcome(replace(action, action=SKIP, reason="changed since planning"), True)
             via = untag_alone(client, repository, action.tag, unique)
             return Outcome(action, True, "via a placeholder" if via else "")
+        except Locked as exc:
+            return Outcome(replace(action, action=SKIP, reason=str(exc)), True)
         except RegistryError as exc:
             return Outcome(action, False, str(exc))
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from tagger.errors import NotFound, RegistryError
+from tagger.errors import Locked, NotFound, RegistryError
 from tagger.prune.execute import Outcome
 from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
 from tagger.registry.protocols import Registry
@@ -169,6 +169,8 @@ def apply_untagged(
             client.delete_manifest(repository, action.digest)
         except NotFound:
             outcomes.append(Outcome(action, True, "already gone"))
+        except Locked as exc:
+            outcomes.append(Outcome(replace(action, action=SKIP, reason=str(exc)), True))
         except RegistryError as exc:
             outcomes.append(Outcome(action, False, str(exc)))
         else:

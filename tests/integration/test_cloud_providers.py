@@ -21,6 +21,7 @@ from test_prune import live_manifests, tags_of
 import testbed as tb
 from clirun import CliResult, run_cli
 from seed import seed_image, seed_index
+from simulators.acr import AcrSimulator
 from simulators.ecr import EcrSimulator
 from tagger.registry.client import RegistryClient
 from tagger.registry.transport import RetryPolicy, Transport
@@ -302,3 +303,172 @@ def test_build_push_on_an_immutable_ecr_repository_is_refused_in_its_words(
     assert tags_of(real, repo) == {"1.0.0-1": published, "1.0.0-2": rival[0]}
     assert live_manifests(registry_plain, repo) == {published, rival[0]}
     assert ecr.front.count("PUT", r"/manifests/imgtag-") == 0
+
+
+# --- ACR ------------------------------------------------------------------------------------
+
+ACR_REFRESH = "acr-refresh-" + "r" * 24
+ACR_AAD = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.aad." + "a" * 20
+ACR_PASSWORD = "acr-password-" + "p" * 20
+
+
+@pytest.fixture
+def acr(registry_plain: tb.Registry) -> Iterator[AcrSimulator]:
+    sim = AcrSimulator(
+        registry_plain.host,
+        registry_plain.root / "storage",
+        refresh_tokens={ACR_REFRESH},
+        aad_tokens={ACR_AAD},
+        users={"ci-token": ACR_PASSWORD},
+        max_page=2,
+    )
+    with sim:
+        yield sim
+
+
+def acr_env(
+    sim: AcrSimulator, tmp_path: Path, login: str | None = "identitytoken"
+) -> dict[str, str]:
+    """A docker config as ``az acr login`` (an identity token) or ``docker login`` (a user
+    and password) writes it, or none."""
+    import base64
+
+    config = tmp_path / "acr-docker-config"
+    config.mkdir(exist_ok=True)
+    auths: dict[str, dict[str, str]] = {}
+    if login == "identitytoken":
+        user = base64.b64encode(b"00000000-0000-0000-0000-000000000000:").decode()
+        auths[sim.registry_host] = {"auth": user, "identitytoken": ACR_REFRESH}
+    elif login == "password":
+        auths[sim.registry_host] = {
+            "auth": base64.b64encode(f"ci-token:{ACR_PASSWORD}".encode()).decode()
+        }
+    (config / "config.json").write_text(json.dumps({"auths": auths}))
+    return {
+        "DOCKER_CONFIG": str(config),
+        "IMGTAG_ACR_API_URL": sim.api_url,
+        "IMGTAG_PROVIDER": "acr",
+        "IMGTAG_RETRY_BACKOFF": "0.01",
+    }
+
+
+def test_acr_exact_survivors_locks_pages_and_429s(
+    acr: AcrSimulator, real: RegistryClient, registry_plain: tb.Registry, workdir: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo = f"team/{new_name('app')}"
+    digests = {n: seed_image(real, repo, f"1.0.0-{n}", f"build {n} of {repo}") for n in range(1, 7)}
+    seed_image(real, repo, "latest", f"build 2 of {repo}")  # shares 1.0.0-2's image
+    acr.lock(repo, "1.0.0-3", delete=False)  # a locked tag keeps its image
+    acr.lock(repo, digests[4], write=False)  # a locked image
+    acr.api.rate_limit(every=4, kind="429", seconds=1)
+
+    result = prune(
+        [
+            f"{acr.registry_host}/{repo}",
+            "--keep-last", "2", "--keep-per-version", "0", "--apply", "--format", "json",
+        ],
+        workdir,
+        acr_env(acr, tmp_path),
+    )  # fmt: skip
+
+    assert result.code == 0, result.stderr
+    by_tag = rows(result)
+    assert by_tag["1.0.0-2"]["action"] == "untag"
+    assert by_tag["1.0.0-3"]["action"] == "skip"
+    assert by_tag["1.0.0-3"]["reason"] == "locked on ACR: the tag 1.0.0-3 has deleteEnabled false"
+    assert by_tag["1.0.0-4"]["action"] == "skip"
+    assert "writeEnabled false" in str(by_tag["1.0.0-4"]["reason"])
+    assert tags_of(real, repo) == {
+        "1.0.0-3": digests[3], "1.0.0-4": digests[4], "1.0.0-5": digests[5],
+        "1.0.0-6": digests[6], "latest": digests[2],
+    }  # fmt: skip
+    assert live_manifests(registry_plain, repo) == {digests[n] for n in (2, 3, 4, 5, 6)}
+    untags = [s for m, p, s in acr.api.log if m == "DELETE" and p.endswith("/_tags/1.0.0-2")]
+    assert untags.count(202) == 1  # the untag: ACR's own (a 429 may come before it)
+    assert acr.front.count("DELETE", digests[1]) == 1  # the delete: /v2 by digest
+    assert acr.api.limited > 0
+    assert acr.api.count("GET", r"/_tags$") >= 1  # the check before planning
+    assert_no_secret(result, ACR_REFRESH)
+
+
+def test_acr_exchange_and_untagged(
+    acr: AcrSimulator, real: RegistryClient, registry_plain: tb.Registry, workdir: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo = f"team/{new_name('untagged')}"
+    old = seed_image(real, repo, "1.0.0-1", f"first push {repo}")
+    kept = seed_image(real, repo, "1.0.0-1", f"second push {repo}")  # `old` loses its tag
+    acr.state.age(repo, 2 * HOURS)
+    env = {**acr_env(acr, tmp_path, login=None), "IMGTAG_ACR_AAD_TOKEN": ACR_AAD}
+
+    result = prune(
+        [f"{acr.registry_host}/{repo}", "--keep-last", "1", "--untagged", "--apply"],
+        workdir,
+        env,
+    )
+
+    assert result.code == 0, result.stderr
+    assert acr.api.count("POST", "/oauth2/exchange") == 1
+    assert live_manifests(registry_plain, repo) == {kept}
+    assert old != kept
+    assert acr.api.count("GET", r"/_manifests$") >= 1
+    assert_no_secret(result, ACR_AAD)
+
+
+def test_acr_user_and_password_login(
+    acr: AcrSimulator, real: RegistryClient, workdir: Path, tmp_path: Path
+) -> None:
+    repo = f"team/{new_name('basic')}"
+    seed_image(real, repo, "1.0.0-1", f"one {repo}")
+    two = seed_image(real, repo, "1.0.0-2", f"two {repo}")
+    result = prune(
+        [f"{acr.registry_host}/{repo}", "--keep-last", "1", "--keep-per-version", "0", "--apply"],
+        workdir,
+        acr_env(acr, tmp_path, login="password"),
+    )
+    assert result.code == 0, result.stderr
+    assert acr.api.count("GET", "/oauth2/token") >= 1
+    assert tags_of(real, repo) == {"1.0.0-2": two}
+    assert_no_secret(result, ACR_PASSWORD)
+
+
+def test_acr_bad_input_is_exit_2_before_any_request(
+    acr: AcrSimulator, workdir: Path, tmp_path: Path
+) -> None:
+    no_login = prune(
+        [f"{acr.registry_host}/team/app", "--keep-last", "1", "--apply"],
+        workdir,
+        acr_env(acr, tmp_path, login=None),
+    )
+    assert no_login.code == 2, no_login.stderr
+    assert "needs its API's login" in one_sentence(no_login)
+    forced = prune(
+        ["ghcr.io/o/app", "--keep-last", "1", "--apply"],
+        workdir,
+        {**acr_env(acr, tmp_path), "IMGTAG_ACR_API_URL": ""},
+    )
+    assert forced.code == 2, forced.stderr
+    assert "cannot serve ghcr.io" in one_sentence(forced)
+    assert acr.api.count() == 0 and acr.front.count() == 0
+
+
+def test_build_push_on_acr_releases_its_claim_by_digest(
+    acr: AcrSimulator, real: RegistryClient, registry_plain: tb.Registry,
+    testbed: tb.Testbed, tmp_path: Path,
+) -> None:  # fmt: skip
+    from appfixture import make_app
+
+    app = make_app(tmp_path / "app", "hello acr")
+    repo = f"team/{new_name('bp')}"
+    result = run_cli(
+        ["build-push", f"{acr.registry_host}/{repo}", "--build", "1", "--format", "json"],
+        cwd=app.path,
+        env={**testbed.env(), **acr_env(acr, tmp_path)},
+    )
+    assert result.code == 0, result.stderr
+    pushed = json.loads(result.stdout)["digest"]
+    assert acr.front.count("PUT", r"/manifests/imgtag-claim-") >= 1
+    assert acr.front.count("DELETE", r"/manifests/sha256:") >= 1  # the claim, by its digest
+    assert tags_of(real, repo) == {"1.0.0-1": pushed}
+    assert live_manifests(registry_plain, repo) == {pushed}

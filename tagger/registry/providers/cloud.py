@@ -19,4 +19,8 @@ def make_cloud_provider(
         from tagger.registry.providers.ecr import EcrProvider
 
         return EcrProvider(host, env, budget)
+    if name == "acr":
+        from tagger.registry.providers.acr import AcrProvider
+
+        return AcrProvider(host, env, budget)
     raise UsageError(f"the provider {name} is not available in this version of imgtag")
