@@ -23,6 +23,7 @@ from clirun import CliResult, run_cli
 from seed import seed_image, seed_index
 from simulators.acr import AcrSimulator
 from simulators.ecr import EcrSimulator
+from simulators.gar import GarSimulator
 from tagger.registry.client import RegistryClient
 from tagger.registry.transport import RetryPolicy, Transport
 
@@ -472,3 +473,208 @@ def test_build_push_on_acr_releases_its_claim_by_digest(
     assert acr.front.count("DELETE", r"/manifests/sha256:") >= 1  # the claim, by its digest
     assert tags_of(real, repo) == {"1.0.0-1": pushed}
     assert live_manifests(registry_plain, repo) == {pushed}
+
+
+# --- Artifact Registry ----------------------------------------------------------------------
+
+GAR_TOKEN = "ya29.a0Af" + "g" * 40
+GCLOUD_TOKEN = "ya29.gcloud" + "c" * 40
+
+
+@pytest.fixture
+def gar(registry_plain: tb.Registry) -> Iterator[GarSimulator]:
+    sim = GarSimulator(
+        registry_plain.host, registry_plain.root / "storage", tokens={GAR_TOKEN, GCLOUD_TOKEN},
+        max_page=2,
+    )  # fmt: skip
+    with sim:
+        yield sim
+
+
+def gar_env(sim: GarSimulator, token: str | None = GAR_TOKEN) -> dict[str, str]:
+    env = {
+        "CLOUDSDK_ARTIFACTS_LOCATION": sim.location,
+        "IMGTAG_GAR_API_URL": sim.api_url,
+        "IMGTAG_PROVIDER": "gar",
+        "IMGTAG_RETRY_BACKOFF": "0.01",
+    }
+    if token is not None:
+        env["GOOGLE_OAUTH_ACCESS_TOKEN"] = token
+    return env
+
+
+def test_gar_exact_survivors_nested_package_pages_and_429s(
+    gar: GarSimulator, real: RegistryClient, registry_plain: tb.Registry, workdir: Path,
+) -> None:  # fmt: skip
+    gar.create_repository("acme", "docker")
+    repo = f"acme/docker/tools/{new_name('app')}"  # package tools%2Fapp-…
+    digests = {n: seed_image(real, repo, f"1.0.0-{n}", f"build {n} of {repo}") for n in range(1, 7)}
+    seed_image(real, repo, "latest", f"build 2 of {repo}")
+    gar.api.rate_limit(every=4, kind="429", seconds=1)
+
+    result = prune(
+        [
+            f"{gar.registry_host}/{repo}",
+            "--keep-last", "2", "--keep-per-version", "0", "--apply", "--format", "json",
+        ],
+        workdir,
+        gar_env(gar),
+    )  # fmt: skip
+
+    assert result.code == 0, result.stderr
+    assert rows(result)["1.0.0-2"]["action"] == "untag"
+    assert tags_of(real, repo) == {
+        "1.0.0-5": digests[5], "1.0.0-6": digests[6], "latest": digests[2],
+    }  # fmt: skip
+    assert live_manifests(registry_plain, repo) == {digests[2], digests[5], digests[6]}
+    assert gar.api.count("DELETE", r"/packages/tools%2Fapp-[0-9a-f]+/tags/1\.0\.0-2$") >= 1
+    assert gar.api.count("DELETE", r"/versions/sha256:") >= 3
+    assert gar.api.count("GET", r"/operations/") >= 3  # each delete's operation, to done
+    assert gar.api.limited > 0
+    assert gar.front.count("DELETE") == 0
+    assert_no_secret(result, GAR_TOKEN)
+
+
+def test_gar_registry_api_delete_of_a_tagged_manifest_is_refused(
+    gar: GarSimulator, real: RegistryClient, workdir: Path
+) -> None:
+    """Without the gar provider, the registry API's own DELETE meets GAR's rule."""
+    gar.create_repository("acme", "docker")
+    repo = f"acme/docker/{new_name('oci')}"
+    seed_image(real, repo, "1.0.0-1", f"one {repo}")
+    two = seed_image(real, repo, "1.0.0-2", f"two {repo}")
+    result = prune(
+        [f"{gar.registry_host}/{repo}", "--keep-last", "1", "--keep-per-version", "0", "--apply"],
+        workdir,
+        {**gar_env(gar), "IMGTAG_PROVIDER": "oci"},
+    )
+    assert result.code == 5, result.stderr
+    assert "GOOGLE_MANIFEST_DANGLING_TAG" in result.stdout + result.stderr
+    assert tags_of(real, repo)["1.0.0-2"] == two and "1.0.0-1" in tags_of(real, repo)
+
+
+def test_gar_untagged_with_a_gcloud_token(
+    gar: GarSimulator, real: RegistryClient, registry_plain: tb.Registry, workdir: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    gar.create_repository("acme", "docker")
+    repo = f"acme/docker/{new_name('untagged')}"
+    old = seed_image(real, repo, "1.0.0-1", f"first push {repo}")
+    kept = seed_image(real, repo, "1.0.0-1", f"second push {repo}")
+    gar.state.age(repo, 2 * HOURS)
+    # gcloud's own command, as a stand-in that prints what `gcloud auth print-access-token` does.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gcloud = bin_dir / "gcloud"
+    gcloud.write_text(
+        '#!/bin/sh\n[ "$*" = "auth print-access-token" ] && { echo '
+        + GCLOUD_TOKEN
+        + "; exit 0; }\n"
+        "exit 1\n"
+    )
+    gcloud.chmod(0o755)
+    import os
+
+    env = {**gar_env(gar, token=None), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    result = prune(
+        [f"{gar.registry_host}/{repo}", "--keep-last", "1", "--untagged", "--apply"], workdir, env
+    )
+
+    assert result.code == 0, result.stderr
+    assert old != kept and live_manifests(registry_plain, repo) == {kept}
+    assert gar.api.count("GET", r"/versions$") >= 1
+    assert_no_secret(result, GCLOUD_TOKEN)
+
+
+def test_gar_immutable_tags_refuse_deletes_as_skips(
+    gar: GarSimulator, real: RegistryClient, workdir: Path
+) -> None:
+    gar.create_repository("acme", "frozen", immutable=True)
+    repo = f"acme/frozen/{new_name('app')}"
+    one = seed_image(real, repo, "1.0.0-1", f"one {repo}")
+    two = seed_image(real, repo, "1.0.0-2", f"two {repo}")
+    result = prune(
+        [
+            f"{gar.registry_host}/{repo}", "--keep-last", "1", "--keep-per-version", "0",
+            "--apply", "--format", "json",
+        ],
+        workdir,
+        gar_env(gar),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    row = rows(result)["1.0.0-1"]
+    assert row["action"] == "skip" and "immutable tags enabled" in str(row["reason"])
+    assert tags_of(real, repo) == {"1.0.0-1": one, "1.0.0-2": two}
+
+
+@pytest.mark.parametrize(
+    ("image", "env", "words"),
+    [
+        ("{host}/acme/docker/app", {"CLOUDSDK_ARTIFACTS_LOCATION": ""}, "names no Artifact"),
+        ("{host}/acme/docker/app", {"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29 x"}, "does not parse"),
+        ("{host}/acme/app", {}, "PROJECT/REPOSITORY/IMAGE"),
+        ("{host}/acme/docker/app", {"GOOGLE_OAUTH_ACCESS_TOKEN": "", "PATH": "/nonexistent"},
+         "GOOGLE_OAUTH_ACCESS_TOKEN"),
+        ("contoso.azurecr.io/app", {"IMGTAG_GAR_API_URL": ""}, "cannot serve contoso.azurecr.io"),
+    ],
+)  # fmt: skip
+def test_gar_bad_input_is_exit_2_before_any_request(
+    gar: GarSimulator, workdir: Path, image: str, env: dict[str, str], words: str
+) -> None:
+    full = {**gar_env(gar), **env}
+    for name in [n for n, v in full.items() if v == ""]:
+        del full[name]
+    result = prune(
+        [image.format(host=gar.registry_host), "--keep-last", "1", "--apply"], workdir, full
+    )
+    assert result.code == 2, result.stderr
+    assert words in one_sentence(result)
+    assert gar.api.count() == 0 and gar.front.count() == 0
+    assert_no_secret(result, "ya29 x")
+
+
+def test_build_push_on_gar_immutable_and_mutable(
+    gar: GarSimulator, real: RegistryClient, registry_plain: tb.Registry,
+    testbed: tb.Testbed, tmp_path: Path,
+) -> None:  # fmt: skip
+    from appfixture import make_app
+
+    app = make_app(tmp_path / "app", "hello gar")
+    gar.create_repository("acme", "docker")
+    gar.create_repository("acme", "frozen", immutable=True)
+    env = {**testbed.env(), **gar_env(gar)}
+
+    # Mutable: the claim is written and released through the versions API.
+    mutable = f"acme/docker/{new_name('bp')}"
+    ok = run_cli(
+        ["build-push", f"{gar.registry_host}/{mutable}", "--build", "1", "--format", "json"],
+        cwd=app.path,
+        env=env,
+    )
+    assert ok.code == 0, ok.stderr
+    assert gar.front.count("PUT", rf"{mutable}/manifests/imgtag-claim-") >= 1
+    assert gar.api.count("DELETE", r"/versions/sha256:") >= 1
+    assert tags_of(real, mutable) == {"1.0.0-1": json.loads(ok.stdout)["digest"]}
+
+    # Immutable: no claim; a rival's tag is the registry's to refuse, and imgtag says so.
+    frozen = f"acme/frozen/{new_name('bp')}"
+    rival: list[str] = []
+
+    def rival_push(method: str, path: str, body: bytes | None) -> tuple[int, str, str] | None:
+        if method == "PUT" and path.endswith(f"{frozen}/manifests/1.0.0-1") and not rival:
+            rival.append(seed_image(real, frozen, "1.0.0-1", f"rival {frozen}"))
+        return answer(method, path, body)
+
+    answer = gar.front.answer
+    assert answer is not None
+    gar.front.answer = rival_push
+    refused = run_cli(
+        ["build-push", f"{gar.registry_host}/{frozen}", "--build", "1"], cwd=app.path, env=env
+    )
+    assert refused.code == 3, refused.stderr
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("imgtag: error: refused to publish") and "immutable tags enabled" in line
+    assert tags_of(real, frozen) == {"1.0.0-1": rival[0]}
+    assert live_manifests(registry_plain, frozen) == {rival[0]}
+    assert gar.front.count("PUT", rf"{frozen}/manifests/imgtag-") == 0

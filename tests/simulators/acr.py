@@ -229,8 +229,8 @@ class AcrSimulator(Simulator):
         return {
             "digest": digest,
             "imageSize": 1,
-            "createdTime": iso(updated),
-            "lastUpdateTime": iso(updated),
+            "createdTime": iso(updated).replace("Z", ".1234567Z"),
+            "lastUpdateTime": iso(updated).replace("Z", ".1234567Z"),
             "tags": list(tags),
             "changeableAttributes": self._attrs(repo, digest),
         }

@@ -34,9 +34,10 @@ is registered for redaction the moment it is read.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -102,18 +103,26 @@ def lock_reason(attributes: object, what: str) -> str | None:
 
 
 def _when(value: object) -> datetime | None:
+    """ACR's times, fractions of seven digits and all.
+
+    >>> _when("2026-12-07T15:00:00.1234567Z").isoformat()
+    '2026-12-07T15:00:00.123456+00:00'
+    >>> _when("2026-12-07T15:00:00").tzinfo is not None, _when("soon")
+    (True, None)
+    """
     if not isinstance(value, str):
         return None
     text = value.replace("Z", "+00:00")
     # ACR writes seven digits of fractions; fromisoformat takes at most six.
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
         text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class AcrProvider:

@@ -23,4 +23,8 @@ def make_cloud_provider(
         from tagger.registry.providers.acr import AcrProvider
 
         return AcrProvider(host, env, budget)
-    raise UsageError(f"the provider {name} is not available in this version of imgtag")
+    if name == "gar":
+        from tagger.registry.providers.gar import GarProvider
+
+        return GarProvider(host, env, budget)
+    raise UsageError(f"unknown cloud provider {name!r}")
