@@ -4,8 +4,10 @@ challenge).
 
 The provider is ``--provider``, else ``IMGTAG_PROVIDER``, else the configuration's
 ``provider``, else the registry host: ``ghcr.io`` is ``ghcr``, Docker Hub's names are
-``dockerhub``, anything else ``oci``. The client and the provider's management API share
-one retry budget: one command on one registry waits at most that long in all.
+``dockerhub``, the cloud registries' hosts ``ecr``, ``gar`` and ``acr``
+(``tagger.registry.cloudhosts``), anything else ``oci``. The client and the provider's
+management API share one retry budget: one command on one registry waits at most that
+long in all.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def choose(
     'dockerhub'
     >>> choose(Reference.parse_repository("127.0.0.1:5000/o/app"), env={"IMGTAG_PROVIDER": "GHCR"})
     'ghcr'
+    >>> choose(Reference.parse_repository("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"))
+    'ecr'
     """
     name = given or (env or {}).get("IMGTAG_PROVIDER") or configured
     if name:
