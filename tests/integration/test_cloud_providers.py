@@ -678,3 +678,51 @@ def test_build_push_on_gar_immutable_and_mutable(
     assert tags_of(real, frozen) == {"1.0.0-1": rival[0]}
     assert live_manifests(registry_plain, frozen) == {rival[0]}
     assert gar.front.count("PUT", rf"{frozen}/manifests/imgtag-") == 0
+
+
+def test_github_template_prune_job_runs_against_the_gar_simulator(
+    gar: GarSimulator, real: RegistryClient, tmp_path: Path, workdir: Path
+) -> None:
+    """The prune step of the rendered workflow, with the environment a scheduled run gives it
+    after the Artifact Registry alternative's auth step (its access token)."""
+    import os
+    import subprocess
+    import sys
+
+    from ruamel.yaml import YAML
+
+    gar.create_repository("acme", "docker")
+    repo = f"acme/docker/{new_name('nightly')}"
+    digests = {
+        n: seed_image(
+            real, repo, f"1.0.0-{n}", f"nightly {n} {repo}", created="2024-01-01T00:00:00Z"
+        )
+        for n in range(1, 25)
+    }  # older than the job's --keep-within 30d
+    image = f"{gar.registry_host}/{repo}"
+    rendered = run_cli(["ci", "github", "--image", image, "--output", "-"], cwd=workdir)
+    assert rendered.code == 0, rendered.stderr
+    workflow = YAML(typ="safe").load(rendered.stdout)
+    step = workflow["jobs"]["prune"]["steps"][-1]
+    values = {"${{ steps.auth.outputs.access_token }}": GAR_TOKEN}
+    env = {k: str(v) for k, v in workflow["env"].items()}
+    for name, value in step.get("env", {}).items():
+        env[name] = values.get(value, "true" if name == "APPLY" else value)
+    assert env["GOOGLE_OAUTH_ACCESS_TOKEN"] == GAR_TOKEN
+    # The simulator cannot be called LOCATION-docker.pkg.dev: its address and location.
+    env.update(
+        {
+            "IMGTAG_PROVIDER": "gar",
+            "IMGTAG_GAR_API_URL": gar.api_url,
+            "CLOUDSDK_ARTIFACTS_LOCATION": gar.location,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+        }
+    )
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], cwd=workdir, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert tags_of(real, repo) == {f"1.0.0-{n}": digests[n] for n in range(5, 25)}
+    assert GAR_TOKEN not in done.stdout + done.stderr
