@@ -726,3 +726,25 @@ def test_github_template_prune_job_runs_against_the_gar_simulator(
     assert done.returncode == 0, done.stderr
     assert tags_of(real, repo) == {f"1.0.0-{n}": digests[n] for n in range(5, 25)}
     assert GAR_TOKEN not in done.stdout + done.stderr
+
+
+def test_build_push_on_ecr_with_a_docker_login_alone_falls_back_to_no_claim(
+    ecr: EcrSimulator, real: RegistryClient, testbed: tb.Testbed, tmp_path: Path
+) -> None:
+    """No AWS credentials for ECR's API (only the registry login): nothing can be deleted,
+    so no claim is written; the push is re-verified instead."""
+    from appfixture import make_app
+
+    app = make_app(tmp_path / "app", "hello ecr without keys")
+    repo = f"team/{new_name('nokeys')}"
+    ecr.create_repository(repo)
+    result = run_cli(
+        ["build-push", f"{ecr.registry_host}/{repo}", "--build", "1", "--format", "json"],
+        cwd=app.path,
+        env={**testbed.env(), **ecr_env(ecr, tmp_path, keys=False)},
+    )
+    assert result.code == 0, result.stderr
+    assert "cannot delete" in result.stderr or "no AWS credentials" in result.stderr
+    assert ecr.front.count("PUT", r"/manifests/imgtag-") == 0
+    assert ecr.calls == []  # botocore found no keys: not one API call went out
+    assert tags_of(real, repo) == {"1.0.0-1": json.loads(result.stdout)["digest"]}

@@ -373,8 +373,10 @@ class EcrProvider:
     def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
         try:
             mutability = str(self.repository(repository).get("imageTagMutability") or "")
-        except (AccessDenied, AuthenticationError):
-            return None  # the push still meets the registry's own refusal
+        except (UsageError, AccessDenied, AuthenticationError):
+            # No API credentials (a docker login alone), or too few rights: the push still
+            # meets the registry's own refusal, and claims fall back (delete_refusal says why).
+            return None
         if mutability.startswith("IMMUTABLE"):
             return (
                 f"the ECR repository {self._where(repository)} keeps its tags immutable "
