@@ -79,6 +79,11 @@ def _key_values(value: Any) -> list[str]:
     return _str_list(value)
 
 
+#: The providers' names, as tagger.registry.connect.PROVIDERS has them (a unit test keeps
+#: the two equal; the config does not import the registry layer).
+PROVIDER_NAMES = ("oci", "ghcr", "dockerhub", "gitlab", "harbor", "ecr", "gar", "acr")
+
+
 def _choice(*choices: str) -> Validator:
     def check(value: Any) -> str:
         # Case-insensitive, as the command line's choices are.
@@ -139,7 +144,7 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "provenance": _provenance,
         "annotation": _key_values,
         # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
-        "provider": _choice("oci", "ghcr", "dockerhub", "gitlab", "harbor"),
+        "provider": _choice(*PROVIDER_NAMES),
     },
     "prune": {
         "keep_last": _nonneg_int,
@@ -149,7 +154,7 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "match": _str,
         "max_delete": _nonneg_int,
         "concurrency": _nonneg_int,
-        "provider": _choice("oci", "ghcr", "dockerhub", "gitlab", "harbor"),
+        "provider": _choice(*PROVIDER_NAMES),
         "untagged": _bool,
         "untagged_grace": _str,
         "keep_from": _str,

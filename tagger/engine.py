@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from tagger.errors import EngineError, ImageNotFoundError, TagExistsError, redact
+from tagger.errors import EngineError, ImageNotFoundError, redact
 
 Progress = Callable[[str], None]
 
@@ -199,10 +199,8 @@ class Engine:
                     continue
                 if "error" in line or "errorDetail" in line:
                     message = _stream_error(line)
-                    if _is_immutable_refusal(message):
-                        raise TagExistsError(
-                            f"the registry refused to overwrite {repository}:{tag}: {message}"
-                        )
+                    # A registry's "this tag is immutable" answer is recognised by the
+                    # registry layer (tagger.registry.immutable), where build-push reads it.
                     raise EngineError(f"the push of {repository}:{tag} failed: {message}")
                 aux = line.get("aux")
                 if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
@@ -720,13 +718,6 @@ def _stream_error(chunk: Mapping[str, Any]) -> str:
     detail = chunk.get("errorDetail")
     message = detail.get("message") if isinstance(detail, dict) else None
     return redact(str(message or chunk.get("error") or "unknown error").strip())[:500]
-
-
-def _is_immutable_refusal(message: str) -> bool:
-    # ECR: "tag invalid: The image tag '1.0' already exists ... cannot be overwritten
-    # because the repository is immutable"; Harbor: "... configured as immutable".
-    lowered = message.lower()
-    return "immutable" in lowered or "already exists" in lowered
 
 
 def _reason(exc: BaseException) -> str:

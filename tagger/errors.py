@@ -128,8 +128,10 @@ class NotFound(RegistryError):
 
 
 class Protected(RegistryError):
-    """The registry refuses to delete this by a rule of its own (GitLab's protected tags,
-    Harbor's immutable-tag rules): prune reports it as a skip, in the registry's words."""
+    """The registry refuses to delete this by a rule or lock of its own (GitLab's protected
+    tags, Harbor's immutable-tag rules, ACR's ``deleteEnabled``/``writeEnabled`` false,
+    Artifact Registry's dangling-tag rule): prune reports a skip in the registry's words,
+    not a failure."""
 
 
 class Unsupported(RegistryError):
@@ -151,6 +153,15 @@ class TagExistsError(RefusedError):
 
 class OverwriteDetected(RefusedError):
     """After pushing, the tag points at another digest than the one just pushed."""
+
+
+class ImmutableTag(RefusedError):
+    """The registry itself refused to write a tag because its tags are immutable there
+    (ECR ``ImageTagAlreadyExistsException``/``TAG_INVALID``, Harbor 412 ``PRECONDITION``,
+    GitLab's immutable rules, Docker Hub's 403, Artifact Registry's immutable tags). Its
+    message carries the registry's own words. Raised by the registry layer
+    (``tagger.registry.immutable`` recognises the answer), for build-push and promote alike.
+    """
 
 
 # --- redaction -------------------------------------------------------------------------

@@ -70,6 +70,9 @@ class FakeRegistry:
     def __init__(self, *, deletes: bool = True, tag_delete: bool = False) -> None:
         self.deletes = deletes  # storage.delete.enabled
         self.tag_delete = tag_delete  # OCI distribution 1.1 DELETE /manifests/<tag>
+        #: The registry's word that tags are immutable server-side (ECR IMMUTABLE): a
+        #: write of an existing tag is then refused as ECR refuses it.
+        self.immutable: str | None = None
         self.calls: list[Call] = []
         self.hooks: list[Hook] = []
         self._repos: dict[str, _Repo] = {}
@@ -245,6 +248,14 @@ class FakeRegistry:
         digest = sha256_digest(raw)
         if is_digest(ref) and ref != digest:
             raise RegistryError(f"{repository}@{ref}: DIGEST_INVALID")
+        if self.immutable and not is_digest(ref) and ref in self.repo(repository).tags:
+            from tagger.registry.immutable import refusal
+
+            raise refusal(
+                f"{self.host}/{repository}:{ref}",
+                f"TAG_INVALID: The image tag '{ref}' already exists in the '{repository}' "
+                "repository and cannot be overwritten because the repository is immutable.",
+            )
         self.store(repository, None if is_digest(ref) else ref, raw, media_type)
         self._run_hooks(call, after=True)
         return digest
@@ -295,6 +306,10 @@ class FakeRegistry:
 
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
+
+    def immutable_tags(self, repository: str) -> str | None:
+        self._call("immutable_tags", repository)
+        return self.immutable
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = 4 << 20) -> bytes:
         call = self._call("get_blob", repository, digest)

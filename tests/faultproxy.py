@@ -16,6 +16,12 @@ Faults are set at run time and apply to the requests whose method and path match
     proxy.delay(0.5, path=r"/manifests/")              # wait, then forward as usual
     proxy.clear()                                      # no more faults
 
+A simulator that answers some requests itself (a hosted registry's own rules: an immutable
+tag, a refused DELETE) calls ``proxy.intercept(hook)``: ``hook(method, path, query)``
+returns ``(status, headers, body)`` to answer with (``distribution_error()`` makes a
+Distribution-style error), or ``None`` to go on; it runs after the faults, before
+forwarding.
+
 Faults are checked in the order they were added; delays add up and the request goes on to
 the next fault, the first ``fail``/``reset_connection`` that fires answers it. Every request
 is counted (``count()``, ``seen``) before any fault applies. Random decisions come from
@@ -70,6 +76,18 @@ _MAX_CHUNKS = 1 << 20
 _COPY_CHUNK = 256 * 1024
 #: A simulator's answer instead of forwarding: (status, headers, body), or None to forward.
 Hook = Callable[[str, str, str], "tuple[int, dict[str, str], bytes] | None"]
+
+
+def distribution_error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """An error answer as Distribution gives one, for a :data:`Hook` to return.
+
+    >>> distribution_error(405, "UNSUPPORTED", "no")[2]
+    b'{"errors": [{"code": "UNSUPPORTED", "message": "no"}]}'
+    """
+    data = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+    return status, {"Content-Type": "application/json; charset=utf-8"}, data
+
+
 _ERROR_CODES = {
     405: "UNSUPPORTED",  # ghcr.io's answer to a DELETE (tests/simulators)
     429: "TOOMANYREQUESTS",
@@ -195,6 +213,12 @@ class FaultProxy:
         ``None`` to forward the request as usual. Faults come first."""
         with self._lock:
             self._hook = hook
+
+    @property
+    def interceptor(self) -> Hook | None:
+        """The hook :meth:`intercept` set (a test wraps a simulator's own with it)."""
+        with self._lock:
+            return self._hook
 
     def fail(
         self,
@@ -486,15 +510,8 @@ class _Handler(Handler):
     def _answer_error(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        status, base, data = distribution_error(status, code, message)
+        self.send(status, {**base, **(headers or {})}, data)
 
     def _forward(
         self, method: str, body: bytes | None, record: Callable[[int | str], None]

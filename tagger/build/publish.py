@@ -57,6 +57,7 @@ from tagger.errors import (
     AuthenticationError,
     DirtyTreeError,
     EngineError,
+    ImmutableTag,
     NotFound,
     OverwriteDetected,
     PolicyError,
@@ -67,6 +68,7 @@ from tagger.errors import (
     UsageError,
 )
 from tagger.lifecycle import Stop
+from tagger.registry.immutable import immutable_words, refusal
 from tagger.registry.markers import (
     CLAIM_SETTLE_SECONDS,
     claim_age,
@@ -133,6 +135,9 @@ class Publisher:
         self.run_id = run_id(now(), secrets.token_hex(6))
         # build-push --check (tagger.check.gate): raises PolicyError before the push.
         self._check = check
+        # The registry's word that this repository's tags are immutable server-side: then
+        # no claim or temporary tag is written, and the registry's refusal is the guard.
+        self._immutable: str | None = None
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -270,14 +275,20 @@ class Publisher:
                 pushed_for = time.monotonic() - started
                 # 6. verify: the tag holds what we pushed, else someone overwrote it.
                 self._verify(d.tag, digest)
-                if claim is None:
+                if claim is None and self._immutable is None:
                     # No claim: a contender may still be pushing. Give it as long as we took.
                     self.sleep(min(30.0, max(1.0, pushed_for)))
                     self._verify(d.tag, digest)
             finally:
                 for image in images:
                     builder.discard(image)
-                self._remove_temp_tags(temp_tags, can_delete=claim is not None)
+                # Immutable tags (no claim) may still be deletable one by one (ECR).
+                deletable = claim is not None or (
+                    bool(temp_tags)
+                    and self._immutable is not None
+                    and self.client.can_delete(ref.repository)
+                )
+                self._remove_temp_tags(temp_tags, can_delete=deletable)
                 if claim is not None:
                     self._release(claim)
             result.digest, result.pushed = digest, True
@@ -401,6 +412,16 @@ class Publisher:
         """Put our claim under the claim tag; ``None`` where claims cannot be cleaned up."""
         repo = self.ref.repository
         ctag = claim_tag(tag)
+        immutable = self._immutable = self.client.immutable_tags(repo)
+        if immutable is not None:
+            if len(self.o.platforms) > 1:
+                raise UsageError(
+                    f"{immutable}: imgtag writes no temporary tag there, and a multi-platform "
+                    "build needs one per platform: build one platform per repository, or "
+                    "make its tags mutable"
+                )
+            self.log(f"claim: none, {immutable}: the registry's refusal guards the tag")
+            return None
         if not self.client.can_delete(repo):
             self.log("claim: this registry cannot delete manifests; re-verifying after the push")
             return None
@@ -470,7 +491,15 @@ class Publisher:
         digest of its manifest (or index) in the containerd image store (Engine 26): either
         names exactly one content."""
         for _attempt in range(2):
-            digest = builder.push(image, local, tag, self.log)
+            try:
+                digest = builder.push(image, local, tag, self.log)
+            except EngineError as exc:
+                # The registry's own "this tag is immutable" (ECR TAG_INVALID, Harbor 412,
+                # ...) is a refusal to publish, in its words, not an engine failure.
+                words = immutable_words(str(exc))
+                if words is not None:
+                    raise refusal(f"{self.ref}:{tag}", words) from None
+                raise
             if digest == image.image_id or self._config_digest(digest) == image.image_id:
                 return digest
             self.log(f"{local}:{tag} was re-tagged on the engine during the push; pushing again")
@@ -563,10 +592,17 @@ class Publisher:
         if not move:
             return []
         manifest = self.client.get_manifest(repo, digest)
+        moved = []
         for alias in move:
-            self.client.put_manifest(repo, alias, manifest.raw, manifest.media_type)
+            try:
+                self.client.put_manifest(repo, alias, manifest.raw, manifest.media_type)
+            except ImmutableTag as exc:
+                # The version is published; an alias the registry will not move stays.
+                self.log(f"alias {alias}: not moved ({exc})")
+                continue
+            moved.append(alias)
             self.log(f"alias {alias} -> {digest}")
-        return move
+        return moved
 
 
 def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildRequest:

@@ -255,6 +255,9 @@ class RegistryClient:
     def refused_as_last(self) -> frozenset[str]:
         return self.provider.refused_as_last()
 
+    def immutable_tags(self, repository: str) -> str | None:
+        return self.provider.immutable_tags(self, repository)
+
     def registry_delete(self, repository: str, ref: str) -> None:
         """The distribution API's DELETE: by digest (on Distribution this removes every
         tag on that digest), or by tag where a registry supports it (OCI distribution

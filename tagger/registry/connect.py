@@ -4,8 +4,11 @@ challenge).
 
 The provider is ``--provider``, else ``IMGTAG_PROVIDER``, else the configuration's
 ``provider``, else the registry host: ``ghcr.io`` is ``ghcr``, Docker Hub's names are
-``dockerhub``, anything else ``oci``. The client and the provider's management API share
-one retry budget: one command on one registry waits at most that long in all.
+``dockerhub``, the cloud registries' hosts ``ecr``, ``gar`` and ``acr``
+(``tagger.registry.cloudhosts``), GitLab.com or ``$CI_REGISTRY`` ``gitlab``, anything else
+``oci`` (Harbor is chosen by name: its hosts are the user's own). The client and the provider's
+management API share one retry budget: one command on one registry waits at most that
+long in all.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from tagger.errors import UsageError
 from tagger.registry.auth import Credentials
 from tagger.registry.client import RegistryClient
+from tagger.registry.cloudhosts import CLOUD_PROVIDERS, check_forced, provider_for_host
 from tagger.registry.http import RetryBudget, RetryPolicy
 from tagger.registry.protocols import Provider
 from tagger.registry.reference import HUB_HOSTS, Reference
 from tagger.registry.transport import Transport
 
-PROVIDERS: tuple[str, ...] = ("oci", "ghcr", "dockerhub")
 # Self-hosted registries' providers (issue 22): GitLab by host or $CI_REGISTRY, Harbor by name.
 SELF_HOSTED = ("gitlab", "harbor")
-PROVIDERS += SELF_HOSTED
+PROVIDERS: tuple[str, ...] = ("oci", "ghcr", "dockerhub", *SELF_HOSTED, *CLOUD_PROVIDERS)
 GHCR_HOSTS = frozenset({"ghcr.io"})
 POOL_SIZE = 16  # connections kept per host: Transport's default
 
@@ -43,6 +46,8 @@ def choose(
     'dockerhub'
     >>> choose(Reference.parse_repository("127.0.0.1:5000/o/app"), env={"IMGTAG_PROVIDER": "GHCR"})
     'ghcr'
+    >>> choose(Reference.parse_repository("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"))
+    'ecr'
     """
     name = given or (env or {}).get("IMGTAG_PROVIDER") or configured
     if name:
@@ -51,7 +56,11 @@ def choose(
                 f"unknown provider {name!r}: set --provider, IMGTAG_PROVIDER or the config key "
                 f"provider to one of {', '.join(PROVIDERS)}"
             )
-        return name.strip().lower()
+        forced = name.strip().lower()
+        check_forced(forced, ref.registry, env or {})
+        return forced
+    if (cloud := provider_for_host(ref.registry)) is not None:
+        return cloud
     if ref.registry in GHCR_HOSTS:
         return "ghcr"
     if ref.registry in HUB_HOSTS:
@@ -70,8 +79,12 @@ def _is_gitlab(host: str, env: Mapping[str, str]) -> bool:
 def make_provider(
     name: str, env: Mapping[str, str], budget: RetryBudget, host: str = ""
 ) -> Provider:
-    """The provider called ``name`` (see :func:`choose`) for the registry ``host``; its
-    API shares ``budget``."""
+    """The provider called ``name`` (see :func:`choose`) for the registry ``host``; its API
+    shares ``budget``."""
+    if name in CLOUD_PROVIDERS:
+        from tagger.registry.providers.cloud import make_cloud_provider
+
+        return make_cloud_provider(name, host, env, budget)
     if name == "gitlab":
         from tagger.registry.providers.gitlab import GitLabProvider
 

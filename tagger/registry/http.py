@@ -41,6 +41,7 @@ from tagger.errors import (
     AccessDenied,
     AuthenticationError,
     ImgtagError,
+    ImmutableTag,
     NotFound,
     RateLimited,
     RegistryError,
@@ -267,9 +268,15 @@ class StatusRule:
     error: type[ImgtagError]
     contains: str = ""
     hint: str = ""
+    #: A finer test of the error text than ``contains`` (``tagger.registry.immutable``).
+    match: Callable[[str], bool] | None = None
 
     def matches(self, status: int, detail: str) -> bool:
-        return status == self.status and (not self.contains or self.contains in detail)
+        return (
+            status == self.status
+            and (not self.contains or self.contains in detail)
+            and (self.match is None or self.match(detail))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +349,11 @@ def raise_for_status(
         raise error(f"{who} does not support this while {doing}{suffix}{tail}")
     if error is RateLimited:
         raise error(f"{who} is still rate limiting after retries while {doing}: try again later")
+    if issubclass(error, ImmutableTag):
+        raise error(
+            f"refused to publish: {who} keeps its tags immutable and answered while {doing}"
+            f"{suffix}{tail}"
+        )
     raise error(f"{who} answered HTTP {status} while {doing}{suffix}{tail}")
 
 

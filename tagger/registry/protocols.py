@@ -76,6 +76,12 @@ class Provider(Protocol):
     def refused_as_last(self) -> frozenset[str]:
         """Digests the registry refused to delete because they are the last tagged version."""
 
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        """The registry's own word that ``repository``'s tags are immutable server-side
+        (ECR ``imageTagMutability: IMMUTABLE``, Artifact Registry ``immutableTags``), as a
+        sentence; ``None`` where they are not or the registry does not tell. There
+        build-push writes no claim or temporary tag: the registry's refusal is the guard."""
+
 
 @runtime_checkable
 class ListsRepositories(Protocol):
@@ -142,3 +148,6 @@ class Registry(Protocol):
     def versions(self, repository: str) -> Sequence[Version]: ...
 
     def refused_as_last(self) -> frozenset[str]: ...
+
+    def immutable_tags(self, repository: str) -> str | None:
+        """Why ``repository``'s tags are immutable server-side, or ``None``."""

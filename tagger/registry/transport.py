@@ -56,6 +56,7 @@ from tagger.registry.http import (
     clean,
     raise_for_status,
 )
+from tagger.registry.immutable import REGISTRY_RULES
 from tagger.registry.reference import is_loopback_host
 
 __all__ = ["RetryPolicy", "Transport", "parse_challenge", "realm_target"]
@@ -166,6 +167,8 @@ def registry_service(host: str) -> Service:
     return Service(
         detail=registry_error_text,
         rules=(
+            # A write of an existing tag that the registry keeps immutable: exit 3.
+            *REGISTRY_RULES,
             StatusRule(400, Unsupported, "UNSUPPORTED"),
             StatusRule(400, Unsupported, "DIGEST_INVALID"),
             StatusRule(

@@ -37,14 +37,13 @@ False the registry API answers a tag DELETE as Distribution does (GitLab before 
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faultproxy import FaultProxy
+from faultproxy import FaultProxy, distribution_error
 from simulators.common import JsonApi, RegistryState, Reply, Request, Simulator, iso, page_link
 
 API_PREFIX = "/api/v4"
@@ -136,14 +135,14 @@ class GitLabSimulator(Simulator):
         if _DIGEST.match(ref):
             tags = [t for t, d in self.state.tags(name).items() if d == ref]
             if any(self.is_protected(name, t) for t in tags):
-                return _denied(f"a protected tag points at {ref[:19]}")
+                return distribution_error(403, "DENIED", f"a protected tag points at {ref[:19]}")
             return None  # the real registry deletes it
         if not self.registry_tag_delete:
             return None  # the real registry answers as Distribution does
         if self.is_protected(name, ref):
-            return _denied(f"the tag {ref} is protected")
+            return distribution_error(403, "DENIED", f"the tag {ref} is protected")
         if self.state.head(name, ref) is None:
-            return 404, {"Content-Type": "application/json"}, _error("MANIFEST_UNKNOWN", ref)
+            return distribution_error(404, "MANIFEST_UNKNOWN", ref)
         self.state.remove_tag(name, ref)
         return 202, {}, b""
 
@@ -273,11 +272,3 @@ class GitLabSimulator(Simulator):
             return Reply(404, {"message": "404 Tag Not Found"})
         self.state.remove_tag(repo, tag)
         return Reply(200)
-
-
-def _error(code: str, message: str) -> bytes:
-    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
-
-
-def _denied(message: str) -> tuple[int, dict[str, str], bytes]:
-    return 403, {"Content-Type": "application/json"}, _error("DENIED", message)

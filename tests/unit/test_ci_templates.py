@@ -480,3 +480,79 @@ def test_gitlab_releases_in_a_manual_job_only() -> None:
     # The token that pushes never reaches an echo.
     echoed = [re.findall(r'(?:echo|printf) "([^"]*)"', line) for line in script]
     assert not [text for found in echoed for text in found if "$" in text and "TOKEN" in text]
+
+
+# --- GitHub: the cloud registries' login alternatives --------------------------------------
+
+_LOGIN_STEP = re.compile(
+    r"^      - uses: docker/login-action@\S+\n(?:        .*\n){4}", re.M
+)  # the default login step: `uses`, `with`, registry, username, password
+
+
+def take_alternative(text: str, name: str) -> str:
+    """The workflow with each job's login step replaced by the commented block
+    ``# alternative NAME`` … ``# end alternative`` that follows it, uncommented, as the
+    template tells a user to do."""
+    block = re.compile(
+        rf"^      # alternative {name}\n((?:      # .*\n)+?)      # end alternative\n", re.M
+    )
+    out, start, swapped = [], 0, 0
+    for login in _LOGIN_STEP.finditer(text):
+        found = block.search(text, login.end())
+        assert found is not None, f"no alternative {name} after the login at {login.start()}"
+        body = "".join(
+            "      " + line.removeprefix("      # ") + "\n" for line in found[1].splitlines()
+        )
+        out += [text[start : login.start()], body]
+        start = login.end()
+        swapped += 1
+    out.append(text[start:])
+    assert swapped == 2  # build and prune
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    ("name", "image", "actions"),
+    [
+        (
+            "ecr",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app",
+            ["aws-actions/configure-aws-credentials", "aws-actions/amazon-ecr-login"],
+        ),
+        (
+            "gar",
+            "europe-west4-docker.pkg.dev/acme/docker/app",
+            ["google-github-actions/auth", "docker/login-action"],
+        ),
+    ],
+)
+def test_the_github_cloud_alternatives_render_and_validate(
+    name: str, image: str, actions: list[str], tmp_path: Path
+) -> None:
+    from tagger.registry.connect import choose
+    from tagger.registry.reference import Reference
+
+    rendered = render_provider("github", values_for(image))
+    workflow = tmp_path / "imgtag.yml"
+    workflow.write_text(take_alternative(rendered, name))
+
+    result = _check("vendor.github-workflows", "default", workflow)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = _yaml(workflow.read_text())
+    assert doc["env"]["IMAGE"] == image and doc["env"]["REGISTRY"] == image.split("/")[0]
+    for job in ("build", "prune"):
+        steps = doc["jobs"][job]["steps"]
+        used = [s["uses"].split("@")[0] for s in steps if "uses" in s]
+        assert all(a in used for a in actions), used
+        if name == "ecr":
+            assert "docker/login-action" not in used
+    # The commands are the same: imgtag picks its provider from the image's host.
+    assert choose(Reference.parse_repository(image)) == name
+
+
+def test_a_broken_cloud_alternative_fails_validation(tmp_path: Path) -> None:
+    text = take_alternative(render_provider("github", values_for(IMAGE)), "gar")
+    broken = tmp_path / "imgtag.yml"
+    broken.write_text(text.replace("      - id: auth\n", "      - id: [auth]\n", 1))
+    assert _check("vendor.github-workflows", "default", broken).returncode != 0

@@ -17,7 +17,7 @@ limits, caps, paging rules and status → error mapping for every request imgtag
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -92,9 +92,10 @@ def answer_text(answer: Answer) -> str:
 class Api:
     """Requests to one management API through the HTTP core.
 
-    ``what`` names it in messages ("the GitHub API"); ``rules`` are its additions to the
-    core's status table; ``bare_429`` the wait of a 429 that names none. ``budget`` is the
-    retry budget it shares with its registry (one per command and registry).
+    ``what`` names it in messages ("the GitHub API"); ``detail`` reads its error text out
+    of a body; ``rules`` are its additions to the core's status table; ``bare_429`` the
+    wait of a 429 that names none. ``budget`` is the retry budget it shares with its
+    registry (one per command and registry).
     """
 
     def __init__(
@@ -108,11 +109,12 @@ class Api:
         bare_429: float | None = None,
         budget: RetryBudget | None = None,
         core: HttpCore | None = None,
+        detail: Callable[[bytes], str] = api_error_text,
     ) -> None:
         self.base = check_base_url(base_url, variable)
         self.host = urlsplit(self.base).netloc
         self.what = what
-        self.service = Service(name=what, detail=api_error_text, rules=rules, bare_429=bare_429)
+        self.service = Service(name=what, detail=detail, rules=rules, bare_429=bare_429)
         self.core = core or HttpCore(budget=budget or RetryBudget(RetryPolicy()))
         self._headers = dict(headers or {})
 

@@ -211,6 +211,11 @@ class GitLabProvider:
     def versions(self, api: RegistryApi, repository: str) -> Sequence[Version]:
         raise UsageError("GitLab lists no versions without tags (provider gitlab)")
 
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        # GitLab's protected tags refuse a delete, not a claim's
+        # push; a refused push is recognised in the registry's words (immutable.py).
+        return None
+
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
 

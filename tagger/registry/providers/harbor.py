@@ -198,6 +198,11 @@ class HarborProvider:
             return f"deleting from Harbor needs a login: {_login_hint(self._host)}"
         return None
 
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        # Harbor's immutable-tag rules cover tag patterns, not
+        # repositories: a refused push is recognised in Harbor's words (immutable.py).
+        return None
+
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
 

@@ -36,3 +36,6 @@ class OciProvider:
 
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
+
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        return None
