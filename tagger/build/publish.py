@@ -7,7 +7,8 @@ values are ``options``'. The build itself is a
 :class:`~tagger.build.builders.base.Builder`'s (docker, buildkit or buildah): the guard
 below is the same whichever builds.
 
-**Never overwrite.** Before building, a run puts a claim (``tagger.build.claim``) under a
+**Never overwrite.** The guard is ``tagger.build.guard``'s :class:`TagGuard` (promote uses
+the same one). Before building, a run puts a claim (``tagger.registry.markers``) under a
 claim tag derived from the tag, and after the build (which takes longer than the claim's
 settle time) it checks the claim is still its own; whoever wrote last owns the tag, every
 other run exits 3. The claim is deleted by its own unique digest afterwards (never
@@ -28,18 +29,15 @@ what was built.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import secrets
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tagger.build import index
-from tagger.build.aliases import moving_aliases
 from tagger.build.builders.base import (
     Builder,
     BuildRequest,
@@ -48,29 +46,20 @@ from tagger.build.builders.base import (
     check_request,
     load_secrets,
 )
+from tagger.build.guard import TagGuard
 from tagger.build.labels import REVISION_LABEL, oci_labels, public_url
-from tagger.build.lease import ClaimHold
 from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
 from tagger.build.secret_files import secret_files
 from tagger.errors import (
-    AccessDenied,
-    AuthenticationError,
     DirtyTreeError,
     EngineError,
-    NotFound,
-    OverwriteDetected,
     PolicyError,
-    RefusedError,
     RegistryError,
-    RegistryUnreachable,
     TagExistsError,
     UsageError,
 )
 from tagger.lifecycle import Stop
 from tagger.registry.markers import (
-    CLAIM_SETTLE_SECONDS,
-    claim_age,
-    claim_tag,
     run_id,
     temp_tag,
     untag,
@@ -79,7 +68,6 @@ from tagger.registry.mediatypes import OCI_INDEX
 from tagger.registry.protocols import Registry
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
-from tagger.version.grammar import ImageVersion
 
 
 class Publisher:
@@ -202,9 +190,9 @@ class Publisher:
             return result
         # 4. claim (None where the registry cannot delete: see the module docstring). The
         # write is shielded: a signal in the middle must not leave a claim nobody releases.
+        guard = self._guard(d.tag)
         with self.stop.shielded():
-            claim = self._claim(d.tag)
-        claimed_at = time.monotonic()
+            claim = guard.claim()
         images: list[Built] = []
         temp_tags: list[tuple[str, str]] = []
         # From the push on, a signal waits: the final write is finished, verified, the
@@ -226,20 +214,15 @@ class Publisher:
                     images = self._squash(result, builder, images, build_args)
                 # 5. confirm the claim, then push.
                 if claim is not None:
-                    self._confirm_claim(d.tag, claim, claimed_at)
+                    guard.confirm()
                 else:
                     # No claim to settle a race: publishers of this tag on this machine take
                     # turns from the last check to the verify, so they cannot push each
                     # other's images under the engine's one name for the tag (the claim
                     # does this across machines where the registry can delete).
-                    tail.enter_context(host_lock(f"{ref}:{d.tag}"))
+                    tail.enter_context(guard.turns())
                 # Right before the push: whoever got here first published while we built.
-                again = self.client.head_manifest(ref.repository, d.tag)
-                if again is not None:
-                    raise TagExistsError(
-                        f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
-                        "run published it; nothing was pushed"
-                    )
+                guard.recheck("while building")
                 # The push, with progress; errors inside the stream are errors.
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
@@ -249,21 +232,18 @@ class Publisher:
                 else:
                     digest = self._push(builder, images[0], local, d.tag)
                 pushed_for = time.monotonic() - started
-                # 6. verify: the tag holds what we pushed, else someone overwrote it.
-                self._verify(d.tag, digest)
-                if claim is None:
-                    # No claim: a contender may still be pushing. Give it as long as we took.
-                    self.sleep(min(30.0, max(1.0, pushed_for)))
-                    self._verify(d.tag, digest)
+                # 6. verify: the tag holds what we pushed, else someone overwrote it; with
+                # no claim, a contender may still be pushing: again after as long as we took.
+                guard.verify(digest)
+                guard.settle(digest, pushed_for)
             finally:
                 for image in images:
                     builder.discard(image)
                 self._remove_temp_tags(temp_tags, can_delete=claim is not None)
-                if claim is not None:
-                    self._release(claim)
+                guard.release()
             result.digest, result.pushed = digest, True
             # 7. aliases, only now.
-            result.aliases = self._move_aliases(version, digest)
+            result.aliases = guard.move_aliases(o.aliases, version, digest)
         finally:
             tail.close()
         return result
@@ -365,71 +345,21 @@ class Publisher:
             "build number, or pass --on-exists skip to accept the same commit's image"
         )
 
-    def _claim(self, tag: str) -> ClaimHold | None:
-        """Put our claim under the claim tag; ``None`` where claims cannot be cleaned up."""
-        repo = self.ref.repository
-        ctag = claim_tag(tag)
-        if not self.client.can_delete(repo):
-            self.log("claim: this registry cannot delete manifests; re-verifying after the push")
-            return None
-        lease = self.o.claim_lease
-        current = self.client.head_manifest(repo, ctag)
-        if current is not None:
-            try:
-                held = self.client.get_manifest(repo, current.digest).raw
-            except NotFound:  # released between the HEAD and the GET: no claim now
-                held = b""
-            age = claim_age(held, self.now()) if held else None
-            if age is not None and age < lease:
-                raise RefusedError(
-                    f"another imgtag run is publishing {self.ref}:{tag} (its claim {ctag} was "
-                    f"renewed {max(0, int(age))} s ago); if that run died, its claim expires "
-                    f"in {math.ceil(lease - age)} s: run again then"
-                )
-            if age is not None:
-                self.log(
-                    f"claim: taking over {ctag}, not renewed for {int(age)} s (lease {lease:g} s)"
-                )
-        hold = ClaimHold(
-            self.client, repo, ctag, tag, lease=lease, now=self.now, log=self.log, run=self.run_id
+    def _guard(self, tag: str) -> TagGuard:
+        """The never-overwrite guard of ``tag`` (``tagger.build.guard``, shared with promote).
+
+        Time goes through this module's ``time`` and the publisher's ``now``/``sleep``."""
+        return TagGuard(
+            self.client,
+            self.ref,
+            tag,
+            lease=self.o.claim_lease,
+            run=self.run_id,
+            now=self.now,
+            monotonic=lambda: time.monotonic(),
+            sleep=self.sleep,
+            log=self.log,
         )
-        for attempt in range(3):
-            try:
-                hold.write()
-                hold.start_renewing()
-                return hold
-            except (RegistryUnreachable, AuthenticationError, AccessDenied):
-                raise
-            except RegistryError:
-                # Distribution answers 500 or DIGEST_INVALID when several clients write one
-                # tag (and its blobs) at once. A claim that stands there now settles it:
-                # ours (the write took effect after all) or another run's (a lost race).
-                other = self.client.head_manifest(repo, ctag)
-                if other is not None and other.digest == hold.digest:
-                    hold.start_renewing()
-                    return hold
-                if other is not None:
-                    raise RefusedError(
-                        f"another imgtag run claimed {self.ref}:{tag} at the same time: "
-                        "nothing was pushed"
-                    ) from None
-                if attempt == 2:
-                    raise
-                self.sleep(0.1 + secrets.randbelow(200) / 1000)
-        raise AssertionError("unreachable")
-
-    def _confirm_claim(self, tag: str, hold: ClaimHold, claimed_at: float) -> None:
-        waited = time.monotonic() - claimed_at
-        if waited < CLAIM_SETTLE_SECONDS:
-            self.sleep(CLAIM_SETTLE_SECONDS - waited)
-        if not hold.confirm():
-            raise RefusedError(
-                f"another imgtag run claimed {self.ref}:{tag} at the same time and won: "
-                "nothing was pushed"
-            )
-
-    def _release(self, hold: ClaimHold) -> None:
-        hold.release()
 
     def _push(self, builder: Builder, image: Built, local: str, tag: str) -> str:
         """Push the image we built to ``local:tag``; check the registry got *that* image
@@ -495,54 +425,7 @@ class Publisher:
         value = config.get("digest") if isinstance(config, dict) else None
         return value if isinstance(value, str) else None
 
-    def _verify(self, tag: str, digest: str) -> None:
-        now = self.client.head_manifest(self.ref.repository, tag)
-        if now is None or now.digest != digest:
-            found = now.digest if now is not None else "nothing"
-            raise OverwriteDetected(
-                f"overwrite detected: {self.ref}:{tag} should hold {digest} just pushed, but "
-                f"holds {found}: another run published the same tag"
-            )
-
-    def _move_aliases(self, version: ImageVersion, digest: str) -> list[str]:
-        if not self.o.aliases:
-            return []
-        repo = self.ref.repository
-        move, hold = moving_aliases(self.o.aliases, version, self.client.list_tags(repo))
-        for alias in hold:
-            self.log(f"alias {alias}: not moved, {version} is not the highest release")
-        if not move:
-            return []
-        manifest = self.client.get_manifest(repo, digest)
-        for alias in move:
-            self.client.put_manifest(repo, alias, manifest.raw, manifest.media_type)
-            self.log(f"alias {alias} -> {digest}")
-        return move
-
-
 def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildRequest:
     from dataclasses import replace
 
     return replace(request, labels=dict(labels))
-
-
-@contextlib.contextmanager
-def host_lock(name: str) -> Iterator[None]:
-    """An exclusive lock on this machine for ``name`` (a file lock in the temp directory,
-    released when the block ends or the process dies)."""
-    import fcntl
-    import hashlib
-
-    path = os.path.join(
-        tempfile.gettempdir(), f"imgtag-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
-    )
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # another user's lock file: no turns to take with that user's runs
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
