@@ -425,6 +425,7 @@ class Publisher:
         value = config.get("digest") if isinstance(config, dict) else None
         return value if isinstance(value, str) else None
 
+
 def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildRequest:
     from dataclasses import replace
 

@@ -56,6 +56,7 @@ from tagger.cli import build_push as _build_push  # noqa: E402
 from tagger.cli import ci as _ci  # noqa: E402
 from tagger.cli import lint as _lint  # noqa: E402
 from tagger.cli import next as _next  # noqa: E402
+from tagger.cli import promote as _promote  # noqa: E402
 from tagger.cli import prune as _prune  # noqa: E402
 from tagger.cli import release as _release  # noqa: E402
 from tagger.cli import squash as _squash  # noqa: E402
@@ -68,6 +69,7 @@ _ci.register(app)
 _analyze.register(app)
 _squash.register(app)
 _release.register(app)
+_promote.register(app)
 
 
 def _err(message: str) -> None:
