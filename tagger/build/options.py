@@ -44,6 +44,9 @@ class BuildPushOptions:
     #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
     #: ``IMGTAG_PROVIDER`` are read where the client is opened.
     provider: str | None = None
+    #: ``build-push IMAGE IMAGE...``: the other repositories that get the same tag, by a
+    #: promote of the image pushed to ``image`` (each checked before the build).
+    also: tuple[str, ...] = ()
 
     @classmethod
     def resolve(
@@ -133,8 +136,17 @@ class BuildPushResult:
     squashed: dict[str, Any] | None = None
     derivation: Derivation | None = None
     builder: str | None = None
+    #: ``build-push IMAGE IMAGE...``: one row per other repository (image, tag, status,
+    #: blobs_copied, blobs_mounted, bytes_copied, aliases); ``None`` for one image.
+    also: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        doc = self._as_dict()
+        if self.also is not None:
+            doc["also"] = self.also
+        return doc
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "image": self.image,
             "tag": self.tag,

@@ -99,6 +99,7 @@ class Publisher:
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
+        client_for: Callable[[Reference], Registry] | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
@@ -116,6 +117,9 @@ class Publisher:
         # wherever the run is, except inside the shielded claim write and publish tail.
         self.stop = stop if stop is not None else Stop(raising=False)
         self._active: Builder | None = None  # the builder of the current run, to close
+        # ``build-push IMAGE IMAGE...``: the other repositories, and their registries' clients.
+        self.also = tuple(Reference.parse_repository(image) for image in options.also)
+        self._client_for = client_for
         # Names the run's claim and temporary tags, so prune tells a live run's from leftovers.
         self.run_id = run_id(now(), secrets.token_hex(6))
 
@@ -164,7 +168,12 @@ class Publisher:
         # 2. existence check (every manifest type in Accept: see registry facts).
         existing = self.client.head_manifest(ref.repository, d.tag)
         if existing is not None:
-            return self._exists(result, existing.digest, d)
+            result = self._exists(result, existing.digest, d)
+            if self.also and result.digest is not None:
+                result.also = self._promote_also(d.tag, result.digest)
+            return result
+        # Every other repository too, before anything is built: a refusal anywhere stops here.
+        self._check_also(d.tag)
         # 3. lint: findings at the bar (error by default) stop here, before any claim.
         if o.lint:
             self._lint(result)
@@ -246,6 +255,10 @@ class Publisher:
             result.aliases = guard.move_aliases(o.aliases, version, digest)
         finally:
             tail.close()
+        if self.also:
+            # The same image, digest for digest, under the same tag in the other
+            # repositories: each a promote under the same guard.
+            result.also = self._promote_also(d.tag, digest)
         return result
 
     def _request_shape(self, secrets_: tuple[Secret, ...] | None = None) -> BuildRequest:
@@ -344,6 +357,43 @@ class Publisher:
             f"{where} already exists ({digest}): imgtag never overwrites a tag; bump the "
             "build number, or pass --on-exists skip to accept the same commit's image"
         )
+
+    def _client_of(self, ref: Reference) -> Registry:
+        if ref.registry == self.ref.registry:
+            return self.client
+        if self._client_for is None:
+            raise UsageError(f"{ref}: no client for another registry was wired in")
+        return self._client_for(ref)
+
+    def _check_also(self, tag: str) -> None:
+        for ref in self.also:
+            existing = self._client_of(ref).head_manifest(ref.repository, tag)
+            if existing is not None:
+                raise TagExistsError(
+                    f"{ref}:{tag} already exists ({existing.digest}): imgtag never overwrites "
+                    "a tag; nothing was built"
+                )
+
+    def _promote_also(self, tag: str, digest: str) -> list[dict[str, Any]]:
+        """Promote ``self.ref@digest`` to ``tag`` in every other repository."""
+        from tagger.promote.run import PromoteOptions, Promoter
+
+        options = PromoteOptions(
+            source=f"{self.ref}@{digest}",
+            destinations=tuple(f"{ref}:{tag}" for ref in self.also),
+            aliases=tuple(self.o.aliases),
+            claim_lease=self.o.claim_lease,
+        )
+        promoted = Promoter(
+            options,
+            client_for=self._client_of,
+            log=self.log,
+            now=self.now,
+            sleep=self.sleep,
+            monotonic=lambda: time.monotonic(),
+            stop=self.stop,
+        ).run()
+        return [{**row.as_dict(), "aliases": row.aliases} for row in promoted.destinations]
 
     def _guard(self, tag: str) -> TagGuard:
         """The never-overwrite guard of ``tag`` (``tagger.build.guard``, shared with promote).

@@ -433,10 +433,12 @@ def test_sigterm_midway_releases_the_claim_tags_nothing_and_exits_143(
         # The claim is written, and the first layer (after the claim's config) is on its way.
         wait_until(
             lambda: (
-                fault_proxy.count("PUT", rf"/v2/{dst_repo}/manifests/{CLAIM}") >= 1
-                and fault_proxy.count("PUT", rf"/v2/{dst_repo}/blobs/uploads/") >= 2
+                (
+                    fault_proxy.count("PUT", rf"/v2/{dst_repo}/manifests/{CLAIM}") >= 1
+                    and fault_proxy.count("PUT", rf"/v2/{dst_repo}/blobs/uploads/") >= 2
+                )
+                or proc.poll() is not None
             )
-            or proc.poll() is not None
         )
         assert proc.poll() is None, proc.communicate()
         view = bp.RegistryView.of(registry_plain)
@@ -615,3 +617,67 @@ def test_the_same_source_and_destination_is_exit_0_and_writes_nothing(
 
     assert doc["digest"] == digest and doc["destinations"][0]["status"] == "exists"
     assert fault_proxy.count("PUT|POST|PATCH|DELETE") == 0, fault_proxy.counts
+
+
+# --- 8. build-push IMAGE IMAGE...: one build, the same tag everywhere --------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Any:
+    from appfixture import make_app
+
+    return make_app(tmp_path / "app", "promoted")
+
+
+def test_build_push_to_several_repositories_builds_once_and_promotes_the_rest(
+    registry_plain: tb.Registry, registry_basic: tb.Registry, bed_env: dict[str, str], app: Any
+) -> None:
+    first, second, third = repo_name("bp1"), repo_name("bp2"), repo_name("bp3")
+    env = {**bed_env, "IMGTAG_BUILDER": "docker"}
+    images = [
+        registry_plain.image(first),
+        registry_basic.image(second),
+        registry_plain.image(third),
+    ]
+
+    result = bp.run_cli(
+        ["build-push", *images, "--build", "4", "--format", "json", "--alias", "latest"],
+        cwd=app.path,
+        env=env,
+    )
+
+    assert result.code == 0, result
+    doc = json.loads(result.stdout)
+    assert list(doc) == [*bp.JSON_KEYS, "also"]
+    assert doc["tag"] == "1.0.0-4" and doc["pushed"] is True
+    rows = doc["also"]
+    assert [(r["image"], r["status"]) for r in rows] == [
+        (images[1], "copied"),
+        (images[2], "copied"),
+    ]
+    assert rows[1]["blobs_mounted"] > 0 and rows[1]["bytes_copied"] == 0, "same registry: mounted"
+    assert rows[0]["blobs_copied"] > 0, "another registry: uploaded"
+    plain, basic = bp.RegistryView.of(registry_plain), bp.RegistryView.of(registry_basic)
+    for view, repo in ((plain, first), (basic, second), (plain, third)):
+        assert view.digest(repo, "1.0.0-4") == doc["digest"]
+        assert view.digest(repo, "latest") == doc["digest"]
+        assert sorted(view.tags(repo)) == ["1.0.0-4", "latest"]
+
+
+def test_build_push_to_several_repositories_stops_before_building_when_one_has_the_tag(
+    registry_plain: tb.Registry, registry_basic: tb.Registry, bed_env: dict[str, str], app: Any
+) -> None:
+    first, taken = repo_name("bp1"), repo_name("taken")
+    theirs = seed_plain_image(client_of(registry_basic.host, bed_env), taken, "1.0.0-4", "theirs")
+    env = {**bed_env, "IMGTAG_BUILDER": "docker"}
+
+    result = bp.run_cli(
+        ["build-push", registry_plain.image(first), registry_basic.image(taken), "--build", "4"],
+        cwd=app.path,
+        env=env,
+    )
+
+    sentence = bp.error_sentence(result, 3)
+    assert theirs in sentence and "nothing was built" in sentence
+    assert bp.RegistryView.of(registry_plain).tags(first) == [], "nothing pushed anywhere"
+    assert bp.RegistryView.of(registry_basic).tags(taken) == ["1.0.0-4"]
