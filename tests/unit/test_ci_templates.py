@@ -418,3 +418,34 @@ def test_gitlab_releases_in_a_manual_job_only() -> None:
     # The token that pushes never reaches an echo.
     echoed = [re.findall(r'(?:echo|printf) "([^"]*)"', line) for line in script]
     assert not [text for found in echoed for text in found if "$" in text and "TOKEN" in text]
+
+
+def test_github_promotes_the_tested_digest_on_a_release_tag() -> None:
+    doc = _yaml(read_template("github"))
+    triggers = doc.get("on", doc.get(True))
+    assert "v*" in triggers["push"]["tags"]
+    job = doc["jobs"]["promote"]
+    assert job["needs"] == "build"
+    assert job["if"] == "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
+    step = job["steps"][-1]
+    # By the digest the build job pushed: never a tag that could have moved.
+    assert step["env"]["SOURCE"] == (
+        "${{ needs.build.outputs.image }}@${{ needs.build.outputs.digest }}"
+    )
+    assert step["run"].startswith('imgtag promote "$SOURCE" "$PROMOTE_IMAGE:$TAG"')
+    assert "${VERSION#v}" in step["run"]
+    assert doc["env"]["PROMOTE_IMAGE"]
+
+
+def test_gitlab_promotes_in_a_manual_job_on_tags() -> None:
+    doc = _yaml(read_template("gitlab"))
+    job = doc["imgtag-promote"]
+    assert job["stage"] in doc["stages"]
+    assert doc["stages"].index("promote") > doc["stages"].index("build")
+    assert [(rule["if"], rule["when"]) for rule in job["rules"]] == [
+        ('$CI_COMMIT_TAG && $CI_PIPELINE_SOURCE != "schedule"', "manual")
+    ]
+    assert {need["job"] for need in job["needs"]} == {"imgtag-build", "imgtag-build-buildah"}
+    command = job["script"][-1]
+    assert command.startswith('imgtag promote "$IMGTAG_IMAGE@$IMGTAG_DIGEST"')
+    assert "${CI_COMMIT_TAG#v}" in command
