@@ -86,7 +86,8 @@ def parse_destination(text: str, source: Reference) -> Target:
         raise UsageError(
             f"DEST {text} names no tag and the source is a digest: give DEST as IMAGE:TAG"
         )
-    return Target(ref.with_tag(tag), tag)
+    ref.with_tag(tag)  # a tag's grammar, or exit 2
+    return Target(Reference(ref.registry, ref.repository), tag)
 
 
 def same_place(source: Reference, target: Target) -> bool:

@@ -106,26 +106,51 @@ class Promoter:
         src = self.client_for(source)
         ref = source.digest or source.tag
         assert ref is not None
-        try:
-            plan = read_tree(src, source.repository, ref)
-        except NotFound:
+        # The digest first (one HEAD): each destination's claim is taken before the tree
+        # is read, so the claim's settle time runs while the source is read and copied.
+        info = src.head_manifest(source.repository, ref)
+        if info is None:
             raise NotFound(
                 f"the source {source} does not exist: check the name and the tag or digest"
-            ) from None
-        signatures = self._signatures(src, source, plan) if o.with_signatures else []
-        result = PromoteResult(str(source), plan.digest, dry_run=o.dry_run)
+            )
+        self._source, self._src, self._digest = source, src, info.digest
+        self._plan: CopyPlan | None = None
+        self._sigs: list[tuple[str, CopyPlan]] | None = None
+        result = PromoteResult(str(source), info.digest, dry_run=o.dry_run)
         for target in targets:
-            result.destinations.append(self._one(source, src, plan, signatures, target))
+            result.destinations.append(self._one(source, src, target))
         refused = result.refused
         if refused:
             first = refused[0]
             raise PromoteRefused(
-                f"{first.image}:{first.tag} already holds {first.found}, not {plan.digest} "
+                f"{first.image}:{first.tag} already holds {first.found}, not {info.digest} "
                 f"from {source}: imgtag never overwrites a tag"
                 + (f" ({len(refused)} destinations refused)" if len(refused) > 1 else ""),
                 result,
             )
         return result
+
+    def plan(self) -> CopyPlan:
+        """The source's whole tree, read once (by its digest: the tag may move meanwhile)."""
+        if self._plan is None:
+            try:
+                plan = read_tree(self._src, self._source.repository, self._digest)
+            except NotFound:
+                raise NotFound(
+                    f"the source {self._source} is gone ({self._digest} was removed while "
+                    "imgtag read it)"
+                ) from None
+            self._plan = plan
+        return self._plan
+
+    def signatures(self) -> list[tuple[str, CopyPlan]]:
+        if self._sigs is None:
+            self._sigs = (
+                self._signatures(self._src, self._source, self.plan())
+                if self.o.with_signatures
+                else []
+            )
+        return self._sigs
 
     def _signatures(
         self, src: Registry, source: Reference, plan: CopyPlan
@@ -141,15 +166,9 @@ class Promoter:
                 continue  # removed since the listing
         return out
 
-    def _one(
-        self,
-        source: Reference,
-        src: Registry,
-        plan: CopyPlan,
-        signatures: Sequence[tuple[str, CopyPlan]],
-        target: Target,
-    ) -> DestinationResult:
+    def _one(self, source: Reference, src: Registry, target: Target) -> DestinationResult:
         row = DestinationResult(target.image, target.tag, "copied")
+        digest = self._digest
         if same_place(source, target):
             self.log(f"{target} is the source itself: nothing to do")
             row.status = "exists"
@@ -177,27 +196,28 @@ class Promoter:
             log=self.log,
         )
         existing = guard.existing()
-        if existing is not None and existing.digest != plan.digest:
-            self.log(f"{target} holds {existing.digest}, not {plan.digest}: refused")
+        if existing is not None and existing.digest != digest:
+            self.log(f"{target} holds {existing.digest}, not {digest}: refused")
             row.status, row.found = "refused", existing.digest
             return row
         if self.o.dry_run:
             if existing is not None:
                 row.status = "exists"
             else:
-                missing = [b for b in plan.blobs if not dest.has_blob(copier.dest_repo, b.digest)]
+                blobs = self.plan().blobs
+                missing = [b for b in blobs if not dest.has_blob(copier.dest_repo, b.digest)]
                 row.blobs_copied = len(missing)
                 row.bytes_copied = sum(b.size for b in missing)
-                self.log(f"dry run: would copy {plan.digest} to {target}")
+                self.log(f"dry run: would copy {digest} to {target}")
             return row
         if existing is not None:
             # There already: finish what a run that stopped after its final write left.
             row.status = "exists"
-            row.signatures = self._copy_signatures(copier, signatures)
-            row.aliases = guard.move_aliases(self.o.aliases, tag_version(target.tag), plan.digest)
+            row.signatures = self._copy_signatures(copier, self.signatures())
+            row.aliases = guard.move_aliases(self.o.aliases, tag_version(target.tag), digest)
             return row
-        self._copy_under_guard(guard, copier, plan, signatures, row)
-        row.aliases = guard.move_aliases(self.o.aliases, tag_version(target.tag), plan.digest)
+        self._copy_under_guard(guard, copier, row)
+        row.aliases = guard.move_aliases(self.o.aliases, tag_version(target.tag), digest)
         return row
 
     def _copy_signatures(
@@ -209,25 +229,19 @@ class Promoter:
                 written.append(tag)
         return written
 
-    def _copy_under_guard(
-        self,
-        guard: TagGuard,
-        copier: Copier,
-        plan: CopyPlan,
-        signatures: Sequence[tuple[str, CopyPlan]],
-        row: DestinationResult,
-    ) -> None:
+    def _copy_under_guard(self, guard: TagGuard, copier: Copier, row: DestinationResult) -> None:
         with self.stop.shielded():
             hold = guard.claim()
         tail = contextlib.ExitStack()
         try:
             try:
                 self.stop.check()
+                # The claim's settle time runs while the source is read and copied.
+                plan = self.plan()
                 self.log(f"copying {plan.digest} to {guard.where}")
-                # The claim's settle time runs while the copy does.
                 copier.copy(plan)
                 # Signatures before the tag: the tag never stands unsigned.
-                row.signatures = self._copy_signatures(copier, signatures)
+                row.signatures = self._copy_signatures(copier, self.signatures())
                 if hold is not None:
                     guard.confirm("nothing was tagged")
                 else:
