@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import test_build_push as bp
+from test_registry_providers import ghcr, hub  # noqa: F401  (the providers' simulators)
 
 import testbed as tb
 from clirun import CliResult, run_cli
@@ -681,3 +682,45 @@ def test_build_push_to_several_repositories_stops_before_building_when_one_has_t
     assert theirs in sentence and "nothing was built" in sentence
     assert bp.RegistryView.of(registry_plain).tags(first) == [], "nothing pushed anywhere"
     assert bp.RegistryView.of(registry_basic).tags(taken) == ["1.0.0-4"]
+
+
+# --- 9. the race through the providers that delete with their own API ----------------------
+
+
+@pytest.mark.parametrize("provider", ["ghcr", "dockerhub"])
+def test_six_promotes_have_one_winner_where_claims_are_deleted_through_a_provider_api(
+    provider: str,
+    request: pytest.FixtureRequest,
+    registry_plain: tb.Registry,
+    bed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    import test_registry_providers as rp
+
+    if provider == "ghcr":
+        sim = request.getfixturevalue("ghcr")
+        env = {**bed_env, **rp.ghcr_env(sim)}
+        owner = "alice"
+    else:
+        sim = request.getfixturevalue("hub")
+        env = {**bed_env, **rp.hub_env(sim, tmp_path)}
+        owner = "hubber"
+    client = client_of(registry_plain.host, bed_env)
+    src_repo, dst_repo = f"{owner}/{repo_name('c')[10:]}", f"{owner}/{repo_name('r')[10:]}"
+    for i in range(1, 7):
+        seed_plain_image(client, src_repo, f"1.0.0-{i}", f"{provider}-{i}-{secrets.token_hex(2)}")
+    dest = f"{sim.registry_host}/{dst_repo}:1.0.0"
+    procs = [
+        imgtag(["promote", f"{sim.registry_host}/{src_repo}:1.0.0-{i}", dest], tmp_path, env)
+        for i in range(1, 7)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        results.append((proc.returncode, out, err))
+    detail = "\n".join(f"--- {c}\n{o}{e[-400:]}" for c, o, e in results)
+    assert sorted(c for c, _, _ in results) == [0, 3, 3, 3, 3, 3], detail
+    view = bp.RegistryView.of(registry_plain)
+    assert view.tags(dst_repo) == ["1.0.0"], "one tag; every claim deleted through the API"
+    assert sim.api.count("DELETE") >= 1, "claims went through the provider's API"
+    assert sim.front.count("DELETE") == 0
