@@ -724,3 +724,37 @@ def test_six_promotes_have_one_winner_where_claims_are_deleted_through_a_provide
     assert view.tags(dst_repo) == ["1.0.0"], "one tag; every claim deleted through the API"
     assert sim.api.count("DELETE") >= 1, "claims went through the provider's API"
     assert sim.front.count("DELETE") == 0
+
+
+# --- 10. bounded memory: a layer larger than the process is streamed through it -----------
+
+_MAXRSS = (
+    "import resource, subprocess, sys;"
+    "code = subprocess.run(sys.argv[1:]).returncode;"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+    "sys.exit(code)"
+)
+
+
+def test_a_large_layer_across_registries_is_streamed_with_bounded_memory(
+    registry_plain: tb.Registry,
+    registry_basic: tb.Registry,
+    bed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    size = 160 << 20
+    client = client_of(registry_plain.host, bed_env)
+    src_repo, dst_repo = repo_name("big"), repo_name("big")
+    digest = seed_blobs(client, src_repo, "1.0.0-1", [_layer(size, "big")], media_type=OCI_MANIFEST)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGTAG_") and k != "CI"}
+    env.update({"PYTHONPATH": str(ROOT), **bed_env})
+    argv = [sys.executable, "-c", _MAXRSS, sys.executable, "-m", "tagger", "promote"]
+    argv += [registry_plain.image(src_repo, "1.0.0-1"), registry_basic.image(dst_repo, "1.0.0-1")]
+
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    peak_kib = int(proc.stdout.strip().splitlines()[-1])
+    # The whole process peaks well below the layer it copied (Linux reports KiB).
+    assert peak_kib * 1024 < size // 2, f"peak RSS {peak_kib} KiB for a {size >> 20} MiB layer"
+    assert bp.RegistryView.of(registry_basic).digest(dst_repo, "1.0.0-1") == digest
