@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # registry tests; apache2-utils: htpasswd (bcrypt); openssl: the bed's CA; rsync: needed by
 # gitlab-ci-local; buildah: the daemonless builder (tests run it as CI containers do:
 # STORAGE_DRIVER=vfs, BUILDAH_ISOLATION=chroot).
-DEB_PACKAGES=(docker.io docker-registry busybox-static skopeo apache2-utils openssl rsync git buildah)
+DEB_PACKAGES=(docker.io docker-registry busybox-static skopeo apache2-utils openssl rsync git buildah tini)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then DEB_PACKAGES+=(python3-venv); fi
 
@@ -48,6 +48,10 @@ if ((${#missing[@]})); then
         exit "$apt_rc"
     fi
 fi
+
+# Debian 13's Docker Engine 26 (containerd image store), buildx, cosign and oras, unpacked
+# into .tools/debian13/ for the test bed's second engine (cached; nothing system-wide).
+bash scripts/debian13-tools.sh
 
 # The venv is reused between runs; the install is redone only when pyproject.toml changes
 # (an editable install needs network for its build backend, ~10 s each time).

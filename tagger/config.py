@@ -89,6 +89,24 @@ def _choice(*choices: str) -> Validator:
     return check
 
 
+def _bool_or(word: str) -> Validator:
+    def check(value: Any) -> bool | str:
+        if isinstance(value, bool) or value == word:
+            return value  # type: ignore[no-any-return]
+        raise TypeError(f"true, false or {word!r}")
+
+    return check
+
+
+def _provenance(value: Any) -> str:
+    # `provenance = false` (TOML's boolean) or "false", "min", "max".
+    if value is False:
+        return "false"
+    if not isinstance(value, str) or value.lower() not in ("false", "min", "max"):
+        raise TypeError("false, min or max")
+    return value.lower()
+
+
 # Section "" is the top level: `next` and `build-push` keys. Each sub-table is its own.
 SCHEMA: Mapping[str, Mapping[str, Validator]] = {
     "": {
@@ -114,6 +132,12 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "secret": _str_list,
         "platform": _str_list,
         "network": _str,
+        "cache_from": _str_list,
+        "cache_to": _str_list,
+        "no_cache": _bool,
+        "pull": _bool,
+        "provenance": _provenance,
+        "annotation": _key_values,
         # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
         "provider": _choice("oci", "ghcr", "dockerhub"),
     },
@@ -132,6 +156,16 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "ignore": _str_list,
         "fail_on": _choice("error", "warning", "info", "none"),
         "hadolint": _bool,
+    },
+    "check": {
+        "config": _str,
+        "stop_timeout": _number,
+        "user": _str,
+        "writable": _str_list,
+        "ignore": _str_list,
+        # build-push's default: check the image before the final tag (true), and fail a
+        # check that could not run ("strict").
+        "build_push": _bool_or("strict"),
     },
     "analyze": {
         "lowest_efficiency": _number,

@@ -10,7 +10,6 @@ leaves the process goes through :func:`redact` first: credentials never reach ou
 
 from __future__ import annotations
 
-import json
 import re
 from enum import IntEnum
 from urllib.parse import quote, quote_plus
@@ -20,7 +19,7 @@ class ExitCode(IntEnum):
     """imgtag's exit codes, exactly as the table in ``docs/exit-codes.md``."""
 
     OK = 0
-    POLICY = 1  # lint findings or analyze thresholds at or above the bar
+    POLICY = 1  # lint findings, analyze thresholds at or above the bar, a failed check
     USAGE = 2  # unknown option, invalid reference, config or file
     REFUSED = 3  # the tag exists, an overwrite was detected, the work tree is dirty
     GIT = 4  # no version can be derived
@@ -180,6 +179,8 @@ def _forms(value: str) -> set[str]:
     """The ways a secret can show up in text: as it is, stripped, ``repr``'d (an
     exception's message quotes a header value with ``\\n`` escaped), JSON-escaped, and
     percent-encoded (a query string)."""
+    import json  # here: only a registered secret needs it (`imgtag next` has none)
+
     forms = {value, value.strip(), repr(value)[1:-1], json.dumps(value)[1:-1]}
     forms |= {json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe=""), quote_plus(value)}
     return forms

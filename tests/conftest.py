@@ -60,6 +60,34 @@ def docker_client(engine: tb.Engine) -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="session")
+def engine26(testbed: tb.Testbed) -> tb.ModernEngine:
+    """Debian 13's engine 26 with the containerd image store and buildx, started the first
+    time a test asks (suites that do not need it pay nothing) and stopped with the bed.
+    A missing toolchain is an ERROR naming the fetch script, never a skip."""
+    return tb.start_engine26(testbed)
+
+
+@pytest.fixture(scope="session")
+def debian13(engine26: tb.ModernEngine) -> tb.Debian13Tools:
+    """Debian 13's cosign and oras (``.cosign``, ``.oras``), beside its engine."""
+    return engine26.tools
+
+
+#: The engines the build-push, builder and signal suites run on (ids of ``bed_engine``).
+ENGINES = ("engine20", "engine26")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def bed_engine(request: pytest.FixtureRequest, testbed: tb.Testbed) -> tb.BedEngine:
+    """Each engine in turn: Debian 12's 20.10, then Debian 13's 26 (containerd store).
+    Session scope groups the tests by engine, so the 26 engine starts once, late."""
+    if request.param == "engine20":
+        return tb.bed_engine(testbed, None)
+    modern: tb.ModernEngine = request.getfixturevalue("engine26")
+    return tb.bed_engine(testbed, modern)
+
+
+@pytest.fixture(scope="session")
 def registry_plain(testbed: tb.Testbed) -> tb.Registry:
     """Plain HTTP, anonymous."""
     return testbed.plain

@@ -28,6 +28,7 @@ Only loopback: the proxy binds 127.0.0.1 and refuses a target elsewhere.
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
 import json
 import random
@@ -379,9 +380,26 @@ class _ProxyServer(LoopbackServer):
         super().__init__(_Handler)
 
 
+#: What Go's net/http answers to a TLS hello on a plain port (and what Go clients take as
+#: "this registry speaks plain HTTP").
+_TLS_TO_PLAIN_ANSWER = (
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
+
+
 class _Handler(Handler):
     server: _ProxyServer
     server_version = "imgtag-faultproxy/1"
+
+    def handle_one_request(self) -> None:
+        # dockerd 26 and BuildKit try TLS first on a registry address and fall back to
+        # plain HTTP only when the server answers the TLS hello as Go's HTTP server does.
+        with contextlib.suppress(OSError):
+            if self.connection.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS record
+                self.wfile.write(_TLS_TO_PLAIN_ANSWER)
+                self.close_connection = True
+                return
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         self._handle()

@@ -516,19 +516,31 @@ def _start_engine(root: Path) -> Engine:
     raise TestbedError("\n".join(failures))
 
 
-def _start_engine_with(root: Path, dockerd: str, driver: str) -> Engine:
-    engine_dir = root / "engine"
+def _start_engine_with(
+    root: Path,
+    dockerd: str,
+    driver: str | None,
+    *,
+    name: str = "engine",
+    daemon_config: Mapping[str, Any] | None = None,
+    path_first: Sequence[Path] = (),
+) -> Engine:
+    """Start one dockerd in ``root/name``. ``driver`` None: no ``--storage-driver`` (the
+    containerd image store picks its snapshotter); ``path_first``: directories put before
+    PATH (the 26 engine's own containerd and shims)."""
+    engine_dir = root / name
     shutil.rmtree(engine_dir, ignore_errors=True)  # leftovers of a failed driver attempt
     engine_dir.mkdir()
     socket_path = str(engine_dir / "d.sock")
     log_file = engine_dir / "dockerd.log"
     daemon_json = engine_dir / "daemon.json"
-    # An empty config file of our own, so that a host's /etc/docker/daemon.json cannot
-    # change (or conflict with) the flags below.
-    daemon_json.write_text("{}\n")
+    # A config file of our own, so that a host's /etc/docker/daemon.json cannot change (or
+    # conflict with) the flags below.
+    daemon_json.write_text(json.dumps(dict(daemon_config or {})) + "\n")
     # containerd namespaces must match [A-Za-z0-9]+([._-][A-Za-z0-9]+)*: mkdtemp names may
     # hold "-_" (seen: "itb-_9dvgwwb"), so keep only the letters and digits.
-    namespace = "imgtag" + "".join(ch for ch in root.name if ch.isalnum())
+    suffix = "" if name == "engine" else name
+    namespace = "imgtag" + "".join(ch for ch in root.name + suffix if ch.isalnum())
     argv = [
         dockerd,
         "--iptables=false",
@@ -541,7 +553,7 @@ def _start_engine_with(root: Path, dockerd: str, driver: str) -> Engine:
         f"--exec-root={engine_dir / 'x'}",
         f"--pidfile={engine_dir / 'dockerd.pid'}",
         f"--config-file={daemon_json}",
-        f"--storage-driver={driver}",
+        *([f"--storage-driver={driver}"] if driver else []),
         # At info level the grpc chatter would push the reason for a failure out of the
         # log tail that start-up errors quote.
         "--log-level=warn",
@@ -551,9 +563,9 @@ def _start_engine_with(root: Path, dockerd: str, driver: str) -> Engine:
         f"--containerd-plugins-namespace={namespace}-plugins",
     ]
     env = dict(os.environ)
-    env["PATH"] = f"{env.get('PATH', '')}:{_SBIN_PATH}"
+    env["PATH"] = ":".join([*map(str, path_first), env.get("PATH", ""), _SBIN_PATH])
     pid = _spawn(argv, log_file, env)
-    service = f"dockerd (storage driver {driver})"
+    service = f"dockerd ({name}, storage driver {driver or 'containerd snapshotter'})"
     deadline = time.monotonic() + ENGINE_TIMEOUT_S
     while True:
         why = None
@@ -582,6 +594,148 @@ def _start_engine_with(root: Path, dockerd: str, driver: str) -> Engine:
         log_file=log_file,
         storage_driver=actual_driver,
     )
+
+
+# --------------------------------------------------------------------------- engine 26
+
+#: Debian 13's container toolchain, unpacked by ``scripts/debian13-tools.sh`` (which
+#: ``scripts/test.sh`` runs): Docker Engine 26.1, containerd 1.7, buildx 0.13, cosign, oras.
+DEBIAN13_ROOT = Path(
+    os.environ.get(
+        "IMGTAG_DEBIAN13_ROOT",
+        str(Path(__file__).resolve().parents[1] / ".tools" / "debian13" / "root"),
+    )
+)
+#: The second engine's daemon.json: the containerd image store, as Docker 29 installs it.
+ENGINE26_DAEMON_CONFIG = {"features": {"containerd-snapshotter": True}}
+
+
+@dataclass(frozen=True)
+class Debian13Tools:
+    """Paths of Debian 13's programs in ``root`` (see ``scripts/debian13-tools.sh``).
+
+    cosign and oras are here for the tests that sign or copy artifacts; neither needs an
+    engine."""
+
+    root: Path
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "usr" / "bin"
+
+    @property
+    def dockerd(self) -> Path:
+        return self.root / "usr" / "sbin" / "dockerd"
+
+    @property
+    def docker(self) -> Path:
+        """The docker CLI 26 (``docker buildx`` needs the plugin in ``$DOCKER_CONFIG``)."""
+        return self.bin_dir / "docker"
+
+    @property
+    def buildx(self) -> Path:
+        return self.root / "usr" / "libexec" / "docker" / "cli-plugins" / "docker-buildx"
+
+    @property
+    def cosign(self) -> Path:
+        return self.bin_dir / "cosign"
+
+    @property
+    def oras(self) -> Path:
+        return self.bin_dir / "oras"
+
+
+def debian13_tools(root: Path | None = None) -> Debian13Tools:
+    """The unpacked toolchain, or a TestbedError that says how to fetch it."""
+    tools = Debian13Tools(root or DEBIAN13_ROOT)
+    missing = [
+        p for p in (tools.dockerd, tools.docker, tools.buildx, tools.cosign, tools.oras)
+        if not os.access(p, os.X_OK)
+    ]  # fmt: skip
+    if missing:
+        raise TestbedError(
+            f"test bed: Debian 13's toolchain is missing ({', '.join(map(str, missing))}): "
+            "run bash scripts/debian13-tools.sh (scripts/test.sh does it)."
+        )
+    return tools
+
+
+@dataclass(frozen=True)
+class ModernEngine:
+    """The bed's second engine: Debian 13's dockerd 26 with the containerd image store,
+    its CLI and the buildx plugin (in a docker config of its own, so that the 20.10 CLI
+    of the first engine never finds buildx)."""
+
+    engine: Engine
+    tools: Debian13Tools
+    docker_config: Path
+    version: str
+
+    @property
+    def host(self) -> str:
+        return self.engine.host
+
+    def env(self, bed: Testbed) -> dict[str, str]:
+        """``bed.env()`` pointed at this engine: its socket, its docker config (the same
+        ``auths`` plus ``cli-plugins/docker-buildx``) and its docker CLI first on PATH."""
+        return {
+            **bed.env(),
+            "DOCKER_HOST": self.engine.host,
+            "DOCKER_CONFIG": str(self.docker_config),
+            "PATH": f"{self.tools.bin_dir}:{os.environ.get('PATH', '')}",
+            "IMGTAG_TESTBED_ENGINE26_HOST": self.engine.host,
+            "IMGTAG_TESTBED_COSIGN": str(self.tools.cosign),
+            "IMGTAG_TESTBED_ORAS": str(self.tools.oras),
+        }
+
+
+@dataclass(frozen=True)
+class BedEngine:
+    """One engine a test runs against: ``name`` is ``"20.10"`` (Debian 12's, the classic
+    image store, the docker CLI 20.10 with its own BuildKit) or ``"26"`` (Debian 13's, the
+    containerd image store, buildx); ``env`` is the bed's environment for it."""
+
+    name: str
+    host: str
+    env: Mapping[str, str]
+    containerd_store: bool
+    docker_cli: str
+
+
+def bed_engine(bed: Testbed, modern: ModernEngine | None) -> BedEngine:
+    """The 20.10 engine (``modern`` None) or the 26 one, as a :class:`BedEngine`."""
+    if modern is None:
+        return BedEngine("20.10", bed.engine.host, bed.env(), False, "/usr/bin/docker")
+    return BedEngine("26", modern.host, modern.env(bed), True, str(modern.tools.docker))
+
+
+def start_engine26(bed: Testbed, tools: Debian13Tools | None = None) -> ModernEngine:
+    """Start the second engine in ``bed.root/engine26`` and record it in the bed's state, so
+    that ``bed.stop()`` stops it too. Meant to be called lazily, by the tests that ask."""
+    tools = tools or debian13_tools()
+    # The containerd of Debian 13 and its shims first on PATH; runc is the host's (Debian
+    # 13's needs glibc 2.38), found through the sbin directories after it.
+    engine = _start_engine_with(
+        bed.root,
+        str(tools.dockerd),
+        None,
+        name="engine26",
+        daemon_config=ENGINE26_DAEMON_CONFIG,
+        path_first=(tools.bin_dir,),
+    )
+    state = json.loads((bed.root / "state.json").read_text())
+    state["pids"].append(engine.pid)
+    state.setdefault("containerd_pidfiles", []).append(
+        str(engine.root / "x" / "containerd" / "containerd.pid")
+    )
+    _write_state(bed.root, state)
+    docker_config = engine.root / "docker-config"
+    (docker_config / "cli-plugins").mkdir(parents=True)
+    shutil.copyfile(bed.docker_config / "config.json", docker_config / "config.json")
+    (docker_config / "cli-plugins" / "docker-buildx").symlink_to(tools.buildx)
+    _, body = _engine_get(engine.host.removeprefix("unix://"), "/version")
+    version = str(json.loads(body).get("Version", "?"))
+    return ModernEngine(engine=engine, tools=tools, docker_config=docker_config, version=version)
 
 
 # --------------------------------------------------------------------------- registries
@@ -981,8 +1135,9 @@ def stop_dir(root: Path, *, keep_files: bool | None = None) -> None:
     for pid in reversed(state.get("pids", [])):
         _stop_pid(int(pid), marker)
     # If dockerd had to be killed it could not stop its containerd: do it by its pidfile.
-    with contextlib.suppress(KeyError, OSError, ValueError):
-        _stop_pid(int(Path(state["containerd_pidfile"]).read_text().strip()), marker)
+    for pidfile in [state.get("containerd_pidfile"), *state.get("containerd_pidfiles", [])]:
+        with contextlib.suppress(TypeError, OSError, ValueError):
+            _stop_pid(int(Path(pidfile).read_text().strip()), marker)
     if state.get("certs_d_file"):
         with contextlib.suppress(FileNotFoundError):
             Path(state["certs_d_file"]).unlink()
@@ -1087,7 +1242,12 @@ def push_image(
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start a bed, print `export` lines for it, leave it running")
+    up = sub.add_parser("up", help="start a bed, print `export` lines for it, leave it running")
+    up.add_argument(
+        "--engine26",
+        action="store_true",
+        help="also start Debian 13's engine 26 (IMGTAG_TESTBED_ENGINE26_* and the tools' paths)",
+    )
     down = sub.add_parser("down", help="stop a bed started by `up`")
     down.add_argument("dir", nargs="?", help="its directory (default: the last `up`)")
     args = parser.parse_args(argv)
@@ -1108,7 +1268,24 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 1
         CURRENT_POINTER.write_text(f"{bed.root}\n")
-        for name, value in bed.env().items():
+        exports = bed.env()
+        if args.engine26:
+            try:
+                modern = start_engine26(bed)
+            except TestbedError as exc:
+                print(exc, file=sys.stderr)
+                bed.stop()
+                return 1
+            exports.update(
+                {
+                    "IMGTAG_TESTBED_ENGINE26_HOST": modern.host,
+                    "IMGTAG_TESTBED_ENGINE26_DOCKER_CONFIG": str(modern.docker_config),
+                    "IMGTAG_TESTBED_ENGINE26_DOCKER": str(modern.tools.docker),
+                    "IMGTAG_TESTBED_COSIGN": str(modern.tools.cosign),
+                    "IMGTAG_TESTBED_ORAS": str(modern.tools.oras),
+                }
+            )
+        for name, value in exports.items():
             print(f"export {name}={shlex.quote(value)}")
         print(
             f"# test bed up in {time.monotonic() - started:.1f} s, storage driver "

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.build.builders.base import BUILDER_NAMES, SecretSpec, parse_platforms, parse_secret
+from tagger.build.cache import CacheSpec, parse_caches, parse_provenance
+from tagger.check.settings import CheckSettings
 from tagger.errors import UsageError
 from tagger.lint.settings import LintSettings
 from tagger.registry.markers import DEFAULT_LEASE_SECONDS, lease_seconds
@@ -41,12 +43,21 @@ class BuildPushOptions:
     secrets: tuple[SecretSpec, ...] = ()
     platforms: tuple[Platform, ...] = ()
     network: str | None = None
+    cache_from: tuple[CacheSpec, ...] = ()
+    cache_to: tuple[CacheSpec, ...] = ()
+    no_cache: bool = False
+    pull: bool = False
+    provenance: str | None = None
+    annotations: Sequence[str] = ()
     #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
     #: ``IMGTAG_PROVIDER`` are read where the client is opened.
     provider: str | None = None
     #: ``build-push IMAGE IMAGE...``: the other repositories that get the same tag, by a
     #: promote of the image pushed to ``image`` (each checked before the build).
     also: tuple[str, ...] = ()
+    #: ``--check``: "off", "on" or "strict"; ``[tool.imgtag.check]`` gives the rest.
+    check: str = "off"
+    check_settings: CheckSettings = field(default_factory=CheckSettings)
 
     @classmethod
     def resolve(
@@ -74,6 +85,8 @@ class BuildPushOptions:
         values = project.resolve("", own, dict(BUILD_PUSH_DEFAULTS))
         lease = lease_seconds(os.environ if env is None else env, project.value("claim_lease"))
         builder = str(values["builder"]).lower()
+        check_settings = CheckSettings.resolve({}, nopts.repo, project)
+        check = given.get("check") or check_settings.build_push
         if builder not in ("auto", *BUILDER_NAMES):
             raise UsageError(
                 f"--builder {values['builder']}: unknown builder (auto, {', '.join(BUILDER_NAMES)})"
@@ -98,7 +111,15 @@ class BuildPushOptions:
             secrets=tuple(parse_secret(v) for v in values["secret"]),
             platforms=parse_platforms(values["platform"]),
             network=values["network"] or None,
+            cache_from=parse_caches(values["cache_from"], "--cache-from"),
+            cache_to=parse_caches(values["cache_to"], "--cache-to"),
+            no_cache=bool(values["no_cache"]),
+            pull=bool(values["pull"]),
+            provenance=parse_provenance(values["provenance"]),
+            annotations=tuple(values["annotation"]),
             provider=project.value("provider"),
+            check=str(check),
+            check_settings=check_settings,
         )
 
 
@@ -118,6 +139,12 @@ BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
     "secret": [],
     "platform": [],
     "network": None,
+    "cache_from": [],
+    "cache_to": [],
+    "no_cache": False,
+    "pull": False,
+    "provenance": None,
+    "annotation": [],
 }
 
 
@@ -139,6 +166,8 @@ class BuildPushResult:
     #: ``build-push IMAGE IMAGE...``: one row per other repository (image, tag, status,
     #: blobs_copied, blobs_mounted, bytes_copied, aliases); ``None`` for one image.
     also: list[dict[str, Any]] | None = None
+    check: str = "skipped"  # passed | failed | skipped
+    check_counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         doc = self._as_dict()
@@ -157,6 +186,7 @@ class BuildPushResult:
             "lint_findings": self.lint_findings,
             "squash": self.squashed,
             "builder": self.builder,
+            "check": self.check,
         }
 
 

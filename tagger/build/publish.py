@@ -19,11 +19,11 @@ time as long as the push itself took. Either way, step 6 (verify) checks the tag
 the digest just pushed, else exit 3 "overwrite detected".
 
 **Several platforms.** Each platform's image is pushed under a temporary tag of this run
-(``imgtag-tmp-HEX-OS-ARCH``), checked to be exactly the image built, then the tag gets one
-manifest PUT: the OCI image index of those manifests (``tagger.build.index``). The
-temporary tags are removed afterwards through unique placeholders (deleting by digest
-would delete the index's children), so the final tag is still written once, and only with
-what was built.
+(``imgtag-tmp-RUN-OS-ARCH``, ``tagger.registry.markers``), checked to be exactly the image
+built, then the tag gets one manifest PUT: the OCI image index of those manifests
+(``tagger.build.index``). The temporary tags are removed afterwards through unique
+placeholders (deleting by digest would delete the index's children), so the final tag is
+still written once, and only with what was built.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ class Publisher:
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
         client_for: Callable[[Reference], Registry] | None = None,
+        check: Callable[[Builder, list[Built], BuildPushResult], None] | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
@@ -122,6 +123,8 @@ class Publisher:
         self._client_for = client_for
         # Names the run's claim and temporary tags, so prune tells a live run's from leftovers.
         self.run_id = run_id(now(), secrets.token_hex(6))
+        # build-push --check (tagger.check.gate): raises PolicyError before the push.
+        self._check = check
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -192,8 +195,10 @@ class Publisher:
             secrets=secret_paths,
             platforms=o.platforms,
             network=o.network,
+            **self._build_extras(),
         )
         builder.check(request)
+        direct = builder.pushes_by_building(squash=o.squash)
         if o.dry_run:
             self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder")
             return result
@@ -217,10 +222,22 @@ class Publisher:
                     **extra_labels,
                 }
                 self.log(f"building {local}:{d.tag} with the {builder.name} builder")
+                labelled = _with_labels(request, labels)
                 with self.stop.on_stop(builder.cancel):
-                    images = builder.build(_with_labels(request, labels), self.log)
+                    if direct:
+                        # buildx pushes its own result under a temporary tag of this run
+                        # (recorded first: a build stopped mid-push leaves none behind).
+                        temp = temp_tag(self.run_id, None)
+                        temp_tags.append((temp, ""))
+                        images = [builder.build_and_push(labelled, f"{local}:{temp}", self.log)]
+                    else:
+                        images = builder.build(labelled, self.log)
                 if o.squash:
                     images = self._squash(result, builder, images, build_args)
+                # --check: the image as it will be pushed; a failure is exit 1 before the
+                # push, and the finally below releases the claim and discards the images.
+                if self._check is not None and o.check != "off":
+                    self._check(builder, images, result)
                 # 5. confirm the claim, then push.
                 if claim is not None:
                     guard.confirm()
@@ -236,7 +253,9 @@ class Publisher:
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
                 started = time.monotonic()
-                if len(o.platforms) > 1:
+                if direct:
+                    digest = self._publish_pushed(images[0], d.tag)
+                elif len(o.platforms) > 1:
                     digest = self._push_index(builder, images, local, d.tag, temp_tags)
                 else:
                     digest = self._push(builder, images[0], local, d.tag)
@@ -271,7 +290,20 @@ class Publisher:
             secrets=shape if secrets_ is None else secrets_,
             platforms=self.o.platforms,
             network=self.o.network,
+            **self._build_extras(),
         )
+
+    def _build_extras(self) -> dict[str, Any]:
+        """The cache, provenance and annotation fields of a build request."""
+        o = self.o
+        return {
+            "cache_from": o.cache_from,
+            "cache_to": o.cache_to,
+            "no_cache": o.no_cache,
+            "pull": o.pull,
+            "provenance": o.provenance,
+            "annotations": parse_key_values(o.annotations, "--annotation"),
+        }
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -412,18 +444,35 @@ class Publisher:
         )
 
     def _push(self, builder: Builder, image: Built, local: str, tag: str) -> str:
-        """Push the image we built to ``local:tag``; check the registry got *that* image
-        (its config digest is the image's ID), once more if another job on the same
-        engine re-tagged the name in the moment between."""
+        """Push the image we built to ``local:tag``; check the registry got *that* image,
+        once more if another job on the same engine re-tagged the name in the moment
+        between. An image's ID is its config's digest in the classic image store, and the
+        digest of its manifest (or index) in the containerd image store (Engine 26): either
+        names exactly one content."""
         for _attempt in range(2):
             digest = builder.push(image, local, tag, self.log)
-            if self._config_digest(digest) == image.image_id:
+            if digest == image.image_id or self._config_digest(digest) == image.image_id:
                 return digest
             self.log(f"{local}:{tag} was re-tagged on the engine during the push; pushing again")
         raise EngineError(
             f"another job on this Docker engine keeps re-tagging {local}:{tag} while imgtag "
             "pushes it: run one build of a tag at a time per engine"
         )
+
+    def _publish_pushed(self, image: Built, tag: str) -> str:
+        """Write ``tag`` with exactly what the builder pushed under its temporary tag: the
+        same bytes, read back by their digest (so the same digest, and an index keeps its
+        attestation manifests)."""
+        repo = self.ref.repository
+        manifest = self.client.get_manifest(repo, image.image_id)
+        self.log(f"writing {self.ref}:{tag} from {image.name} ({image.image_id})")
+        digest = str(self.client.put_manifest(repo, tag, manifest.raw, manifest.media_type))
+        if digest != image.image_id:
+            raise EngineError(
+                f"the registry stored {digest} under {self.ref}:{tag} for the build's "
+                f"{image.image_id}: it rewrote the manifest"
+            )
+        return digest
 
     def _push_index(
         self,

@@ -55,6 +55,8 @@ Progress = Callable[[str], None]
 
 # Copy member data in big chunks: fewer syscalls and hash updates per byte.
 CHUNK = 4 << 20
+# Files up to this size are copied into the header buffer rather than sent on their own.
+_SMALL = 256 << 10
 # The diff_id placeholder has the length of every sha256 digest, so the config's length
 # (and with it the archive's, sent as Content-Length) is known before the layer is hashed.
 _DIGEST_PLACEHOLDER = "sha256:" + "0" * 64
@@ -213,7 +215,11 @@ def squash_image(
                 new_id = _load(
                     engine, saved, files, plan, base_count, count, choice.source, new_tag
                 )
-    info = engine.inspect_image(new_id)
+    # The ID is the config's digest in the classic image store, the manifest's in the
+    # containerd image store (Engine 26 with containerd-snapshotter), which _load cannot
+    # know beforehand: ask the engine by the name the load gave it.
+    info = engine.inspect_image(new_tag) if new_tag else engine.inspect_image(new_id)
+    new_id = str(info.get("Id") or new_id)
     size_after = int(info.get("Size") or 0)
     tagged = f", tagged {new_tag}" if new_tag else ""
     progress(f"squashed {image} ({old_id[:19]}) into {new_id[:19]}{tagged}")
@@ -459,7 +465,13 @@ class _Archive:
         for entry in self.plan.entries:
             buffer += header_bytes(entry.info)
             source = entry.source
-            if source is not None:
+            if source is not None and source.size <= _SMALL:
+                # A small file joins the buffer: one chunk for many files, not three each
+                # (3,000 files of 14 KB: 9,000 chunks through the queue and the socket).
+                for part in self.files.data(source.layer, source.offset, source.size):
+                    buffer += part
+                buffer += _pad(source.size)
+            elif source is not None:
                 if buffer:
                     digest.update(buffer)
                     written += len(buffer)

@@ -29,13 +29,13 @@ from tagger.errors import (
     RegistryError,
     RegistryUnreachable,
     Unsupported,
-    escape_control,
 )
 from tagger.registry.http import (
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_PAGE_BYTES,
     OneShotBody,
+    clean,
     next_link,
 )
 from tagger.registry.manifests import Manifest, ManifestInfo, sha256_digest
@@ -62,8 +62,8 @@ POOL_SIZE = 16  # connections kept per host: Transport's default
 
 
 def _shown(value: str, limit: int = 80) -> str:
-    """A value a registry sent, fit for a message: escaped, short."""
-    return escape_control(value[:limit], keep_newlines=False) + ("…" if len(value) > limit else "")
+    """A value a registry sent, fit for a message (the core's cleaner of untrusted text)."""
+    return clean(value, limit)
 
 
 def url_digest(value: object, what: str) -> str:

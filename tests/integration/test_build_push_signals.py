@@ -94,10 +94,16 @@ def wait_until(condition: Callable[[], bool], timeout: float = 90) -> None:
 
 
 @pytest.fixture
-def engine(testbed: tb.Testbed) -> Any:
-    client = docker.APIClient(base_url=testbed.env()["DOCKER_HOST"], version="auto")
+def engine(bed_engine: tb.BedEngine) -> Any:
+    """The engine under test (each test runs on 20.10 and on 26, containerd store)."""
+    client = docker.APIClient(base_url=bed_engine.host, version="auto")
     yield client
     client.close()
+
+
+@pytest.fixture
+def bed_env(bed_engine: tb.BedEngine) -> dict[str, str]:
+    return dict(bed_engine.env)
 
 
 def build_containers(api: Any) -> list[dict[str, Any]]:
@@ -110,7 +116,15 @@ def imgtag_images(api: Any) -> list[str]:
     return [t for t in names if ":imgtag-build-" in t or ":imgtag-tmp-" in t]
 
 
-def stop_at(phase: str, proxy: FaultProxy, run: Run, repo: str, engine: Any, before: int) -> None:
+def upload_method(bed_engine: tb.BedEngine) -> str:
+    """How the engine sends a layer: the classic store PATCHes chunks, the containerd
+    store's pusher (Engine 26) PUTs each blob whole after the POST."""
+    return "PUT" if bed_engine.containerd_store else "PATCH"
+
+
+def stop_at(
+    phase: str, proxy: FaultProxy, run: Run, repo: str, engine: Any, before: int, upload: str
+) -> None:
     """Wait until ``run`` is inside ``phase`` (the proxy slows that phase's request)."""
     if phase == "lint":
         wait_until(lambda: proxy.count("HEAD", f"/v2/{repo}/manifests/1.0.0-7") >= 1)
@@ -123,7 +137,10 @@ def stop_at(phase: str, proxy: FaultProxy, run: Run, repo: str, engine: Any, bef
         wait_until(lambda: len(build_containers(engine)) > before)
         time.sleep(0.5)
     elif phase == "push":
-        wait_until(lambda: proxy.count("PATCH", f"/v2/{repo}/blobs/uploads") >= 1)
+        # The claim uploads a blob too (POST + PUT): count only the engine's uploads.
+        run.wait_for_line("The push refers to repository")
+        claims = proxy.count(upload, f"/v2/{repo}/blobs/uploads")
+        wait_until(lambda: proxy.count(upload, f"/v2/{repo}/blobs/uploads") > claims)
     elif phase == "verify":
         wait_until(lambda: proxy.count("PUT", f"/v2/{repo}/manifests/1.0.0-7") >= 1)
         time.sleep(0.3)
@@ -132,7 +149,7 @@ def stop_at(phase: str, proxy: FaultProxy, run: Run, repo: str, engine: Any, bef
         time.sleep(0.3)
 
 
-def slow_down(phase: str, proxy: FaultProxy, repo: str) -> None:
+def slow_down(phase: str, proxy: FaultProxy, repo: str, upload: str) -> None:
     path = {
         "lint": None,
         "claim": f"/v2/{repo}/manifests/imgtag-claim-",
@@ -140,7 +157,7 @@ def slow_down(phase: str, proxy: FaultProxy, repo: str) -> None:
         "verify": f"/v2/{repo}/manifests/1.0.0-7",
         "aliases": f"/v2/{repo}/manifests/latest",
     }.get(phase)
-    method = {"claim": "PUT", "push": "PATCH", "verify": "HEAD", "aliases": "PUT"}.get(phase)
+    method = {"claim": "PUT", "push": upload, "verify": "HEAD", "aliases": "PUT"}.get(phase)
     if path is not None:
         proxy.delay(2.0, method=method, path=path)
 
@@ -158,17 +175,22 @@ def app_for(phase: str, tmp_path: Path) -> GitRepoBuilder:
 
 @pytest.mark.parametrize("phase", ["lint", "claim", "build"])
 def test_a_signal_before_the_push_leaves_nothing_and_a_retry_succeeds(
-    phase: str, registry_plain: tb.Registry, testbed: tb.Testbed, engine: Any, tmp_path: Path
+    phase: str,
+    registry_plain: tb.Registry,
+    bed_engine: tb.BedEngine,
+    bed_env: dict[str, str],
+    engine: Any,
+    tmp_path: Path,
 ) -> None:
     app = app_for(phase, tmp_path)
     repo = fresh_repo(f"sig-{phase}")
-    env = {**testbed.env(), "IMGTAG_BUILDER": "docker"}
+    env = {**bed_env, "IMGTAG_BUILDER": "docker"}
     containers_before = len(build_containers(engine))
     with FaultProxy(registry_plain.host) as proxy:
-        slow_down(phase, proxy, repo)
+        slow_down(phase, proxy, repo, upload_method(bed_engine))
         image = proxy.image(repo)
         run = Run([image, "--build", "7", "--network", "host"], app.path, env)
-        stop_at(phase, proxy, run, repo, engine, containers_before)
+        stop_at(phase, proxy, run, repo, engine, containers_before, upload_method(bed_engine))
         sent = time.monotonic()
         run.proc.send_signal(signal.SIGTERM)
         code, out, err = run.finish()
@@ -191,15 +213,20 @@ def test_a_signal_before_the_push_leaves_nothing_and_a_retry_succeeds(
 
 @pytest.mark.parametrize("phase", ["push", "verify", "aliases"])
 def test_a_signal_once_the_push_began_finishes_verifies_prints_then_exits_143(
-    phase: str, registry_plain: tb.Registry, testbed: tb.Testbed, engine: Any, tmp_path: Path
+    phase: str,
+    registry_plain: tb.Registry,
+    bed_engine: tb.BedEngine,
+    bed_env: dict[str, str],
+    engine: Any,
+    tmp_path: Path,
 ) -> None:
     app = app_for(phase, tmp_path)
     repo = fresh_repo(f"sig-{phase}")
-    env = {**testbed.env(), "IMGTAG_BUILDER": "docker"}
+    env = {**bed_env, "IMGTAG_BUILDER": "docker"}
     with FaultProxy(registry_plain.host) as proxy:
-        slow_down(phase, proxy, repo)
+        slow_down(phase, proxy, repo, upload_method(bed_engine))
         run = Run([proxy.image(repo), "--build", "7", "--alias", "latest"], app.path, env)
-        stop_at(phase, proxy, run, repo, engine, 0)
+        stop_at(phase, proxy, run, repo, engine, 0, upload_method(bed_engine))
         run.proc.send_signal(signal.SIGTERM)
         code, out, err = run.finish()
     assert code == 143, err
@@ -222,14 +249,14 @@ def test_sigint_and_sighup_during_the_build(
     signum: int,
     code: int,
     registry_plain: tb.Registry,
-    testbed: tb.Testbed,
+    bed_env: dict[str, str],
     engine: Any,
     tmp_path: Path,
 ) -> None:
     app = make_app(tmp_path / "app", f"sig {signum}", dockerfile=SLOW_DOCKERFILE)
     repo = fresh_repo(f"sig{signum}")
     before = len(build_containers(engine))
-    env = {**testbed.env(), "IMGTAG_BUILDER": "docker"}
+    env = {**bed_env, "IMGTAG_BUILDER": "docker"}
     run = Run([registry_plain.image(repo), "--build", "1", "--network", "host"], app.path, env)
     run.wait_for_line("building ")
     wait_until(lambda: len(build_containers(engine)) > before)
@@ -240,14 +267,18 @@ def test_sigint_and_sighup_during_the_build(
     wait_until(lambda: len(build_containers(engine)) == before, timeout=10)
 
 
-@pytest.mark.parametrize("builder", ["buildkit", "buildah"])
+@pytest.mark.parametrize(
+    ("builder", "bed_engine"),
+    [("buildkit", "engine20"), ("buildkit", "engine26"), ("buildah", "engine20")],
+    indirect=["bed_engine"],
+)
 def test_sigterm_during_a_build_of_the_other_builders(
-    builder: str, registry_plain: tb.Registry, testbed: tb.Testbed, tmp_path: Path
+    builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
     app = make_app(tmp_path / "app", f"sig {builder}", dockerfile=SLOW_DOCKERFILE)
     repo = fresh_repo(f"sig-{builder}")
     env = {
-        **testbed.env(),
+        **bed_env,
         "IMGTAG_BUILDER": builder,
         "STORAGE_DRIVER": "vfs",
         "BUILDAH_ISOLATION": "chroot",

@@ -34,9 +34,29 @@ MODERN = ["buildkit", "buildah"]
 SECRET_VALUE = "imgtag-" + "s3cret" + "-" + "Z9q" * 4
 
 
+#: docker and buildkit on both engines (20.10; 26 with the containerd image store), buildah
+#: (which needs no engine) once.
+BUILDER_ENGINES = [
+    ("docker", "engine20"),
+    ("docker", "engine26"),
+    ("buildkit", "engine20"),
+    ("buildkit", "engine26"),
+    ("buildah", "engine20"),
+]
+MODERN_ENGINES = [(b, e) for b, e in BUILDER_ENGINES if b in MODERN]
+on_engines = pytest.mark.parametrize(
+    ("builder", "bed_engine"), BUILDER_ENGINES, indirect=["bed_engine"]
+)
+modern_on_engines = pytest.mark.parametrize(
+    ("builder", "bed_engine"), MODERN_ENGINES, indirect=["bed_engine"]
+)
+#: Tests where the engine does not matter run on the 20.10 one only.
+one_engine = pytest.mark.parametrize("bed_engine", ["engine20"], indirect=True)
+
+
 @pytest.fixture(scope="module")
-def bed_env(testbed: tb.Testbed) -> dict[str, str]:
-    return {**testbed.env(), "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
+def bed_env(bed_engine: tb.BedEngine) -> dict[str, str]:
+    return {**bed_engine.env, "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 
 
 def ok(result: Any, builder: str) -> dict[str, Any]:
@@ -68,7 +88,7 @@ def blobs_of(view: bp.RegistryView, repo: str, ref: str) -> list[bytes]:
 # --- each builder publishes, with OCI labels, through the same guard ------------------
 
 
-@pytest.mark.parametrize("builder", BUILDERS)
+@on_engines
 def test_each_builder_publishes_with_oci_labels_and_outputs(
     builder: str,
     registry_basic: tb.Registry,
@@ -105,7 +125,7 @@ def test_each_builder_publishes_with_oci_labels_and_outputs(
     bp.no_secret(result, bp.TOKEN_SECRET, registry_basic.password or "?")
 
 
-@pytest.mark.parametrize("builder", BUILDERS)
+@on_engines
 def test_each_builder_refuses_an_existing_tag_and_skips_the_same_commit(
     builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -122,7 +142,7 @@ def test_each_builder_refuses_an_existing_tag_and_skips_the_same_commit(
     assert bp.RegistryView.of(registry_plain).tags(repo) == ["1.0.0-1"]
 
 
-@pytest.mark.parametrize("builder", BUILDERS)
+@on_engines
 def test_each_builder_squashes_its_own_layers_into_one(
     builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -146,7 +166,7 @@ def test_each_builder_squashes_its_own_layers_into_one(
     assert config["config"]["Labels"][bp.LABEL_VERSION] == "1.0.0-1"
 
 
-@pytest.mark.parametrize("builder", BUILDERS)
+@on_engines
 def test_each_builder_six_concurrent_publishes_have_exactly_one_winner(
     builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -156,7 +176,7 @@ def test_each_builder_six_concurrent_publishes_have_exactly_one_winner(
     assert json.loads(winner.stdout)["builder"] == builder
 
 
-@pytest.mark.parametrize("builder", BUILDERS)
+@on_engines
 def test_a_failing_build_is_exit_6_and_leaves_no_claim_and_no_tag(
     builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -178,6 +198,7 @@ CRASHING = {
 }
 
 
+@one_engine
 @pytest.mark.parametrize("builder", sorted(CRASHING))
 def test_a_builder_crashing_midway_leaves_no_claim_and_no_tag(
     builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
@@ -212,7 +233,7 @@ COPY content.txt /content.txt
 """
 
 
-@pytest.mark.parametrize("builder", MODERN)
+@modern_on_engines
 def test_cache_and_secret_mounts_and_the_secret_reaches_nothing_else(
     builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -256,7 +277,7 @@ def test_cache_and_secret_mounts_and_the_secret_reaches_nothing_else(
     assert b"stamp" in layers
     names = {
         n.lstrip("./")
-        for d in view.manifest(repo, "1.0.0-1")["layers"]
+        for d in view.image_manifest(repo, "1.0.0-1")["layers"]
         for n in bp._layer_names(view, repo, d["digest"])
     }
     assert "cached.txt" in names and not any(n.startswith("cache/") for n in names)
@@ -266,9 +287,13 @@ def test_cache_and_secret_mounts_and_the_secret_reaches_nothing_else(
 COPY_ONLY = "FROM scratch\nCOPY content.txt /content.txt\n"
 
 
-@pytest.mark.parametrize("builder", MODERN)
+@modern_on_engines
 def test_two_platforms_make_an_index_and_aliases_and_skip_work_on_it(
-    builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
+    builder: str,
+    registry_plain: tb.Registry,
+    bed_engine: tb.BedEngine,
+    bed_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     app = make_app(tmp_path / "app", "two platforms", dockerfile=COPY_ONLY)
     repo = bp.fresh_repo(f"mp-{builder}")
@@ -280,9 +305,17 @@ def test_two_platforms_make_an_index_and_aliases_and_skip_work_on_it(
     assert view.digest(repo, "latest") == doc["digest"], "the alias names the index"
     index = view.manifest(repo, "1.0.0-1")
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    platforms = [(m["platform"]["os"], m["platform"]["architecture"]) for m in index["manifests"]]
+    images = [m for m in index["manifests"] if not bp.is_attestation_entry(m)]
+    platforms = [(m["platform"]["os"], m["platform"]["architecture"]) for m in images]
     assert platforms == [("linux", "amd64"), ("linux", "arm64")]
-    for entry in index["manifests"]:
+    attestations = [m for m in index["manifests"] if bp.is_attestation_entry(m)]
+    if builder == "buildkit" and bed_engine.containerd_store:
+        # buildx's own index, kept byte for byte: one provenance attestation per platform.
+        refs = [m["annotations"]["vnd.docker.reference.digest"] for m in attestations]
+        assert refs == [m["digest"] for m in images]
+    else:
+        assert attestations == []
+    for entry in images:
         config = view.config(repo, entry["digest"])
         assert config["architecture"] == entry["platform"]["architecture"]
         assert config["config"]["Labels"][bp.LABEL_REVISION] == app.head()
@@ -315,6 +348,7 @@ BAD_INPUT = {
 }
 
 
+@one_engine
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
 def test_bad_input_is_exit_2_before_anything_is_claimed(
     case: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
@@ -330,6 +364,7 @@ def test_bad_input_is_exit_2_before_anything_is_claimed(
     assert bp.RegistryView.of(registry_plain).tags(repo) == [], "nothing may be claimed"
 
 
+@one_engine
 def test_an_unknown_builder_in_the_config_file_is_exit_2(
     registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -340,6 +375,7 @@ def test_an_unknown_builder_in_the_config_file_is_exit_2(
     assert bp.RegistryView.of(registry_plain).tags(repo) == []
 
 
+@one_engine
 def test_the_config_file_picks_the_builder(
     registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -353,6 +389,7 @@ def test_the_config_file_picks_the_builder(
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 
 
+@one_engine
 def test_buildah_builds_and_pushes_with_no_engine_reachable(
     registry_basic: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -382,6 +419,7 @@ def test_auto_picks_buildkit_when_the_engine_answers(
     assert "builder: buildkit" in result.stderr
 
 
+@one_engine
 def test_no_builder_at_all_is_exit_6_naming_what_to_install(
     registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -400,7 +438,7 @@ def test_no_builder_at_all_is_exit_6_naming_what_to_install(
     assert bp.RegistryView.of(registry_plain).tags(repo) == []
 
 
-@pytest.mark.parametrize("builder", MODERN)
+@modern_on_engines
 def test_squash_over_a_from_image_in_the_registry_keeps_its_layers(
     builder: str,
     registry_plain: tb.Registry,

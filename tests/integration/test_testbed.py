@@ -7,6 +7,7 @@ Does I/O: builds images, pushes them, runs a container, and talks HTTP(S) to loo
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,3 +142,49 @@ def test_the_engine_is_the_beds_own(
     # (certs.d is not even read), so a push through the engine to the TLS registry proves
     # nothing about CA handling: test that with a client that verifies (requests, skopeo).
     assert "127.0.0.0/8" in info["RegistryConfig"]["InsecureRegistryCIDRs"]
+
+
+# --- the second engine: Debian 13's 26 with the containerd image store -----------------
+
+
+def test_engine26_runs_with_the_containerd_store_and_buildx(
+    testbed: tb.Testbed, engine26: tb.ModernEngine, registry_plain: tb.Registry, tmp_path: Path
+) -> None:
+    import subprocess
+
+    status, body = tb._engine_get(engine26.host.removeprefix("unix://"), "/info")
+    info = json.loads(body)
+    assert status == 200
+    assert engine26.version.startswith("26."), engine26.version
+    assert info["Driver"] == "overlayfs", "the containerd snapshotter, not overlay2"
+    env = engine26.env(testbed)
+    # buildx comes from the engine's own docker config, which the 20.10 CLI never reads.
+    version = subprocess.run(
+        [str(engine26.tools.docker), "buildx", "version"], env=env, capture_output=True, text=True
+    )
+    assert version.returncode == 0 and "0.13" in version.stdout, version.stderr
+    # A buildx build pushes to the bed's registry through this engine.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
+    (tmp_path / "f").write_text("engine 26")
+    ref = registry_plain.image("bed-engine26", "one")
+    build = subprocess.run(
+        [str(engine26.tools.docker), "buildx", "build", "--progress", "plain",
+         "--provenance=false", "--output",
+         f"type=image,name={ref},push=true,registry.insecure=true", str(tmp_path)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    resp = requests.head(
+        f"{registry_plain.url}/v2/bed-engine26/manifests/one",
+        headers={"Accept": tb.MANIFEST_ACCEPT},
+        timeout=10,
+    )
+    assert resp.status_code == 200
+
+
+def test_debian13_cosign_and_oras_run(debian13: tb.Debian13Tools) -> None:
+    import subprocess
+
+    for tool in (debian13.cosign, debian13.oras):
+        answer = subprocess.run([str(tool), "version"], capture_output=True, text=True)
+        assert answer.returncode == 0, (tool, answer.stderr)

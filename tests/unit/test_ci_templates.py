@@ -270,6 +270,26 @@ def test_every_pipeline_lints_builds_with_squash_and_prunes_on_a_schedule(provid
     assert "--depth" not in text  # never a shallow clone
 
 
+@pytest.mark.parametrize("provider", PIPELINES)
+def test_every_pipeline_checks_the_image_before_the_push(provider: str) -> None:
+    text = read_template(provider)
+    lines = text.splitlines()
+    push = [i for i, line in enumerate(lines) if 'build-push "$IMAGE"' in line]
+    assert push, "no build-push line"
+    if provider == "github":
+        # imgtag check on the image built locally, its JUnit report uploaded even when a
+        # check failed, all before build-push.
+        check = [i for i, line in enumerate(lines) if "imgtag check " in line]
+        assert check and max(check) < min(push), (check, push)
+        assert "--format junit > imgtag-check.xml" in lines[check[0]]
+        upload = text.index("actions/upload-artifact@")
+        assert text.index("imgtag check ") < upload < text.index('build-push "$IMAGE"')
+        step = text[text.rindex("- if:", 0, upload) : text.index("- id: push")]
+        assert "if: always()" in step and "path: imgtag-check.xml" in step, step
+    else:
+        assert all("--check" in lines[i] for i in push), [lines[i] for i in push]
+
+
 @pytest.mark.parametrize("provider", list(PROVIDERS))
 def test_every_template_installs_imgtag_through_imgtag_install(provider: str) -> None:
     text = read_template(provider)

@@ -189,6 +189,7 @@ def test_clean_publish_tag_holds_the_pushed_image_and_the_claim_is_gone(h: Harne
         "lint_findings": {},
         "squash": None,
         "builder": "docker",
+        "check": "skipped",
     }
 
 
