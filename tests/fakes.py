@@ -13,9 +13,11 @@ everything lives in dicts.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,7 @@ from tagger.registry.reference import is_digest
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tagger.registry.protocols import Registry
+    from tagger.registry.protocols import ReadsBytes, Registry
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,11 @@ class _Repo:
 class FakeRegistry:
     """A registry in dicts, with the ``RegistryClient`` methods the guards call."""
 
-    def __init__(self, *, deletes: bool = True, tag_delete: bool = False) -> None:
+    def __init__(
+        self, *, deletes: bool = True, tag_delete: bool = False, mounts: bool = True
+    ) -> None:
         self.deletes = deletes  # storage.delete.enabled
+        self.mounts = mounts  # cross-repository blob mounts (else 202: upload)
         self.tag_delete = tag_delete  # OCI distribution 1.1 DELETE /manifests/<tag>
         #: The registry's word that tags are immutable server-side (ECR IMMUTABLE): a
         #: write of an existing tag is then refused as ECR refuses it.
@@ -336,6 +341,40 @@ class FakeRegistry:
             self.repo(repository).blobs[digest] = data
         self._run_hooks(call, after=True)
         return digest
+
+    @contextlib.contextmanager
+    def open_blob(
+        self, repository: str, digest: str, *, size: int | None = None
+    ) -> Iterator[io.BytesIO]:
+        call = self._call("open_blob", repository, digest)
+        with self._lock:
+            blob = self.repo(repository).blobs.get(digest)
+        if blob is None:
+            raise NotFound(f"{repository}: blob {digest} unknown")
+        self._run_hooks(call, after=True)
+        yield io.BytesIO(blob)
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """201 when ``from_repository`` holds the blob (and ``mounts`` is on), else not."""
+        call = self._call("mount_blob", repository, digest)
+        with self._lock:
+            blob = self.repo(from_repository).blobs.get(digest) if self.mounts else None
+            if blob is not None:
+                self.repo(repository).blobs[digest] = blob
+        self._run_hooks(call, after=True)
+        return blob is not None
+
+    def push_blob(self, repository: str, digest: str, size: int, source: ReadsBytes) -> None:
+        call = self._call("push_blob", repository, digest)
+        parts = []
+        while data := source.read(1 << 16):
+            parts.append(data)
+        blob = b"".join(parts)
+        if len(blob) != size or sha256_digest(blob) != digest:
+            raise RegistryError(f"{repository}: blob upload {digest}: DIGEST_INVALID")
+        with self._lock:
+            self.repo(repository).blobs[digest] = blob
+        self._run_hooks(call, after=True)
 
     def list_tags(self, repository: str) -> list[str]:
         call = self._call("list_tags", repository)

@@ -15,6 +15,7 @@ Faults are set at run time and apply to the requests whose method and path match
     proxy.reset_connection(times=1, method="DELETE")   # close with a TCP RST, no answer
     proxy.delay(0.5, path=r"/manifests/")              # wait, then forward as usual
     proxy.clear()                                      # no more faults
+    proxy.bytes_in("PUT|PATCH", r"/blobs/uploads/")    # blob bytes clients uploaded
 
 A simulator that answers some requests itself (a hosted registry's own rules: an immutable
 tag, a refused DELETE) calls ``proxy.intercept(hook)``: ``hook(method, path, query)``
@@ -111,6 +112,7 @@ class Fault:
     method: re.Pattern[str] | None = None
     path: re.Pattern[str] | None = None
     hits: int = 0
+    skip: int = 0  # matching requests let through before it fires
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -156,6 +158,8 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        # Request body bytes received, by (method, path): what a client uploaded.
+        self._bytes_in: collections.Counter[tuple[str, str]] = collections.Counter()
         # Bounded: a long test keeps the last 100,000 requests.
         self._seen: collections.deque[Seen] = collections.deque(maxlen=100_000)
         self._served: Served | None = None
@@ -229,13 +233,15 @@ class FaultProxy:
         retry_after: float | None = None,
         method: str | None = None,
         path: str | None = None,
+        skip: int = 0,
     ) -> Fault:
         """Answer ``status`` (e.g. 429, 502, 503, 504) instead of forwarding, with a
-        Distribution-style JSON error body and ``Retry-After`` when given."""
+        Distribution-style JSON error body and ``Retry-After`` when given; the first
+        ``skip`` matching requests go through (a registry that fails midway)."""
         if not 400 <= status <= 599:
             raise ValueError(f"fault proxy: a fault status is 4xx/5xx, got {status}")
         return self._add(
-            Fault("status", status=status, retry_after=retry_after),
+            Fault("status", status=status, retry_after=retry_after, skip=skip),
             times, probability, method, path,
         )  # fmt: skip
 
@@ -294,6 +300,7 @@ class FaultProxy:
         with self._lock:
             self._faults.clear()
             self._counts.clear()
+            self._bytes_in.clear()
             self._seen.clear()
             self._seed = self._seed if seed is None else seed
             self._rng = random.Random(self._seed)
@@ -331,6 +338,9 @@ class FaultProxy:
             for fault in self._faults:
                 if not fault.matches(method, path):
                     continue
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 # Draw only for matching faults, so that adding a fault for DELETE does
                 # not change which GETs another probabilistic fault hits.
                 if fault.probability is not None and self._rng.random() >= fault.probability:
@@ -358,6 +368,23 @@ class FaultProxy:
                 if (method_re is None or method_re.fullmatch(m))
                 and (path_re is None or path_re.search(p))
             )
+
+    def bytes_in(self, method: str | None = None, path: str | None = None) -> int:
+        """Request body bytes received (what clients uploaded) for the requests ``count``
+        would match; counted as the body arrives, before any fault answers."""
+        method_re = re.compile(method, re.IGNORECASE) if method is not None else None
+        path_re = re.compile(path) if path is not None else None
+        with self._lock:
+            return sum(
+                n
+                for (m, p), n in self._bytes_in.items()
+                if (method_re is None or method_re.fullmatch(m))
+                and (path_re is None or path_re.search(p))
+            )
+
+    def _count_bytes(self, method: str, path: str, n: int) -> None:
+        with self._lock:
+            self._bytes_in[(method, path)] += n
 
     @property
     def counts(self) -> dict[tuple[str, str], int]:
@@ -440,6 +467,7 @@ class _Handler(Handler):
             record("error")
             self.close_connection = True
             return
+        proxy._count_bytes(method, path, len(body or b""))
         if fault is not None:
             headers = {}
             if fault.retry_after is not None:

@@ -52,6 +52,9 @@ class BuildPushOptions:
     #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
     #: ``IMGTAG_PROVIDER`` are read where the client is opened.
     provider: str | None = None
+    #: ``build-push IMAGE IMAGE...``: the other repositories that get the same tag, by a
+    #: promote of the image pushed to ``image`` (each checked before the build).
+    also: tuple[str, ...] = ()
     #: ``--check``: "off", "on" or "strict"; ``[tool.imgtag.check]`` gives the rest.
     check: str = "off"
     check_settings: CheckSettings = field(default_factory=CheckSettings)
@@ -160,10 +163,19 @@ class BuildPushResult:
     squashed: dict[str, Any] | None = None
     derivation: Derivation | None = None
     builder: str | None = None
+    #: ``build-push IMAGE IMAGE...``: one row per other repository (image, tag, status,
+    #: blobs_copied, blobs_mounted, bytes_copied, aliases); ``None`` for one image.
+    also: list[dict[str, Any]] | None = None
     check: str = "skipped"  # passed | failed | skipped
     check_counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        doc = self._as_dict()
+        if self.also is not None:
+            doc["also"] = self.also
+        return doc
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "image": self.image,
             "tag": self.tag,

@@ -7,7 +7,8 @@ values are ``options``'. The build itself is a
 :class:`~tagger.build.builders.base.Builder`'s (docker, buildkit or buildah): the guard
 below is the same whichever builds.
 
-**Never overwrite.** Before building, a run puts a claim (``tagger.registry.markers``) under a
+**Never overwrite.** The guard is ``tagger.build.guard``'s :class:`TagGuard` (promote uses
+the same one). Before building, a run puts a claim (``tagger.registry.markers``) under a
 claim tag derived from the tag, and after the build (which takes longer than the claim's
 settle time) it checks the claim is still its own; whoever wrote last owns the tag, every
 other run exits 3. The claim is deleted by its own unique digest afterwards (never
@@ -28,18 +29,15 @@ still written once, and only with what was built.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import secrets
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tagger.build import index
-from tagger.build.aliases import moving_aliases
 from tagger.build.builders.base import (
     Builder,
     BuildRequest,
@@ -48,31 +46,21 @@ from tagger.build.builders.base import (
     check_request,
     load_secrets,
 )
+from tagger.build.guard import TagGuard
 from tagger.build.labels import REVISION_LABEL, oci_labels, public_url
-from tagger.build.lease import ClaimHold
 from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
 from tagger.build.secret_files import secret_files
 from tagger.errors import (
-    AccessDenied,
-    AuthenticationError,
     DirtyTreeError,
     EngineError,
-    ImmutableTag,
-    NotFound,
-    OverwriteDetected,
     PolicyError,
-    RefusedError,
     RegistryError,
-    RegistryUnreachable,
     TagExistsError,
     UsageError,
 )
 from tagger.lifecycle import Stop
 from tagger.registry.immutable import immutable_words, refusal
 from tagger.registry.markers import (
-    CLAIM_SETTLE_SECONDS,
-    claim_age,
-    claim_tag,
     run_id,
     temp_tag,
     untag,
@@ -81,7 +69,6 @@ from tagger.registry.mediatypes import OCI_INDEX
 from tagger.registry.protocols import Registry
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
-from tagger.version.grammar import ImageVersion
 
 
 class Publisher:
@@ -113,6 +100,7 @@ class Publisher:
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
+        client_for: Callable[[Reference], Registry] | None = None,
         check: Callable[[Builder, list[Built], BuildPushResult], None] | None = None,
     ) -> None:
         self.o = options
@@ -131,13 +119,13 @@ class Publisher:
         # wherever the run is, except inside the shielded claim write and publish tail.
         self.stop = stop if stop is not None else Stop(raising=False)
         self._active: Builder | None = None  # the builder of the current run, to close
+        # ``build-push IMAGE IMAGE...``: the other repositories, and their registries' clients.
+        self.also = tuple(Reference.parse_repository(image) for image in options.also)
+        self._client_for = client_for
         # Names the run's claim and temporary tags, so prune tells a live run's from leftovers.
         self.run_id = run_id(now(), secrets.token_hex(6))
         # build-push --check (tagger.check.gate): raises PolicyError before the push.
         self._check = check
-        # The registry's word that this repository's tags are immutable server-side: then
-        # no claim or temporary tag is written, and the registry's refusal is the guard.
-        self._immutable: str | None = None
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -184,7 +172,12 @@ class Publisher:
         # 2. existence check (every manifest type in Accept: see registry facts).
         existing = self.client.head_manifest(ref.repository, d.tag)
         if existing is not None:
-            return self._exists(result, existing.digest, d)
+            result = self._exists(result, existing.digest, d)
+            if self.also and result.digest is not None:
+                result.also = self._promote_also(d.tag, result.digest)
+            return result
+        # Every other repository too, before anything is built: a refusal anywhere stops here.
+        self._check_also(d.tag)
         # 3. lint: findings at the bar (error by default) stop here, before any claim.
         if o.lint:
             self._lint(result)
@@ -212,9 +205,15 @@ class Publisher:
             return result
         # 4. claim (None where the registry cannot delete: see the module docstring). The
         # write is shielded: a signal in the middle must not leave a claim nobody releases.
+        guard = self._guard(d.tag)
         with self.stop.shielded():
-            claim = self._claim(d.tag)
-        claimed_at = time.monotonic()
+            claim = guard.claim()
+        if guard.immutable is not None and len(o.platforms) > 1:
+            raise UsageError(
+                f"{guard.immutable}: imgtag writes no temporary tag there, and a "
+                "multi-platform build needs one per platform: build one platform per "
+                "repository, or make its tags mutable"
+            )
         images: list[Built] = []
         temp_tags: list[tuple[str, str]] = []
         # From the push on, a signal waits: the final write is finished, verified, the
@@ -248,20 +247,15 @@ class Publisher:
                     self._check(builder, images, result)
                 # 5. confirm the claim, then push.
                 if claim is not None:
-                    self._confirm_claim(d.tag, claim, claimed_at)
+                    guard.confirm()
                 else:
                     # No claim to settle a race: publishers of this tag on this machine take
                     # turns from the last check to the verify, so they cannot push each
                     # other's images under the engine's one name for the tag (the claim
                     # does this across machines where the registry can delete).
-                    tail.enter_context(host_lock(f"{ref}:{d.tag}"))
+                    tail.enter_context(guard.turns())
                 # Right before the push: whoever got here first published while we built.
-                again = self.client.head_manifest(ref.repository, d.tag)
-                if again is not None:
-                    raise TagExistsError(
-                        f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
-                        "run published it; nothing was pushed"
-                    )
+                guard.recheck("while building")
                 # The push, with progress; errors inside the stream are errors.
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
@@ -273,29 +267,30 @@ class Publisher:
                 else:
                     digest = self._push(builder, images[0], local, d.tag)
                 pushed_for = time.monotonic() - started
-                # 6. verify: the tag holds what we pushed, else someone overwrote it.
-                self._verify(d.tag, digest)
-                if claim is None and self._immutable is None:
-                    # No claim: a contender may still be pushing. Give it as long as we took.
-                    self.sleep(min(30.0, max(1.0, pushed_for)))
-                    self._verify(d.tag, digest)
+                # 6. verify: the tag holds what we pushed, else someone overwrote it; with
+                # no claim, a contender may still be pushing: again after as long as we took.
+                guard.verify(digest)
+                guard.settle(digest, pushed_for)
             finally:
                 for image in images:
                     builder.discard(image)
                 # Immutable tags (no claim) may still be deletable one by one (ECR).
                 deletable = claim is not None or (
                     bool(temp_tags)
-                    and self._immutable is not None
+                    and guard.immutable is not None
                     and self.client.can_delete(ref.repository)
                 )
                 self._remove_temp_tags(temp_tags, can_delete=deletable)
-                if claim is not None:
-                    self._release(claim)
+                guard.release()
             result.digest, result.pushed = digest, True
             # 7. aliases, only now.
-            result.aliases = self._move_aliases(version, digest)
+            result.aliases = guard.move_aliases(o.aliases, version, digest)
         finally:
             tail.close()
+        if self.also:
+            # The same image, digest for digest, under the same tag in the other
+            # repositories: each a promote under the same guard.
+            result.also = self._promote_also(d.tag, digest)
         return result
 
     def _request_shape(self, secrets_: tuple[Secret, ...] | None = None) -> BuildRequest:
@@ -408,81 +403,58 @@ class Publisher:
             "build number, or pass --on-exists skip to accept the same commit's image"
         )
 
-    def _claim(self, tag: str) -> ClaimHold | None:
-        """Put our claim under the claim tag; ``None`` where claims cannot be cleaned up."""
-        repo = self.ref.repository
-        ctag = claim_tag(tag)
-        immutable = self._immutable = self.client.immutable_tags(repo)
-        if immutable is not None:
-            if len(self.o.platforms) > 1:
-                raise UsageError(
-                    f"{immutable}: imgtag writes no temporary tag there, and a multi-platform "
-                    "build needs one per platform: build one platform per repository, or "
-                    "make its tags mutable"
+    def _client_of(self, ref: Reference) -> Registry:
+        if ref.registry == self.ref.registry:
+            return self.client
+        if self._client_for is None:
+            raise UsageError(f"{ref}: no client for another registry was wired in")
+        return self._client_for(ref)
+
+    def _check_also(self, tag: str) -> None:
+        for ref in self.also:
+            existing = self._client_of(ref).head_manifest(ref.repository, tag)
+            if existing is not None:
+                raise TagExistsError(
+                    f"{ref}:{tag} already exists ({existing.digest}): imgtag never overwrites "
+                    "a tag; nothing was built"
                 )
-            self.log(f"claim: none, {immutable}: the registry's refusal guards the tag")
-            return None
-        if not self.client.can_delete(repo):
-            self.log("claim: this registry cannot delete manifests; re-verifying after the push")
-            return None
-        lease = self.o.claim_lease
-        current = self.client.head_manifest(repo, ctag)
-        if current is not None:
-            try:
-                held = self.client.get_manifest(repo, current.digest).raw
-            except NotFound:  # released between the HEAD and the GET: no claim now
-                held = b""
-            age = claim_age(held, self.now()) if held else None
-            if age is not None and age < lease:
-                raise RefusedError(
-                    f"another imgtag run is publishing {self.ref}:{tag} (its claim {ctag} was "
-                    f"renewed {max(0, int(age))} s ago); if that run died, its claim expires "
-                    f"in {math.ceil(lease - age)} s: run again then"
-                )
-            if age is not None:
-                self.log(
-                    f"claim: taking over {ctag}, not renewed for {int(age)} s (lease {lease:g} s)"
-                )
-        hold = ClaimHold(
-            self.client, repo, ctag, tag, lease=lease, now=self.now, log=self.log, run=self.run_id
+
+    def _promote_also(self, tag: str, digest: str) -> list[dict[str, Any]]:
+        """Promote ``self.ref@digest`` to ``tag`` in every other repository."""
+        from tagger.promote.run import PromoteOptions, Promoter
+
+        options = PromoteOptions(
+            source=f"{self.ref}@{digest}",
+            destinations=tuple(f"{ref}:{tag}" for ref in self.also),
+            aliases=tuple(self.o.aliases),
+            claim_lease=self.o.claim_lease,
         )
-        for attempt in range(3):
-            try:
-                hold.write()
-                hold.start_renewing()
-                return hold
-            except (RegistryUnreachable, AuthenticationError, AccessDenied):
-                raise
-            except RegistryError:
-                # Distribution answers 500 or DIGEST_INVALID when several clients write one
-                # tag (and its blobs) at once. A claim that stands there now settles it:
-                # ours (the write took effect after all) or another run's (a lost race).
-                other = self.client.head_manifest(repo, ctag)
-                if other is not None and other.digest == hold.digest:
-                    hold.start_renewing()
-                    return hold
-                if other is not None:
-                    raise RefusedError(
-                        f"another imgtag run claimed {self.ref}:{tag} at the same time: "
-                        "nothing was pushed"
-                    ) from None
-                if attempt == 2:
-                    raise
-                self.sleep(0.1 + secrets.randbelow(200) / 1000)
-        raise AssertionError("unreachable")
+        promoted = Promoter(
+            options,
+            client_for=self._client_of,
+            log=self.log,
+            now=self.now,
+            sleep=self.sleep,
+            monotonic=lambda: time.monotonic(),
+            stop=self.stop,
+        ).run()
+        return [{**row.as_dict(), "aliases": row.aliases} for row in promoted.destinations]
 
-    def _confirm_claim(self, tag: str, hold: ClaimHold, claimed_at: float) -> None:
-        waited = time.monotonic() - claimed_at
-        if waited < CLAIM_SETTLE_SECONDS:
-            self.sleep(CLAIM_SETTLE_SECONDS - waited)
-        if not hold.confirm():
-            raise RefusedError(
-                f"another imgtag run claimed {self.ref}:{tag} at the same time and won: "
-                "nothing was pushed"
-            )
+    def _guard(self, tag: str) -> TagGuard:
+        """The never-overwrite guard of ``tag`` (``tagger.build.guard``, shared with promote).
 
-    def _release(self, hold: ClaimHold) -> None:
-        hold.release()
+        Time goes through this module's ``time`` and the publisher's ``now``/``sleep``."""
+        return TagGuard(
+            self.client,
+            self.ref,
+            tag,
+            lease=self.o.claim_lease,
+            run=self.run_id,
+            now=self.now,
+            monotonic=lambda: time.monotonic(),
+            sleep=self.sleep,
+            log=self.log,
+        )
 
     def _push(self, builder: Builder, image: Built, local: str, tag: str) -> str:
         """Push the image we built to ``local:tag``; check the registry got *that* image,
@@ -573,61 +545,8 @@ class Publisher:
         value = config.get("digest") if isinstance(config, dict) else None
         return value if isinstance(value, str) else None
 
-    def _verify(self, tag: str, digest: str) -> None:
-        now = self.client.head_manifest(self.ref.repository, tag)
-        if now is None or now.digest != digest:
-            found = now.digest if now is not None else "nothing"
-            raise OverwriteDetected(
-                f"overwrite detected: {self.ref}:{tag} should hold {digest} just pushed, but "
-                f"holds {found}: another run published the same tag"
-            )
-
-    def _move_aliases(self, version: ImageVersion, digest: str) -> list[str]:
-        if not self.o.aliases:
-            return []
-        repo = self.ref.repository
-        move, hold = moving_aliases(self.o.aliases, version, self.client.list_tags(repo))
-        for alias in hold:
-            self.log(f"alias {alias}: not moved, {version} is not the highest release")
-        if not move:
-            return []
-        manifest = self.client.get_manifest(repo, digest)
-        moved = []
-        for alias in move:
-            try:
-                self.client.put_manifest(repo, alias, manifest.raw, manifest.media_type)
-            except ImmutableTag as exc:
-                # The version is published; an alias the registry will not move stays.
-                self.log(f"alias {alias}: not moved ({exc})")
-                continue
-            moved.append(alias)
-            self.log(f"alias {alias} -> {digest}")
-        return moved
-
 
 def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildRequest:
     from dataclasses import replace
 
     return replace(request, labels=dict(labels))
-
-
-@contextlib.contextmanager
-def host_lock(name: str) -> Iterator[None]:
-    """An exclusive lock on this machine for ``name`` (a file lock in the temp directory,
-    released when the block ends or the process dies)."""
-    import fcntl
-    import hashlib
-
-    path = os.path.join(
-        tempfile.gettempdir(), f"imgtag-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
-    )
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # another user's lock file: no turns to take with that user's runs
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -56,6 +56,7 @@ def publish(
         derived = derive(options.next, env, datetime.now(UTC))
 
     from tagger.engine import Engine, stderr_progress
+    from tagger.registry.client import RegistryClient
     from tagger.registry.connect import open_client
 
     ref = Reference.parse_repository(options.image)
@@ -63,6 +64,17 @@ def publish(
     client, credentials = open_client(
         ref, env, insecure=insecure, ca_file=ca_file, configured_provider=options.provider
     )
+
+    clients: dict[str, RegistryClient] = {ref.registry: client}
+
+    def client_for(other: Reference) -> RegistryClient:
+        """``build-push IMAGE IMAGE...``: the client of another image's registry."""
+        if other.registry not in clients:
+            clients[other.registry], _ = open_client(
+                other, env, insecure=insecure, ca_file=ca_file,
+                configured_provider=options.provider,
+            )  # fmt: skip
+        return clients[other.registry]
 
     def auth_config() -> Mapping[str, str] | None:
         creds = credentials()
@@ -164,6 +176,7 @@ def publish(
         log=stderr_progress,
         env=env,
         stop=stop,
+        client_for=client_for,
         check=check,
     )
     return publisher.run()

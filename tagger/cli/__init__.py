@@ -57,6 +57,7 @@ from tagger.cli import check as _check  # noqa: E402
 from tagger.cli import ci as _ci  # noqa: E402
 from tagger.cli import lint as _lint  # noqa: E402
 from tagger.cli import next as _next  # noqa: E402
+from tagger.cli import promote as _promote  # noqa: E402
 from tagger.cli import prune as _prune  # noqa: E402
 from tagger.cli import release as _release  # noqa: E402
 from tagger.cli import squash as _squash  # noqa: E402
@@ -70,6 +71,7 @@ _analyze.register(app)
 _squash.register(app)
 _check.register(app)
 _release.register(app)
+_promote.register(app)
 
 
 def _err(message: str) -> None:

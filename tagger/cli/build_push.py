@@ -59,7 +59,14 @@ class OnExists(enum.StrEnum):
 def register(app: typer.Typer) -> None:
     @app.command("build-push")
     def build_push(
-        image: Annotated[str, typer.Argument(help="[registry/]path, without tag or digest.")],
+        images: Annotated[
+            list[str],
+            typer.Argument(
+                help="[registry/]path, without tag or digest; more than one: the same tag in "
+                "each (built once, pushed to the first, promoted to the others).",
+                metavar="IMAGE...",
+            ),
+        ],
         repo: RepoOpt = None,
         tag_prefix: TagPrefixOpt = None,
         bump: BumpOpt = None,
@@ -196,6 +203,7 @@ def register(app: typer.Typer) -> None:
         ca_file: CaFileOpt = None,
     ) -> None:
         """Build IMAGE:X.Y.Z-N and push it; never overwrite an existing tag."""
+        import dataclasses
         import os
 
         from tagger.build.options import BuildPushOptions
@@ -233,7 +241,9 @@ def register(app: typer.Typer) -> None:
             "provenance": provenance,
             "annotation": annotation or None,
         }
-        options = BuildPushOptions.resolve(image, given, dry_run=dry_run)
+        options = BuildPushOptions.resolve(images[0], given, dry_run=dry_run)
+        if len(images) > 1:
+            options = dataclasses.replace(options, also=tuple(images[1:]))
         with handling_signals(Stop()) as stop:
             result = publish(
                 options,
@@ -249,4 +259,6 @@ def register(app: typer.Typer) -> None:
                 else:
                     image_ref = f"{result.image}:{result.tag}"
                     typer.echo(image_ref + (f"@{result.digest}" if result.digest else ""))
+                    for row in result.also or []:
+                        typer.echo(f"{row['image']}:{row['tag']}@{result.digest} {row['status']}")
             stop.check()

@@ -1,7 +1,8 @@
 """The typed seams of the registry layer: what commands need of a registry, and what a
 registry's provider does for it. Pure: protocols and a value type, no I/O.
 
-- :class:`Registry` is what build-push's guard and lease, prune and promote call. The real
+- :class:`Registry` is what build-push's guard and lease, prune and promote call (promote
+  also streams, mounts and pushes blobs: :class:`ReadsBytes` is a stream's one method). The real
   one is :class:`tagger.registry.client.RegistryClient` (opened by
   :func:`tagger.registry.connect.open_client`); the unit tests' ``tests/fakes.py``
   satisfies it too, and mypy checks both.
@@ -15,6 +16,7 @@ registry's provider does for it. Pure: protocols and a value type, no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -33,6 +35,12 @@ class Version:
     tags: tuple[str, ...]
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class ReadsBytes(Protocol):
+    """A stream of bytes (a blob being read): ``read`` returns ``b""`` at its end."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
 
 
 class RegistryApi(Protocol):
@@ -132,6 +140,18 @@ class Registry(Protocol):
     ) -> bool: ...
 
     def upload_blob(self, repository: str, data: bytes) -> str: ...
+
+    def open_blob(
+        self, repository: str, digest: str, *, size: int | None = None
+    ) -> AbstractContextManager[ReadsBytes]:
+        """A blob's bytes as a stream, its digest (and ``size``) checked as it ends."""
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Mount a blob of ``from_repository`` of the same registry: ``True`` when the
+        registry did (201); ``False`` when the caller must upload it."""
+
+    def push_blob(self, repository: str, digest: str, size: int, source: ReadsBytes) -> None:
+        """Upload a blob of any size from a stream, memory bounded."""
 
     # -- deleting, through the provider --------------------------------------------------
 

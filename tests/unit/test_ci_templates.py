@@ -507,7 +507,7 @@ def take_alternative(text: str, name: str) -> str:
         start = login.end()
         swapped += 1
     out.append(text[start:])
-    assert swapped == 2  # build and prune
+    assert swapped == 3  # build, promote and prune
     return "".join(out)
 
 
@@ -541,7 +541,7 @@ def test_the_github_cloud_alternatives_render_and_validate(
     assert result.returncode == 0, result.stdout + result.stderr
     doc = _yaml(workflow.read_text())
     assert doc["env"]["IMAGE"] == image and doc["env"]["REGISTRY"] == image.split("/")[0]
-    for job in ("build", "prune"):
+    for job in ("build", "promote", "prune"):
         steps = doc["jobs"][job]["steps"]
         used = [s["uses"].split("@")[0] for s in steps if "uses" in s]
         assert all(a in used for a in actions), used
@@ -556,3 +556,34 @@ def test_a_broken_cloud_alternative_fails_validation(tmp_path: Path) -> None:
     broken = tmp_path / "imgtag.yml"
     broken.write_text(text.replace("      - id: auth\n", "      - id: [auth]\n", 1))
     assert _check("vendor.github-workflows", "default", broken).returncode != 0
+
+
+def test_github_promotes_the_tested_digest_on_a_release_tag() -> None:
+    doc = _yaml(read_template("github"))
+    triggers = doc.get("on", doc.get(True))
+    assert "v*" in triggers["push"]["tags"]
+    job = doc["jobs"]["promote"]
+    assert job["needs"] == "build"
+    assert job["if"] == "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
+    step = job["steps"][-1]
+    # By the digest the build job pushed: never a tag that could have moved.
+    assert step["env"]["SOURCE"] == (
+        "${{ needs.build.outputs.image }}@${{ needs.build.outputs.digest }}"
+    )
+    assert step["run"].startswith('imgtag promote "$SOURCE" "$PROMOTE_IMAGE:$TAG"')
+    assert "${VERSION#v}" in step["run"]
+    assert doc["env"]["PROMOTE_IMAGE"]
+
+
+def test_gitlab_promotes_in_a_manual_job_on_tags() -> None:
+    doc = _yaml(read_template("gitlab"))
+    job = doc["imgtag-promote"]
+    assert job["stage"] in doc["stages"]
+    assert doc["stages"].index("promote") > doc["stages"].index("build")
+    assert [(rule["if"], rule["when"]) for rule in job["rules"]] == [
+        ('$CI_COMMIT_TAG && $CI_PIPELINE_SOURCE != "schedule"', "manual")
+    ]
+    assert {need["job"] for need in job["needs"]} == {"imgtag-build", "imgtag-build-buildah"}
+    command = job["script"][-1]
+    assert command.startswith('imgtag promote "$IMGTAG_IMAGE@$IMGTAG_DIGEST"')
+    assert "${CI_COMMIT_TAG#v}" in command

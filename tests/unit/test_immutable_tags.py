@@ -147,8 +147,18 @@ def test_a_multi_platform_build_on_an_immutable_repository_is_refused_up_front(h
     from tagger.registry.platform import Platform
 
     two = (Platform.parse("linux/amd64"), Platform.parse("linux/arm64"))
+    from tagger.build.builders.docker import DockerBuilder
+
+    class ManyPlatforms(DockerBuilder):
+        """The fake engine's builder, taking several platforms as buildkit does."""
+
+        def check(self, request: object) -> None:
+            pass
+
+    publisher = h.publisher(platforms=two)
+    publisher._builder = ManyPlatforms(h.engine, lambda: {})
     with pytest.raises(UsageError, match="writes no temporary tag there"):
-        h.publisher(platforms=two)._claim("1.4.3-1")  # the guard's claim step
+        publisher.run()
     assert h.writes() == []
 
 
