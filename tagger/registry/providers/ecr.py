@@ -239,9 +239,10 @@ class EcrApi:
         raise AssertionError("unreachable")
 
     def _call_once(self, operation: str, doing: str, params: dict[str, Any]) -> dict[str, Any]:
+        # The client first: without botocore, its maker says how to install it (exit 2).
+        method = getattr(self.client, operation)
         import botocore.exceptions
 
-        method = getattr(self.client, operation)
         try:
             answer = method(**params)
         except botocore.exceptions.ClientError as exc:
