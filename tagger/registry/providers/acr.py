@@ -34,10 +34,8 @@ is registered for redaction the moment it is read.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -55,7 +53,7 @@ from tagger.registry.auth import Credentials, DockerConfig
 from tagger.registry.cloudhosts import api_variable
 from tagger.registry.http import MAX_TOKEN_BYTES, RetryBudget, StatusRule
 from tagger.registry.protocols import RegistryApi, Version
-from tagger.registry.providers.api import Api
+from tagger.registry.providers.api import Api, parse_time
 from tagger.registry.reference import is_digest
 
 PAGE = 100
@@ -100,29 +98,6 @@ def lock_reason(attributes: object, what: str) -> str | None:
         if attributes.get(key) is False:
             return f"locked on ACR: {what} has {key} false"
     return None
-
-
-def _when(value: object) -> datetime | None:
-    """ACR's times, fractions of seven digits and all.
-
-    >>> _when("2026-12-07T15:00:00.1234567Z").isoformat()
-    '2026-12-07T15:00:00.123456+00:00'
-    >>> _when("2026-12-07T15:00:00").tzinfo is not None, _when("soon")
-    (True, None)
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.replace("Z", "+00:00")
-    # ACR writes seven digits of fractions; fromisoformat takes at most six.
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(itertools.takewhile(str.isdigit, rest))
-        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class AcrProvider:
@@ -305,8 +280,8 @@ class AcrProvider:
                             len(out),
                             str(item["digest"]),
                             tags,
-                            _when(item.get("createdTime")),
-                            _when(item.get("lastUpdateTime")),
+                            parse_time(item.get("createdTime")),
+                            parse_time(item.get("lastUpdateTime")),
                         )
                     )
         except NotFound:

@@ -16,8 +16,10 @@ limits, caps, paging rules and status → error mapping for every request imgtag
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -179,3 +181,30 @@ class Api:
             else:
                 url = next_link(resp.headers.get("link"), resp.url)
         raise RegistryError(f"{self.what} sent more than {MAX_PAGES} pages while {doing}")
+
+
+def parse_time(value: object) -> datetime | None:
+    """A time a provider's API sent (RFC 3339 / ISO 8601), aware; ``None`` if it is none.
+
+    Fractions beyond microseconds are cut (ACR writes seven digits, Google nine, and
+    ``datetime.fromisoformat`` takes six); a time without a zone is UTC.
+
+    >>> parse_time("2026-12-07T15:00:00.123456789Z").isoformat()
+    '2026-12-07T15:00:00.123456+00:00'
+    >>> parse_time("2026-12-07T15:00:00.1234567+01:00").isoformat()
+    '2026-12-07T15:00:00.123456+01:00'
+    >>> parse_time("2026-12-07T15:00:00").tzinfo is not None, parse_time("soon"), parse_time(7)
+    (True, None, None)
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

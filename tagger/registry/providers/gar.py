@@ -37,7 +37,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -54,7 +53,7 @@ from tagger.proc import ProgramNotFound, Runner
 from tagger.registry.cloudhosts import api_variable, gar_location
 from tagger.registry.http import MAX_PAGES, RetryBudget, StatusRule, clean
 from tagger.registry.protocols import RegistryApi, Version
-from tagger.registry.providers.api import Answer, Api
+from tagger.registry.providers.api import Answer, Api, parse_time
 from tagger.registry.reference import is_digest
 
 DEFAULT_API_URL = "https://artifactregistry.googleapis.com"
@@ -155,26 +154,6 @@ def check_token(token: str, where: str) -> str:
             f"{where} does not parse as an access token (it holds spaces or control characters)"
         )
     return token
-
-
-def _when(value: object) -> datetime | None:
-    """Google's times (RFC 3339, up to nine digits of fractions).
-
-    >>> _when("2026-12-07T15:00:00.123456789Z").isoformat()
-    '2026-12-07T15:00:00.123456+00:00'
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # Google writes up to nine digits of fractions
-        digits = "".join(itertools.takewhile(str.isdigit, rest))
-        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class GarProvider:
@@ -336,8 +315,8 @@ class GarProvider:
                     n,
                     digest,
                     tuple(t for t in tags if t),
-                    _when(item.get("createTime")),
-                    _when(item.get("updateTime")),
+                    parse_time(item.get("createTime")),
+                    parse_time(item.get("updateTime")),
                 )
             )
         return out

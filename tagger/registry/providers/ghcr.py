@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from urllib.parse import quote
 
 from tagger.errors import (
@@ -43,7 +42,7 @@ from tagger.errors import (
 )
 from tagger.registry.http import RetryBudget, StatusRule
 from tagger.registry.protocols import RegistryApi, Version
-from tagger.registry.providers.api import Answer, Api, answer_text
+from tagger.registry.providers.api import Answer, Api, answer_text, parse_time
 from tagger.registry.reference import is_digest
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -74,15 +73,6 @@ def split_repository(repository: str) -> tuple[str, str]:
     return owner, package
 
 
-def _when(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def parse_versions(page: object) -> list[PackageVersion]:
     """The versions of one page of the list endpoint; entries that are not versions of a
     container (no digest name) are left out.
@@ -108,7 +98,11 @@ def parse_versions(page: object) -> list[PackageVersion]:
         clean = tuple(t for t in tags or () if isinstance(t, str))
         out.append(
             PackageVersion(
-                vid, name, clean, _when(item.get("created_at")), _when(item.get("updated_at"))
+                vid,
+                name,
+                clean,
+                parse_time(item.get("created_at")),
+                parse_time(item.get("updated_at")),
             )
         )
     return out

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from urllib.parse import quote
 
 from tagger.errors import (
@@ -46,7 +45,7 @@ from tagger.errors import (
 from tagger.registry.auth import Credentials, DockerConfig
 from tagger.registry.http import RetryBudget, StatusRule
 from tagger.registry.protocols import RegistryApi, Version
-from tagger.registry.providers.api import Answer, Api, answer_text
+from tagger.registry.providers.api import Answer, Api, answer_text, parse_time
 from tagger.registry.reference import is_digest
 
 PAGE_SIZE = 100
@@ -66,15 +65,6 @@ def split_repository(repository: str) -> tuple[str, str]:
     if not project or not rest:
         raise UsageError(f"{repository!r} is no Harbor repository: Harbor names are PROJECT/PATH")
     return quote(project, safe=""), quote(quote(rest, safe=""), safe="")
-
-
-def _when(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def parse_artifacts(page: object) -> list[Version]:
@@ -98,7 +88,7 @@ def parse_artifacts(page: object) -> list[Version]:
             for t in (item.get("tags") or [])
             if isinstance(t, dict) and isinstance(t.get("name"), str)
         )
-        pushed = _when(item.get("push_time"))
+        pushed = parse_time(item.get("push_time"))
         vid = aid if isinstance(aid, int) and not isinstance(aid, bool) else 0
         out.append(Version(vid, digest, tags, pushed, pushed))
     return out
