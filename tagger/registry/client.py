@@ -427,33 +427,11 @@ class RegistryClient:
         return resp.status_code != 404
 
     def upload_blob(self, repository: str, data: bytes) -> str:
-        """Upload a small blob monolithically (POST, then PUT with the digest)."""
+        """Upload a small blob monolithically (POST, then PUT with the digest), unless the
+        registry has it already."""
         digest = sha256_digest(data)
-        if self.has_blob(repository, digest):
-            return digest
-        doing = f"uploading a blob to {self.host}/{repository}"
-        start = self.transport.request(
-            "POST",
-            f"/v2/{repository}/blobs/uploads/",
-            scope=scope(repository, "pull", "push"),
-            doing=doing,
-            ok=(202,),
-        )
-        location = start.headers.get("Location", "")
-        upload = urljoin(start.url, location)
-        if not location or urlsplit(upload).netloc != urlsplit(start.url).netloc:
-            raise RegistryError(f"{self.host} sent an upload location on another host")
-        sep = "&" if "?" in upload else "?"
-        self.transport.request(
-            "PUT",
-            "",
-            url=f"{upload}{sep}digest={digest}",
-            scope=scope(repository, "pull", "push"),
-            headers={"Content-Type": "application/octet-stream"},
-            data=data,
-            doing=doing,
-            ok=(201,),
-        )
+        if not self.has_blob(repository, digest):
+            self.push_blob(repository, digest, len(data), io.BytesIO(data))
         return digest
 
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
