@@ -114,6 +114,10 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "secret": _str_list,
         "platform": _str_list,
         "network": _str,
+        # build-push --sign (tagger.build.signing): sign the digest before the final tag.
+        "sign": _bool,
+        "sign_key": _str,
+        "sign_tlog": _bool,
         # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
         "provider": _choice("oci", "ghcr", "dockerhub"),
     },
@@ -127,6 +131,8 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "concurrency": _nonneg_int,
         "provider": _choice("oci", "ghcr", "dockerhub"),
         "untagged": _bool,
+        # Remove signatures and referrers whose subject is gone (kept by default).
+        "orphans": _bool,
     },
     "lint": {
         "ignore": _str_list,

@@ -41,6 +41,11 @@ class BuildPushOptions:
     secrets: tuple[SecretSpec, ...] = ()
     platforms: tuple[Platform, ...] = ()
     network: str | None = None
+    #: ``--sign``: sign the verified digest before the final tag is written
+    #: (``tagger.build.signing``); ``sign_key`` ``None`` is keyless.
+    sign: bool = False
+    sign_key: str | None = None
+    sign_tlog: bool = True
     #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
     #: ``IMGTAG_PROVIDER`` are read where the client is opened.
     provider: str | None = None
@@ -95,6 +100,9 @@ class BuildPushOptions:
             secrets=tuple(parse_secret(v) for v in values["secret"]),
             platforms=parse_platforms(values["platform"]),
             network=values["network"] or None,
+            sign=bool(values["sign"]),
+            sign_key=values["sign_key"] or None,
+            sign_tlog=bool(values["sign_tlog"]),
             provider=project.value("provider"),
         )
 
@@ -115,6 +123,9 @@ BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
     "secret": [],
     "platform": [],
     "network": None,
+    "sign": False,
+    "sign_key": None,
+    "sign_tlog": True,
 }
 
 
@@ -133,6 +144,9 @@ class BuildPushResult:
     squashed: dict[str, Any] | None = None
     derivation: Derivation | None = None
     builder: str | None = None
+    signed: bool = False
+    #: The signature tags written (``sha256-<hex>.sig``, one per signed manifest).
+    signatures: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +159,8 @@ class BuildPushResult:
             "lint_findings": self.lint_findings,
             "squash": self.squashed,
             "builder": self.builder,
+            "signed": self.signed,
+            "signatures": self.signatures,
         }
 
 

@@ -23,6 +23,12 @@ manifest PUT: the OCI image index of those manifests (``tagger.build.index``). T
 temporary tags are removed afterwards through unique placeholders (deleting by digest
 would delete the index's children), so the final tag is still written once, and only with
 what was built.
+
+**Signed tags** (``--sign``, ``tagger.build.signing``). The image (or the index) is pushed
+under a temporary tag of this run (``imgtag-tmp-RUN-signing``), verified there, signed by
+digest (``--recursive`` for an index), and only then written under the final tag (the same
+bytes, one manifest PUT) and verified again: the final tag never stands unsigned. A
+signature that cannot be written stops the run before the final tag exists (exit 5).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from tagger.build.labels import REVISION_LABEL, oci_labels, public_url
 from tagger.build.lease import ClaimHold
 from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
 from tagger.build.secret_files import secret_files
+from tagger.build.signing import Signer, signature_tag
 from tagger.errors import (
     AccessDenied,
     AuthenticationError,
@@ -72,10 +79,11 @@ from tagger.registry.markers import (
     claim_age,
     claim_tag,
     run_id,
+    stage_tag,
     temp_tag,
     untag,
 )
-from tagger.registry.mediatypes import OCI_INDEX
+from tagger.registry.mediatypes import OCI_INDEX, is_index
 from tagger.registry.protocols import Registry
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
@@ -111,6 +119,7 @@ class Publisher:
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
@@ -128,6 +137,8 @@ class Publisher:
         # wherever the run is, except inside the shielded claim write and publish tail.
         self.stop = stop if stop is not None else Stop(raising=False)
         self._active: Builder | None = None  # the builder of the current run, to close
+        # --sign: signs the verified digest before the final tag is written (None: unsigned).
+        self._signer = signer
         # Names the run's claim and temporary tags, so prune tells a live run's from leftovers.
         self.run_id = run_id(now(), secrets.token_hex(6))
 
@@ -149,6 +160,9 @@ class Publisher:
             from tagger.build.builders import capabilities_of
 
             check_request(o.builder, capabilities_of(o.builder), self._request_shape())
+        # A key that cannot be read or decrypted is exit 2 now, before any claim or build.
+        if self._signer is not None:
+            self._signer.check()
         self._active = None
         # Files only this user can read, gone when the run ends (env= secrets too: every
         # builder then takes the same src= form); the builder is closed before they go.
@@ -198,7 +212,8 @@ class Publisher:
         )
         builder.check(request)
         if o.dry_run:
-            self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder")
+            signed = " and sign it" if self._signer is not None else ""
+            self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder{signed}")
             return result
         # 4. claim (None where the registry cannot delete: see the module docstring). The
         # write is shielded: a signal in the middle must not leave a claim nobody releases.
@@ -244,10 +259,10 @@ class Publisher:
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
                 started = time.monotonic()
-                if len(o.platforms) > 1:
-                    digest = self._push_index(builder, images, local, d.tag, temp_tags)
+                if self._signer is not None:
+                    digest = self._push_signed(builder, images, local, d.tag, temp_tags, result)
                 else:
-                    digest = self._push(builder, images[0], local, d.tag)
+                    digest = self._push_to(builder, images, local, d.tag, temp_tags)
                 pushed_for = time.monotonic() - started
                 # 6. verify: the tag holds what we pushed, else someone overwrote it.
                 self._verify(d.tag, digest)
@@ -446,6 +461,73 @@ class Publisher:
             f"another job on this Docker engine keeps re-tagging {local}:{tag} while imgtag "
             "pushes it: run one build of a tag at a time per engine"
         )
+
+    def _push_to(
+        self,
+        builder: Builder,
+        images: list[Built],
+        local: str,
+        tag: str,
+        temp_tags: list[tuple[str, str]],
+    ) -> str:
+        """Push what was built to ``tag``: the image, or the index of several platforms."""
+        if len(self.o.platforms) > 1:
+            return self._push_index(builder, images, local, tag, temp_tags)
+        return self._push(builder, images[0], local, tag)
+
+    def _push_signed(
+        self,
+        builder: Builder,
+        images: list[Built],
+        local: str,
+        tag: str,
+        temp_tags: list[tuple[str, str]],
+        result: BuildPushResult,
+    ) -> str:
+        """Push under this run's staging tag, verify it there, sign that digest, and only
+        then write the same bytes under ``tag``: the final tag never stands unsigned.
+        Every builder pushes by tag (buildx's docker driver cannot push by digest), so
+        the staging tag is what makes that possible for a single-platform push too."""
+        assert self._signer is not None
+        repo = self.ref.repository
+        stage = stage_tag(self.run_id)
+        digest = self._push_to(builder, images, local, stage, temp_tags)
+        temp_tags.append((stage, digest))
+        if len(self.o.platforms) <= 1:
+            builder.forget(local, stage)  # the engine keeps no name of the run's own
+        self._verify(stage, digest)
+        manifest = self.client.get_manifest(repo, digest)
+        signed = [digest]
+        recursive = is_index(manifest.media_type)
+        if recursive:
+            children = manifest.json().get("manifests")
+            signed += [
+                str(m["digest"])
+                for m in (children if isinstance(children, list) else [])
+                if isinstance(m, dict) and isinstance(m.get("digest"), str)
+            ]
+        self.log(f"signing {self.ref}@{digest}" + (" and its manifests" if recursive else ""))
+        self._signer.sign(str(self.ref), digest, recursive=recursive, progress=self.log)
+        result.signatures = [signature_tag(d) for d in signed]
+        if not self._env.get("COSIGN_REPOSITORY"):
+            # cosign said it wrote them; the registry must agree before the tag appears.
+            missing = [t for t in result.signatures if self.client.head_manifest(repo, t) is None]
+            if missing:
+                raise RegistryError(
+                    f"cosign reported success but {self.ref}:{missing[0]} is not in the "
+                    "registry: the final tag was not written"
+                )
+        result.signed = True
+        # Right before the final write: nobody published the tag while we signed.
+        again = self.client.head_manifest(repo, tag)
+        if again is not None:
+            raise TagExistsError(
+                f"{self.ref}:{tag} appeared while signing (digest {again.digest}): another "
+                "run published it; it was not overwritten"
+            )
+        self.log(f"writing {self.ref}:{tag} -> {digest}")
+        self.client.put_manifest(repo, tag, manifest.raw, manifest.media_type)
+        return digest
 
     def _push_index(
         self,

@@ -122,6 +122,18 @@ def publish(
         insecure=tuple(insecure),
         ca_file=ca_file,
     )
+    signer = None
+    if options.sign:
+        from tagger.build.signing import Cosign, SignSettings
+
+        # cosign reaches the registry as imgtag does: plain HTTP only to loopback and to
+        # the hosts named insecure, the same CA file.
+        signer = Cosign(
+            SignSettings(options.sign_key, options.sign_tlog),
+            env,
+            plain_http=ref.is_loopback or ref.registry in insecure,
+            ca_file=ca_file,
+        )
     publisher = Publisher(
         options,
         derive=lambda: (
@@ -141,6 +153,7 @@ def publish(
         log=stderr_progress,
         env=env,
         stop=stop,
+        signer=signer,
     )
     return publisher.run()
 

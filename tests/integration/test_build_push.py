@@ -52,6 +52,8 @@ JSON_KEYS = [
     "lint_findings",
     "squash",
     "builder",
+    "signed",
+    "signatures",
 ]
 CLAIM_PREFIX = "imgtag-claim-"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

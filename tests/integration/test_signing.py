@@ -1,0 +1,285 @@
+"""``imgtag build-push --sign`` against the real bed, with the real cosign (Debian 13's 2.5.0).
+
+docs/signing.md. Keys are made by ``cosign generate-key-pair``; every signed push is
+checked with ``cosign verify --key`` (the final tag, and each platform manifest of an
+index); the registry is read independently (``RegistryView`` of ``test_build_push.py``).
+
+"The final tag never stands unsigned" is watched, not assumed: a thread polls the
+registry for the whole run, and each time it sees the final tag it asks, *afterwards*,
+whether the signature of the digest it saw is there. A signature is never removed, so a
+signature missing after the tag was seen means the tag stood unsigned. The same watcher
+catches exactly that in the old way (build-push, then ``cosign sign``), so it can fail.
+
+Keyless signing needs a CI's OIDC token and Sigstore's public services: it cannot run
+here; ``tests/unit/test_signing.py`` checks the command line imgtag gives cosign for it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+import test_build_push as bp
+from test_builders import BUILDER_ENGINES, COPY_ONLY, MODERN_ENGINES
+
+import testbed as tb
+from appfixture import make_app
+from faultproxy import FaultProxy
+
+PASSWORD = "imgtag-" + "k3y" + "-pass-" + "Q7w" * 3
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+@dataclass(frozen=True)
+class Keys:
+    cosign: Path
+    key: Path
+    pub: Path
+
+    def run(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.cosign), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COSIGN_PASSWORD": PASSWORD, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
+
+    def verify(self, ref: str) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "verify",
+            "--key",
+            str(self.pub),
+            "--insecure-ignore-tlog",
+            "--allow-http-registry",
+            ref,
+        )
+
+
+@pytest.fixture(scope="module")
+def keys(debian13: tb.Debian13Tools, tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    where = tmp_path_factory.mktemp("cosign-keys")
+    made = subprocess.run(
+        [str(debian13.cosign), "generate-key-pair"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COSIGN_PASSWORD": PASSWORD},
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    return Keys(debian13.cosign, where / "cosign.key", where / "cosign.pub")
+
+
+@pytest.fixture(scope="module")
+def bed_env(bed_engine: tb.BedEngine, keys: Keys) -> dict[str, str]:
+    return {
+        **bed_engine.env,
+        "STORAGE_DRIVER": "vfs",
+        "BUILDAH_ISOLATION": "chroot",
+        "IMGTAG_COSIGN": str(keys.cosign),
+        "COSIGN_PASSWORD": PASSWORD,
+    }
+
+
+def sign_args(keys: Keys) -> tuple[str, ...]:
+    return ("--sign", "--sign-key", str(keys.key), "--no-sign-tlog")
+
+
+def sig_tag(digest: str) -> str:
+    return digest.replace(":", "-") + ".sig"
+
+
+# --- the watcher --------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """What a poller saw of ``repo:tag`` while a run went on."""
+
+    seen_tag: int = 0  # polls that found the final tag
+    unsigned: list[str] = field(default_factory=list)  # digests seen under the tag unsigned
+    errors: list[str] = field(default_factory=list)
+    saw_unsigned: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join(60)
+
+
+def _poll(watch: Watch, view: bp.RegistryView, repo: str, tag: str) -> None:
+    with requests.Session() as session:
+        session.trust_env = False
+
+        def head(ref: str) -> str | None:
+            resp = session.head(
+                f"{view.url}/v2/{repo}/manifests/{ref}",
+                headers={"Accept": tb.MANIFEST_ACCEPT},
+                auth=view.auth,
+                verify=view.verify,
+                timeout=30,
+            )
+            # Distribution may answer 500 while the tag is being written: not seen yet.
+            return resp.headers.get("Docker-Content-Digest") if resp.ok else None
+
+        while not watch.done.is_set():
+            try:
+                digest = head(tag)
+                if digest is None:
+                    continue
+                watch.seen_tag += 1
+                # Asked after the tag was seen: absent now means absent then.
+                if head(sig_tag(digest)) is None:
+                    watch.unsigned.append(digest)
+                    watch.saw_unsigned.set()
+            except requests.RequestException as exc:
+                watch.errors.append(str(exc))
+
+
+@pytest.fixture
+def watcher() -> Iterator[Callable[[bp.RegistryView, str, str], Watch]]:
+    """``watcher(view, repo, tag)`` starts polling at once; ``.stop()`` ends it."""
+    started: list[Watch] = []
+
+    def start(view: bp.RegistryView, repo: str, tag: str) -> Watch:
+        watch = Watch()
+        watch.thread = threading.Thread(target=_poll, args=(watch, view, repo, tag), daemon=True)
+        watch.thread.start()
+        started.append(watch)
+        return watch
+
+    yield start
+    for watch in started:
+        watch.stop()
+
+
+# --- signed pushes ------------------------------------------------------------------------
+
+
+def signed_push(
+    builder: str,
+    registry: tb.Registry,
+    env: Mapping[str, str],
+    tmp_path: Path,
+    keys: Keys,
+    *extra: str,
+) -> tuple[dict[str, Any], str]:
+    dockerfile = COPY_ONLY if "--platform" in extra else None
+    kwargs = {"dockerfile": dockerfile} if dockerfile else {}
+    app = make_app(tmp_path / "app", f"signed {builder}", **kwargs)
+    repo = bp.fresh_repo(f"sg-{builder}")
+    result = bp.build_push(
+        app,
+        registry.image(repo),
+        "--builder",
+        builder,
+        "--build",
+        "1",
+        *sign_args(keys),
+        *extra,
+        env=env,
+    )
+    doc = bp.ok_doc(result)
+    bp.no_secret(result, PASSWORD, *keys.key.read_text().splitlines()[1:3])
+    return doc, repo
+
+
+@pytest.mark.parametrize(("builder", "bed_engine"), BUILDER_ENGINES, indirect=["bed_engine"])
+def test_each_builder_signs_the_digest_before_the_tag_appears(
+    builder: str,
+    registry_plain: tb.Registry,
+    bed_env: dict[str, str],
+    tmp_path: Path,
+    keys: Keys,
+    watcher: Callable[[bp.RegistryView, str, str], Watch],
+) -> None:
+    view = bp.RegistryView.of(registry_plain)
+    app = make_app(tmp_path / "app", f"watched {builder}")
+    repo = bp.fresh_repo(f"sw-{builder}")
+    watch = watcher(view, repo, "1.0.0-1")
+    result = bp.build_push(
+        app,
+        registry_plain.image(repo),
+        "--builder",
+        builder,
+        "--build",
+        "1",
+        "--alias",
+        "latest",
+        *sign_args(keys),
+        env=bed_env,
+    )
+    watch.stop()
+    doc = bp.ok_doc(result)
+    bp.no_secret(result, PASSWORD)
+    digest = doc["digest"]
+    assert watch.errors == []
+    assert watch.seen_tag > 0, "the watcher saw the tag at the end at least"
+    assert watch.unsigned == [], "the final tag stood unsigned"
+    assert doc["signed"] is True
+    assert doc["signatures"] == [sig_tag(digest)]
+    assert view.digest(repo, "1.0.0-1") == digest
+    assert view.tags(repo) == sorted(["1.0.0-1", "latest", sig_tag(digest)]), (
+        "no staging tag or claim is left"
+    )
+    ref = f"{registry_plain.host}/{repo}"
+    verified = keys.verify(f"{ref}:1.0.0-1")
+    assert verified.returncode == 0, verified.stderr
+    assert keys.verify(f"{ref}:latest").returncode == 0, "the alias names the signed digest"
+
+
+@pytest.mark.parametrize("bed_engine", ["engine20"], indirect=True)
+def test_the_watcher_catches_a_tag_signed_after_the_push(
+    registry_plain: tb.Registry,
+    bed_env: dict[str, str],
+    tmp_path: Path,
+    keys: Keys,
+    watcher: Callable[[bp.RegistryView, str, str], Watch],
+) -> None:
+    """The old way (build-push, then ``cosign sign``) leaves the tag unsigned for a while:
+    the same watcher must see that, or its silence above would prove nothing."""
+    view = bp.RegistryView.of(registry_plain)
+    app = make_app(tmp_path / "app", "signed later")
+    repo = bp.fresh_repo("late")
+    watch = watcher(view, repo, "1.0.0-1")
+    result = bp.build_push(
+        app, registry_plain.image(repo), "--builder", "docker", "--build", "1", env=bed_env
+    )
+    doc = bp.ok_doc(result)
+    assert doc["signed"] is False and doc["signatures"] == []
+    # The tag stands unsigned until cosign runs: the watcher sees it (no clock involved).
+    assert watch.saw_unsigned.wait(60), watch
+    signed = keys.run(
+        "sign",
+        "--yes",
+        "--key",
+        str(keys.key),
+        "--tlog-upload=false",
+        "--allow-http-registry",
+        f"{registry_plain.host}/{repo}@{doc['digest']}",
+    )
+    assert signed.returncode == 0, signed.stderr
+    watch.stop()
+    assert watch.unsigned[0] == doc["digest"]
+    assert keys.verify(f"{registry_plain.host}/{repo}:1.0.0-1").returncode == 0
