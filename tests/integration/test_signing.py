@@ -283,3 +283,98 @@ def test_the_watcher_catches_a_tag_signed_after_the_push(
     watch.stop()
     assert watch.unsigned[0] == doc["digest"]
     assert keys.verify(f"{registry_plain.host}/{repo}:1.0.0-1").returncode == 0
+
+
+@pytest.mark.parametrize(("builder", "bed_engine"), MODERN_ENGINES, indirect=["bed_engine"])
+def test_an_index_and_each_platform_manifest_are_signed(
+    builder: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path, keys: Keys
+) -> None:
+    doc, repo = signed_push(
+        builder, registry_plain, bed_env, tmp_path, keys, "--platform", "linux/amd64,linux/arm64"
+    )
+    view = bp.RegistryView.of(registry_plain)
+    index = view.manifest(repo, "1.0.0-1")
+    assert index["mediaType"] == OCI_INDEX
+    children = [m["digest"] for m in index["manifests"]]
+    assert len(children) == 2
+    assert doc["signatures"] == [sig_tag(d) for d in [doc["digest"], *children]]
+    assert view.tags(repo) == sorted(["1.0.0-1", *doc["signatures"]])
+    ref = f"{registry_plain.host}/{repo}"
+    for target in [f"{ref}:1.0.0-1", *(f"{ref}@{d}" for d in children)]:
+        verified = keys.verify(target)
+        assert verified.returncode == 0, (target, verified.stderr)
+
+
+# --- a key that cannot be used, a signature that cannot be written ------------------------
+
+
+one_engine = pytest.mark.parametrize("bed_engine", ["engine20"], indirect=True)
+
+
+@one_engine
+@pytest.mark.parametrize("case", ["wrong password", "missing key", "no password", "bad env key"])
+def test_a_key_that_cannot_be_used_is_exit_2_before_any_claim(
+    case: str, registry_plain: tb.Registry, bed_env: dict[str, str], tmp_path: Path, keys: Keys
+) -> None:
+    env = dict(bed_env)
+    key = str(keys.key)
+    if case == "wrong password":
+        env["COSIGN_PASSWORD"] = "not-" + PASSWORD
+    elif case == "missing key":
+        key = str(tmp_path / "nope.key")
+    elif case == "no password":
+        del env["COSIGN_PASSWORD"]
+    else:
+        env["IMGTAG_TEST_KEY"] = "not a key"
+        key = "env://IMGTAG_TEST_KEY"
+    app = make_app(tmp_path / "app", "bad key")
+    repo = bp.fresh_repo("sk")
+    result = bp.build_push(
+        app,
+        registry_plain.image(repo),
+        "--builder",
+        "docker",
+        "--build",
+        "1",
+        "--sign",
+        "--sign-key",
+        key,
+        "--no-sign-tlog",
+        env=env,
+    )
+    sentence = bp.error_sentence(result, 2)
+    assert "--sign-key" in sentence and "COSIGN_PASSWORD" in sentence
+    assert "building" not in result.stderr, "nothing is built"
+    bp.no_secret(result, PASSWORD, "not-" + PASSWORD)
+    assert bp.RegistryView.of(registry_plain).tags(repo) == [], "no claim, nothing pushed"
+
+
+@one_engine
+def test_a_registry_that_refuses_the_signature_is_exit_5_with_no_final_tag(
+    registry_plain: tb.Registry,
+    bed_env: dict[str, str],
+    tmp_path: Path,
+    keys: Keys,
+    fault_proxy: FaultProxy,
+) -> None:
+    app = make_app(tmp_path / "app", "refused")
+    repo = bp.fresh_repo("sr")
+    # The registry takes the image and the claim, and refuses the signature's manifest.
+    fault_proxy.fail(403, method="PUT", path=r"/manifests/sha256-[0-9a-f]{64}\.sig$")
+    result = bp.build_push(
+        app,
+        fault_proxy.image(repo),
+        "--builder",
+        "docker",
+        "--build",
+        "1",
+        *sign_args(keys),
+        env=bed_env,
+    )
+    sentence = bp.error_sentence(result, 5)
+    assert "final tag was not written" in sentence
+    assert fault_proxy.count("PUT", r"/manifests/sha256-[0-9a-f]{64}\.sig$") >= 1
+    bp.no_secret(result, PASSWORD)
+    view = bp.RegistryView.of(registry_plain)
+    assert view.digest(repo, "1.0.0-1") is None, "no final tag"
+    assert view.tags(repo) == [], "the claim and the staging tag are removed"
