@@ -29,6 +29,7 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "concurrency": 8,
     "provider": None,
     "untagged": False,
+    "orphans": False,
 }
 
 
@@ -112,6 +113,15 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        orphans: Annotated[
+            bool | None,
+            typer.Option(
+                "--orphans/--no-orphans",
+                help="Also remove signatures, attestations, SBOMs and referrers whose "
+                "subject is gone (kept by default: it may live in another repository).",
+                show_default=False,
+            ),
+        ] = None,
         insecure_registry: InsecureOpt = None,
         ca_file: CaFileOpt = None,
     ) -> None:
@@ -134,6 +144,7 @@ def register(app: typer.Typer) -> None:
             "concurrency": concurrency,
             "provider": provider,
             "untagged": untagged,
+            "orphans": orphans,
         }
         settings = PruneSettings.resolve(given, PRUNE_DEFAULTS, policy_file=policy)
         refs = [Reference.parse_repository(image) for image in images]

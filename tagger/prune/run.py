@@ -22,7 +22,7 @@ from tagger.lifecycle import Stop
 from tagger.progress import log as _log
 from tagger.prune.execute import Outcome
 from tagger.prune.execute import apply as apply_actions
-from tagger.prune.gather import gather
+from tagger.prune.gather import gather, gather_referrers
 from tagger.prune.plan import (
     DEFAULT_MATCH,
     DELETE,
@@ -77,6 +77,7 @@ class PruneSettings:
             match=compile_regex(values["match"] or DEFAULT_MATCH, "--match"),
             max_delete=values["max_delete"],
             claim_lease=timedelta(seconds=lease),
+            orphans=bool(values.get("orphans")),
         )
         provider = values.get("provider") or project.value("provider")
         return cls(policy, int(values["concurrency"]), provider, bool(values.get("untagged")))
@@ -171,7 +172,8 @@ def run_prune(
         states, children, missing = gather(
             client, ref.repository, settings.policy, settings.concurrency
         )
-        actions = plan(states, settings.policy, planned_at, children, missing)
+        referrers = gather_referrers(client, ref.repository, states, children, settings.concurrency)
+        actions = plan(states, settings.policy, planned_at, children, missing, referrers)
         if settings.untagged:
             actions += _plan_untagged(client, ref.repository, actions, children, planned_at)
         children_of[str(ref)] = children
@@ -197,7 +199,8 @@ def run_prune(
         outcomes = apply_actions(
             client,
             ref.repository,
-            [a for a in actions if a.tag],  # untagged versions: apply_untagged below
+            # Untagged versions: apply_untagged below; untagged referrers follow a subject.
+            [a for a in actions if a.tag or a.subject],
             settings.concurrency,
             lambda: secrets.token_hex(8),
             stop,
@@ -206,7 +209,7 @@ def run_prune(
             outcomes += apply_untagged(
                 client,
                 ref.repository,
-                actions,
+                [a for a in actions if not a.subject],
                 children_of[str(ref)],
                 now,
                 stopped=lambda: (
