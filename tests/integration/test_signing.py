@@ -16,6 +16,7 @@ here; ``tests/unit/test_signing.py`` checks the command line imgtag gives cosign
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,11 +37,13 @@ from test_builders import BUILDER_ENGINES, COPY_ONLY, MODERN_ENGINES
 
 import testbed as tb
 from appfixture import make_app
+from clirun import run_cli
 from faultproxy import FaultProxy
 
 #: Every builder on every engine it runs on here, buildx on the 26 engine included.
 SIGN_ENGINES = [*BUILDER_ENGINES, ("buildkit", "engine26")]
 SIGN_ENGINES = list(dict.fromkeys(SIGN_ENGINES))
+one_engine = pytest.mark.parametrize("bed_engine", ["engine20"], indirect=True)
 PASSWORD = "imgtag-" + "k3y" + "-pass-" + "Q7w" * 3
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -315,9 +318,6 @@ def test_an_index_and_each_platform_manifest_are_signed(
 # --- a key that cannot be used, a signature that cannot be written ------------------------
 
 
-one_engine = pytest.mark.parametrize("bed_engine", ["engine20"], indirect=True)
-
-
 @one_engine
 @pytest.mark.parametrize("case", ["wrong password", "missing key", "no password", "bad env key"])
 def test_a_key_that_cannot_be_used_is_exit_2_before_any_claim(
@@ -385,3 +385,119 @@ def test_a_registry_that_refuses_the_signature_is_exit_5_with_no_final_tag(
     view = bp.RegistryView.of(registry_plain)
     assert view.digest(repo, "1.0.0-1") is None, "no final tag"
     assert view.tags(repo) == [], "the claim and the staging tag are removed"
+
+
+# --- prune keeps what it signs, with its signatures and referrers -------------------------
+
+
+def oras(debian13: tb.Debian13Tools, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(debian13.oras), *args, "--plain-http"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, (args, done.stderr)
+    return done
+
+
+def discovered(debian13: tb.Debian13Tools, ref: str, cwd: Path) -> list[str]:
+    """The referrers ``oras discover`` reads back for ``ref`` (their digests)."""
+    out = oras(debian13, "discover", "--format", "json", ref, cwd=cwd).stdout
+    return sorted(m["digest"] for m in json.loads(out).get("manifests") or [])
+
+
+@one_engine
+def test_prune_keeps_signatures_and_referrers_with_their_image_and_cosign_still_verifies(
+    registry_plain: tb.Registry,
+    bed_env: dict[str, str],
+    tmp_path: Path,
+    keys: Keys,
+    debian13: tb.Debian13Tools,
+) -> None:
+    view = bp.RegistryView.of(registry_plain)
+    repo = bp.fresh_repo("sp")
+    host = registry_plain.host
+    ref = f"{host}/{repo}"
+    app = make_app(tmp_path / "app", "v1", dockerfile=COPY_ONLY)
+    docs = {}
+    # Two signed indexes (buildah, two platforms: --recursive signs each manifest) and a
+    # signed single-platform image; each gets an SBOM attached with oras (Distribution 2.8
+    # has no referrers API: oras writes the sha256-<hex> index tag).
+    for build, platform in (("1", "linux/amd64,linux/arm64"), ("2", "linux/amd64,linux/arm64"),
+                            ("3", "linux/amd64")):  # fmt: skip
+        result = bp.build_push(app, ref, "--builder", "buildah", "--build", build,
+                               "--platform", platform, *sign_args(keys), env=bed_env)  # fmt: skip
+        docs[build] = bp.ok_doc(result)
+        (tmp_path / "sbom.json").write_text(json.dumps({"build": build}))
+        oras(debian13, "attach", "--artifact-type", "application/spdx+json",
+             f"{ref}:1.0.0-{build}", "sbom.json", cwd=tmp_path)  # fmt: skip
+    sboms = {b: discovered(debian13, f"{ref}:1.0.0-{b}", tmp_path) for b in docs}
+    assert all(len(found) == 1 for found in sboms.values()), sboms
+    # An orphan here: the signature of an image in another repository (COSIGN_REPOSITORY).
+    other_repo = bp.fresh_repo("elsewhere")
+    other_app = make_app(tmp_path / "o", "other")
+    other = bp.ok_doc(bp.build_push(other_app, f"{host}/{other_repo}", "--builder", "buildah",
+                                    "--build", "1", env=bed_env))  # fmt: skip
+    elsewhere = {"COSIGN_REPOSITORY": ref}
+    made = keys.run("sign", "--yes", "--key", str(keys.key), "--tlog-upload=false",
+                    "--allow-http-registry", f"{host}/{other_repo}@{other['digest']}",
+                    env=elsewhere)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    orphan = sig_tag(other["digest"])
+    before = set(view.tags(repo))
+    assert orphan in before
+    # Each signed index left a signature for itself and for each of its two manifests.
+    assert len(docs["1"]["signatures"]) == 3 and set(docs["1"]["signatures"]) <= before
+
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    args = [ref, "--keep-last", "1", "--keep-per-version", "0"]
+    plan = run_cli(["prune", *args, "--format", "json"], cwd=workdir, env=bed_env)
+    rows = {r["tag"] or r["digest"]: r for r in json.loads(plan.stdout)["plan"]}
+    assert (rows[orphan]["action"], rows[orphan]["reason"]) == (
+        "keep",
+        "orphan (--orphans removes it)",
+    )
+    applied = run_cli(["prune", *args, "--apply"], cwd=workdir, env=bed_env)
+    assert applied.code == 0, applied
+
+    after = set(view.tags(repo))
+    kept = {"1.0.0-3", *docs["3"]["signatures"], docs["3"]["digest"].replace(":", "-"), orphan}
+    assert after == kept, after ^ kept
+    # What went with its image: signatures of the index and of each platform manifest, the
+    # referrers index and the SBOM manifest itself.
+    live = _live(registry_plain, repo)
+    for build in ("1", "2"):
+        assert docs[build]["digest"] not in live
+        assert not set(sboms[build]) & live, "the SBOM went with its image"
+    assert sboms["3"][0] in live
+    # cosign verify passes for every kept tag, and for the image elsewhere (its signature
+    # here stayed); oras discover reads the kept image's SBOM back.
+    assert keys.verify(f"{ref}:1.0.0-3").returncode == 0
+    elsewhere_ok = keys.run("verify", "--key", str(keys.pub), "--insecure-ignore-tlog",
+                            "--allow-http-registry", f"{host}/{other_repo}:1.0.0-1",
+                            env=elsewhere)  # fmt: skip
+    assert elsewhere_ok.returncode == 0, elsewhere_ok.stderr
+    assert discovered(debian13, f"{ref}:1.0.0-3", tmp_path) == sboms["3"]
+
+    # --orphans removes the orphan, and only it.
+    removed = run_cli(["prune", *args, "--apply", "--orphans"], cwd=workdir, env=bed_env)
+    assert removed.code == 0, removed
+    assert set(view.tags(repo)) == kept - {orphan}
+    assert keys.verify(f"{ref}:1.0.0-3").returncode == 0
+
+
+def _live(registry: tb.Registry, repo: str) -> set[str]:
+    revisions = (
+        registry.root / "storage/docker/registry/v2/repositories" / repo / "_manifests/revisions"
+    )
+    return {
+        f"{algo.name}:{rev.name}"
+        for algo in revisions.iterdir()
+        for rev in algo.iterdir()
+        if (rev / "link").is_file()
+    }
