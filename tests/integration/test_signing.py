@@ -11,7 +11,7 @@ signature missing after the tag was seen means the tag stood unsigned. The same 
 catches exactly that in the old way (build-push, then ``cosign sign``), so it can fail.
 
 Keyless signing needs a CI's OIDC token and Sigstore's public services: it cannot run
-here; ``tests/unit/test_signing.py`` checks the command line imgtag gives cosign for it.
+here; ``tests/unit/test_cosign_signer.py`` checks the command line imgtag gives cosign for it.
 """
 
 from __future__ import annotations
