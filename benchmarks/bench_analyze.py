@@ -8,9 +8,8 @@ same engine and image:
 - ``dive IMAGE --ci --source docker`` with every CI rule disabled (so its exit code says
   whether it worked, not whether the image passed).
 
-Both get the image from the engine's ``docker save`` stream (dive parses it as it arrives;
-imgtag writes it to a temporary file first and reads the tar headers back, seeking over file
-data), so the engine's own cost is in both figures.
+Both get the image from the engine's ``docker save`` stream and parse it as it arrives, so
+the engine's own cost is in both figures (``bench_analyze_floor.py`` times the floor too).
 
 How:
 

@@ -119,8 +119,9 @@ LABELS = {
 REPO_SUFFIX = {"imgtag": "a", "minimal": "b", "skopeo": "c", "rechecking": "d"}
 # Every peer imgtag is compared with, in the order the report shows them.
 PEERS = ("rechecking", "minimal", "skopeo")
-# The performance targets (benchmarks/README.md). The minimal client has none: it skips the re-check before each
-# delete that imgtag must do, so its ratio is information (what that safety costs).
+# The performance targets (benchmarks/README.md). The minimal client has none: it skips
+# the re-check before each delete that imgtag must do, so its ratio is information (what
+# that safety costs).
 TARGET_MAX = {"rechecking": 1.10, "skopeo": 0.45}
 
 # Variables that would change what imgtag decides (IMGTAG_KEEP_LAST, IMGTAG_MATCH, ...) or

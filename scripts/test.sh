@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # registry tests; apache2-utils: htpasswd (bcrypt); openssl: the bed's CA; rsync: needed by
 # gitlab-ci-local; buildah: the daemonless builder (tests run it as CI containers do:
 # STORAGE_DRIVER=vfs, BUILDAH_ISOLATION=chroot).
-DEB_PACKAGES=(docker.io docker-registry busybox-static skopeo apache2-utils openssl rsync git buildah)
+DEB_PACKAGES=(docker.io docker-registry busybox-static skopeo apache2-utils openssl rsync git buildah tini)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then DEB_PACKAGES+=(python3-venv); fi
 
@@ -80,8 +80,8 @@ fi
 export PATH="$PATH:$PWD/.tools/node_modules/.bin"
 
 failed=()
-echo "== ruff check tagger tests" >&2
-ruff check tagger tests || failed+=(ruff)
+echo "== ruff check tagger tests benchmarks" >&2
+ruff check tagger tests benchmarks || failed+=(ruff)
 echo "== mypy" >&2
 mypy || failed+=(mypy)
 echo "== pytest $*" >&2

@@ -79,6 +79,11 @@ def _key_values(value: Any) -> list[str]:
     return _str_list(value)
 
 
+#: The providers' names, as tagger.registry.connect.PROVIDERS has them (a unit test keeps
+#: the two equal; the config does not import the registry layer).
+PROVIDER_NAMES = ("oci", "ghcr", "dockerhub", "gitlab", "harbor", "ecr", "gar", "acr")
+
+
 def _choice(*choices: str) -> Validator:
     def check(value: Any) -> str:
         # Case-insensitive, as the command line's choices are.
@@ -87,6 +92,24 @@ def _choice(*choices: str) -> Validator:
         return value.lower()
 
     return check
+
+
+def _bool_or(word: str) -> Validator:
+    def check(value: Any) -> bool | str:
+        if isinstance(value, bool) or value == word:
+            return value  # type: ignore[no-any-return]
+        raise TypeError(f"true, false or {word!r}")
+
+    return check
+
+
+def _provenance(value: Any) -> str:
+    # `provenance = false` (TOML's boolean) or "false", "min", "max".
+    if value is False:
+        return "false"
+    if not isinstance(value, str) or value.lower() not in ("false", "min", "max"):
+        raise TypeError("false, min or max")
+    return value.lower()
 
 
 # Section "" is the top level: `next` and `build-push` keys. Each sub-table is its own.
@@ -118,8 +141,14 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "sign": _bool,
         "sign_key": _str,
         "sign_tlog": _bool,
+        "cache_from": _str_list,
+        "cache_to": _str_list,
+        "no_cache": _bool,
+        "pull": _bool,
+        "provenance": _provenance,
+        "annotation": _key_values,
         # How the registry deletes (tagger.registry.providers): build-push's claims and prune.
-        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "provider": _choice(*PROVIDER_NAMES),
     },
     "prune": {
         "keep_last": _nonneg_int,
@@ -129,15 +158,28 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "match": _str,
         "max_delete": _nonneg_int,
         "concurrency": _nonneg_int,
-        "provider": _choice("oci", "ghcr", "dockerhub"),
+        "provider": _choice(*PROVIDER_NAMES),
         "untagged": _bool,
         # Remove signatures and referrers whose subject is gone (kept by default).
         "orphans": _bool,
+        "untagged_grace": _str,
+        "keep_from": _str,
+        "validate": _bool,
     },
     "lint": {
         "ignore": _str_list,
         "fail_on": _choice("error", "warning", "info", "none"),
         "hadolint": _bool,
+    },
+    "check": {
+        "config": _str,
+        "stop_timeout": _number,
+        "user": _str,
+        "writable": _str_list,
+        "ignore": _str_list,
+        # build-push's default: check the image before the final tag (true), and fail a
+        # check that could not run ("strict").
+        "build_push": _bool_or("strict"),
     },
     "analyze": {
         "lowest_efficiency": _number,

@@ -10,7 +10,6 @@ leaves the process goes through :func:`redact` first: credentials never reach ou
 
 from __future__ import annotations
 
-import json
 import re
 from enum import IntEnum
 from urllib.parse import quote, quote_plus
@@ -20,7 +19,7 @@ class ExitCode(IntEnum):
     """imgtag's exit codes, exactly as the table in ``docs/exit-codes.md``."""
 
     OK = 0
-    POLICY = 1  # lint findings or analyze thresholds at or above the bar
+    POLICY = 1  # lint findings, analyze thresholds at or above the bar, a failed check
     USAGE = 2  # unknown option, invalid reference, config or file
     REFUSED = 3  # the tag exists, an overwrite was detected, the work tree is dirty
     GIT = 4  # no version can be derived
@@ -128,6 +127,13 @@ class NotFound(RegistryError):
     """
 
 
+class Protected(RegistryError):
+    """The registry refuses to delete this by a rule or lock of its own (GitLab's protected
+    tags, Harbor's immutable-tag rules, ACR's ``deleteEnabled``/``writeEnabled`` false,
+    Artifact Registry's dangling-tag rule): prune reports a skip in the registry's words,
+    not a failure."""
+
+
 class Unsupported(RegistryError):
     """The registry does not support the operation (405, or 400 UNSUPPORTED/DIGEST_INVALID
     for a DELETE by tag on Distribution)."""
@@ -147,6 +153,15 @@ class TagExistsError(RefusedError):
 
 class OverwriteDetected(RefusedError):
     """After pushing, the tag points at another digest than the one just pushed."""
+
+
+class ImmutableTag(RefusedError):
+    """The registry itself refused to write a tag because its tags are immutable there
+    (ECR ``ImageTagAlreadyExistsException``/``TAG_INVALID``, Harbor 412 ``PRECONDITION``,
+    GitLab's immutable rules, Docker Hub's 403, Artifact Registry's immutable tags). Its
+    message carries the registry's own words. Raised by the registry layer
+    (``tagger.registry.immutable`` recognises the answer), for build-push and promote alike.
+    """
 
 
 # --- redaction -------------------------------------------------------------------------
@@ -180,6 +195,8 @@ def _forms(value: str) -> set[str]:
     """The ways a secret can show up in text: as it is, stripped, ``repr``'d (an
     exception's message quotes a header value with ``\\n`` escaped), JSON-escaped, and
     percent-encoded (a query string)."""
+    import json  # here: only a registered secret needs it (`imgtag next` has none)
+
     forms = {value, value.strip(), repr(value)[1:-1], json.dumps(value)[1:-1]}
     forms |= {json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe=""), quote_plus(value)}
     return forms

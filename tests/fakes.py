@@ -13,9 +13,11 @@ everything lives in dicts.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,7 @@ from tagger.registry.reference import is_digest
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tagger.registry.protocols import Registry
+    from tagger.registry.protocols import ReadsBytes, Registry
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,20 @@ class FakeRegistry:
     """A registry in dicts, with the ``RegistryClient`` methods the guards call."""
 
     def __init__(
-        self, *, deletes: bool = True, tag_delete: bool = False, referrers_api: bool = False
+        self,
+        *,
+        deletes: bool = True,
+        tag_delete: bool = False,
+        referrers_api: bool = False,
+        mounts: bool = True,
     ) -> None:
         self.deletes = deletes  # storage.delete.enabled
+        self.mounts = mounts  # cross-repository blob mounts (else 202: upload)
         self.tag_delete = tag_delete  # OCI distribution 1.1 DELETE /manifests/<tag>
         self.referrers_api = referrers_api  # OCI distribution 1.1 GET /referrers/<digest>
+        #: The registry's word that tags are immutable server-side (ECR IMMUTABLE): a
+        #: write of an existing tag is then refused as ECR refuses it.
+        self.immutable: str | None = None
         self.calls: list[Call] = []
         self.hooks: list[Hook] = []
         self._repos: dict[str, _Repo] = {}
@@ -248,6 +259,14 @@ class FakeRegistry:
         digest = sha256_digest(raw)
         if is_digest(ref) and ref != digest:
             raise RegistryError(f"{repository}@{ref}: DIGEST_INVALID")
+        if self.immutable and not is_digest(ref) and ref in self.repo(repository).tags:
+            from tagger.registry.immutable import refusal
+
+            raise refusal(
+                f"{self.host}/{repository}:{ref}",
+                f"TAG_INVALID: The image tag '{ref}' already exists in the '{repository}' "
+                "repository and cannot be overwritten because the repository is immutable.",
+            )
         self.store(repository, None if is_digest(ref) else ref, raw, media_type)
         self._run_hooks(call, after=True)
         return digest
@@ -299,6 +318,10 @@ class FakeRegistry:
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
 
+    def immutable_tags(self, repository: str) -> str | None:
+        self._call("immutable_tags", repository)
+        return self.immutable
+
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = 4 << 20) -> bytes:
         call = self._call("get_blob", repository, digest)
         with self._lock:
@@ -308,7 +331,9 @@ class FakeRegistry:
         self._run_hooks(call, after=True)
         return blob
 
-    def has_blob(self, repository: str, digest: str) -> bool:
+    def has_blob(
+        self, repository: str, digest: str, *, actions: tuple[str, ...] = ("pull", "push")
+    ) -> bool:
         call = self._call("has_blob", repository, digest)
         with self._lock:
             found = digest in self.repo(repository).blobs
@@ -350,11 +375,50 @@ class FakeRegistry:
                 found.append(d)
         return sorted(found)
 
+    @contextlib.contextmanager
+    def open_blob(
+        self, repository: str, digest: str, *, size: int | None = None
+    ) -> Iterator[io.BytesIO]:
+        call = self._call("open_blob", repository, digest)
+        with self._lock:
+            blob = self.repo(repository).blobs.get(digest)
+        if blob is None:
+            raise NotFound(f"{repository}: blob {digest} unknown")
+        self._run_hooks(call, after=True)
+        yield io.BytesIO(blob)
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """201 when ``from_repository`` holds the blob (and ``mounts`` is on), else not."""
+        call = self._call("mount_blob", repository, digest)
+        with self._lock:
+            blob = self.repo(from_repository).blobs.get(digest) if self.mounts else None
+            if blob is not None:
+                self.repo(repository).blobs[digest] = blob
+        self._run_hooks(call, after=True)
+        return blob is not None
+
+    def push_blob(self, repository: str, digest: str, size: int, source: ReadsBytes) -> None:
+        call = self._call("push_blob", repository, digest)
+        parts = []
+        while data := source.read(1 << 16):
+            parts.append(data)
+        blob = b"".join(parts)
+        if len(blob) != size or sha256_digest(blob) != digest:
+            raise RegistryError(f"{repository}: blob upload {digest}: DIGEST_INVALID")
+        with self._lock:
+            self.repo(repository).blobs[digest] = blob
+        self._run_hooks(call, after=True)
+
     def list_tags(self, repository: str) -> list[str]:
         call = self._call("list_tags", repository)
         tags = sorted(self.tags(repository))
         self._run_hooks(call, after=True)
         return tags
+
+    def list_repositories(self, prefix: str) -> list[str]:
+        under = f"{prefix}/" if prefix else ""
+        with self._lock:
+            return sorted(r for r, repo in self._repos.items() if r.startswith(under) and repo.tags)
 
     def image_config(
         self, repository: str, ref: str, platform: Platform | None = None

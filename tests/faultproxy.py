@@ -15,6 +15,13 @@ Faults are set at run time and apply to the requests whose method and path match
     proxy.reset_connection(times=1, method="DELETE")   # close with a TCP RST, no answer
     proxy.delay(0.5, path=r"/manifests/")              # wait, then forward as usual
     proxy.clear()                                      # no more faults
+    proxy.bytes_in("PUT|PATCH", r"/blobs/uploads/")    # blob bytes clients uploaded
+
+A simulator that answers some requests itself (a hosted registry's own rules: an immutable
+tag, a refused DELETE) calls ``proxy.intercept(hook)``: ``hook(method, path, query)``
+returns ``(status, headers, body)`` to answer with (``distribution_error()`` makes a
+Distribution-style error), or ``None`` to go on; it runs after the faults, before
+forwarding.
 
 Faults are checked in the order they were added; delays add up and the request goes on to
 the next fault, the first ``fail``/``reset_connection`` that fires answers it. Every request
@@ -68,6 +75,20 @@ MAX_DELAY_S = 60.0
 #: Upper bound on chunks of one chunked request body (each at least 1 byte anyway).
 _MAX_CHUNKS = 1 << 20
 _COPY_CHUNK = 256 * 1024
+#: A simulator's answer instead of forwarding: (status, headers, body), or None to forward.
+Hook = Callable[[str, str, str], "tuple[int, dict[str, str], bytes] | None"]
+
+
+def distribution_error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """An error answer as Distribution gives one, for a :data:`Hook` to return.
+
+    >>> distribution_error(405, "UNSUPPORTED", "no")[2]
+    b'{"errors": [{"code": "UNSUPPORTED", "message": "no"}]}'
+    """
+    data = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+    return status, {"Content-Type": "application/json; charset=utf-8"}, data
+
+
 _ERROR_CODES = {
     405: "UNSUPPORTED",  # ghcr.io's answer to a DELETE (tests/simulators)
     429: "TOOMANYREQUESTS",
@@ -91,6 +112,7 @@ class Fault:
     method: re.Pattern[str] | None = None
     path: re.Pattern[str] | None = None
     hits: int = 0
+    skip: int = 0  # matching requests let through before it fires
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -136,11 +158,14 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        # Request body bytes received, by (method, path): what a client uploaded.
+        self._bytes_in: collections.Counter[tuple[str, str]] = collections.Counter()
         # Bounded: a long test keeps the last 100,000 requests.
         self._seen: collections.deque[Seen] = collections.deque(maxlen=100_000)
         self._served: Served | None = None
         # Kept after stop(): a handler still finishing an answer rewrites headers with it.
         self._port: int | None = None
+        self._hook: Hook | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,6 +211,19 @@ class FaultProxy:
 
     # ------------------------------------------------------------------ faults
 
+    def intercept(self, hook: Hook | None) -> None:
+        """Let ``hook(method, path, query)`` answer a request itself (a simulator's own
+        rules in front of the real registry): it returns ``(status, headers, body)``, or
+        ``None`` to forward the request as usual. Faults come first."""
+        with self._lock:
+            self._hook = hook
+
+    @property
+    def interceptor(self) -> Hook | None:
+        """The hook :meth:`intercept` set (a test wraps a simulator's own with it)."""
+        with self._lock:
+            return self._hook
+
     def fail(
         self,
         status: int = 503,
@@ -195,13 +233,15 @@ class FaultProxy:
         retry_after: float | None = None,
         method: str | None = None,
         path: str | None = None,
+        skip: int = 0,
     ) -> Fault:
         """Answer ``status`` (e.g. 429, 502, 503, 504) instead of forwarding, with a
-        Distribution-style JSON error body and ``Retry-After`` when given."""
+        Distribution-style JSON error body and ``Retry-After`` when given; the first
+        ``skip`` matching requests go through (a registry that fails midway)."""
         if not 400 <= status <= 599:
             raise ValueError(f"fault proxy: a fault status is 4xx/5xx, got {status}")
         return self._add(
-            Fault("status", status=status, retry_after=retry_after),
+            Fault("status", status=status, retry_after=retry_after, skip=skip),
             times, probability, method, path,
         )  # fmt: skip
 
@@ -260,6 +300,7 @@ class FaultProxy:
         with self._lock:
             self._faults.clear()
             self._counts.clear()
+            self._bytes_in.clear()
             self._seen.clear()
             self._seed = self._seed if seed is None else seed
             self._rng = random.Random(self._seed)
@@ -297,6 +338,9 @@ class FaultProxy:
             for fault in self._faults:
                 if not fault.matches(method, path):
                     continue
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 # Draw only for matching faults, so that adding a fault for DELETE does
                 # not change which GETs another probabilistic fault hits.
                 if fault.probability is not None and self._rng.random() >= fault.probability:
@@ -324,6 +368,23 @@ class FaultProxy:
                 if (method_re is None or method_re.fullmatch(m))
                 and (path_re is None or path_re.search(p))
             )
+
+    def bytes_in(self, method: str | None = None, path: str | None = None) -> int:
+        """Request body bytes received (what clients uploaded) for the requests ``count``
+        would match; counted as the body arrives, before any fault answers."""
+        method_re = re.compile(method, re.IGNORECASE) if method is not None else None
+        path_re = re.compile(path) if path is not None else None
+        with self._lock:
+            return sum(
+                n
+                for (m, p), n in self._bytes_in.items()
+                if (method_re is None or method_re.fullmatch(m))
+                and (path_re is None or path_re.search(p))
+            )
+
+    def _count_bytes(self, method: str, path: str, n: int) -> None:
+        with self._lock:
+            self._bytes_in[(method, path)] += n
 
     @property
     def counts(self) -> dict[tuple[str, str], int]:
@@ -406,6 +467,7 @@ class _Handler(Handler):
             record("error")
             self.close_connection = True
             return
+        proxy._count_bytes(method, path, len(body or b""))
         if fault is not None:
             headers = {}
             if fault.retry_after is not None:
@@ -414,6 +476,14 @@ class _Handler(Handler):
             code = _ERROR_CODES.get(fault.status, "UNKNOWN")
             record(fault.status, f"status {fault.status}")
             self._answer_error(fault.status, code, "injected by the test bed", headers)
+            return
+        with proxy._lock:
+            hook = proxy._hook
+        answer = hook(method, path, query) if hook is not None else None
+        if answer is not None:
+            status, extra, data = answer
+            record(status, "intercepted")
+            self.send(status, extra, data)
             return
         self._forward(method, body, record)
 
@@ -468,15 +538,8 @@ class _Handler(Handler):
     def _answer_error(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        status, base, data = distribution_error(status, code, message)
+        self.send(status, {**base, **(headers or {})}, data)
 
     def _forward(
         self, method: str, body: bytes | None, record: Callable[[int | str], None]

@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from tagger.version.grammar import ImageVersion
+from tagger.version.grammar import SEMVER_RE, ImageVersion
 
 _FLOATING = frozenset({"latest"})
+#: The build number a plain ``X.Y.Z`` tag orders with: after every ``X.Y.Z-N`` of its
+#: release (it is that release, promoted), before the next release.
+RELEASE_TAG_BUILD = 2**63 - 1
 _VERSION_ALIAS_RE = re.compile(r"(0|[1-9]\d*)(\.(0|[1-9]\d*))?\Z")
 
 
@@ -23,6 +26,27 @@ def is_version_alias(alias: str) -> bool:
     [True, True, True, False, False, False]
     """
     return alias in _FLOATING or _VERSION_ALIAS_RE.match(alias) is not None
+
+
+def tag_version(tag: str) -> ImageVersion | None:
+    """The version a tag orders as: ``X.Y.Z[-PRE]-N`` as the grammar says, and a plain
+    ``X.Y.Z[-PRE]`` (a release tag ``imgtag promote`` writes) as that release, after each
+    of its builds. ``None`` for any other tag.
+
+    >>> tag_version("1.4.2-9") < tag_version("1.4.2") < tag_version("1.4.3-1")
+    True
+    >>> tag_version("1.4.2-9").build, tag_version("main"), tag_version("1.4.2+meta")
+    (9, None, None)
+    """
+    version = ImageVersion.parse(tag)
+    if version is not None:
+        return version
+    m = SEMVER_RE.match(tag)
+    if m is None or m["meta"] is not None:
+        return None
+    return ImageVersion(
+        int(m["major"]), int(m["minor"]), int(m["patch"]), m["pre"], RELEASE_TAG_BUILD
+    )
 
 
 def moving_aliases(
@@ -42,8 +66,13 @@ def moving_aliases(
     ([], ['latest', '2'])
     >>> moving_aliases(["1", "1.0"], ImageVersion.parse("0.9.1-1"), tags)
     ([], ['1', '1.0'])
+
+    A plain release tag counts as that release (``tag_version``):
+
+    >>> moving_aliases(["latest"], ImageVersion.parse("2.0.0-2"), [*tags, "2.0.0"])
+    ([], ['latest'])
     """
-    releases = [v for v in map(ImageVersion.parse, registry_tags) if v and v.is_release]
+    releases = [v for v in map(tag_version, registry_tags) if v and v.is_release]
     own_major, own_minor = f"{version.major}", f"{version.major}.{version.minor}"
     move: list[str] = []
     hold: list[str] = []

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.build.builders.base import BUILDER_NAMES, SecretSpec, parse_platforms, parse_secret
+from tagger.build.cache import CacheSpec, parse_caches, parse_provenance
+from tagger.check.settings import CheckSettings
 from tagger.errors import UsageError
 from tagger.lint.settings import LintSettings
 from tagger.registry.markers import DEFAULT_LEASE_SECONDS, lease_seconds
@@ -46,9 +48,21 @@ class BuildPushOptions:
     sign: bool = False
     sign_key: str | None = None
     sign_tlog: bool = True
+    cache_from: tuple[CacheSpec, ...] = ()
+    cache_to: tuple[CacheSpec, ...] = ()
+    no_cache: bool = False
+    pull: bool = False
+    provenance: str | None = None
+    annotations: Sequence[str] = ()
     #: The configuration's ``provider`` (how claims are deleted); ``--provider`` and
     #: ``IMGTAG_PROVIDER`` are read where the client is opened.
     provider: str | None = None
+    #: ``build-push IMAGE IMAGE...``: the other repositories that get the same tag, by a
+    #: promote of the image pushed to ``image`` (each checked before the build).
+    also: tuple[str, ...] = ()
+    #: ``--check``: "off", "on" or "strict"; ``[tool.imgtag.check]`` gives the rest.
+    check: str = "off"
+    check_settings: CheckSettings = field(default_factory=CheckSettings)
 
     @classmethod
     def resolve(
@@ -76,6 +90,8 @@ class BuildPushOptions:
         values = project.resolve("", own, dict(BUILD_PUSH_DEFAULTS))
         lease = lease_seconds(os.environ if env is None else env, project.value("claim_lease"))
         builder = str(values["builder"]).lower()
+        check_settings = CheckSettings.resolve({}, nopts.repo, project)
+        check = given.get("check") or check_settings.build_push
         if builder not in ("auto", *BUILDER_NAMES):
             raise UsageError(
                 f"--builder {values['builder']}: unknown builder (auto, {', '.join(BUILDER_NAMES)})"
@@ -103,7 +119,15 @@ class BuildPushOptions:
             sign=bool(values["sign"]),
             sign_key=values["sign_key"] or None,
             sign_tlog=bool(values["sign_tlog"]),
+            cache_from=parse_caches(values["cache_from"], "--cache-from"),
+            cache_to=parse_caches(values["cache_to"], "--cache-to"),
+            no_cache=bool(values["no_cache"]),
+            pull=bool(values["pull"]),
+            provenance=parse_provenance(values["provenance"]),
+            annotations=tuple(values["annotation"]),
             provider=project.value("provider"),
+            check=str(check),
+            check_settings=check_settings,
         )
 
 
@@ -126,6 +150,12 @@ BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
     "sign": False,
     "sign_key": None,
     "sign_tlog": True,
+    "cache_from": [],
+    "cache_to": [],
+    "no_cache": False,
+    "pull": False,
+    "provenance": None,
+    "annotation": [],
 }
 
 
@@ -147,8 +177,19 @@ class BuildPushResult:
     signed: bool = False
     #: The signature tags written (``sha256-<hex>.sig``, one per signed manifest).
     signatures: list[str] = field(default_factory=list)
+    #: ``build-push IMAGE IMAGE...``: one row per other repository (image, tag, status,
+    #: blobs_copied, blobs_mounted, bytes_copied, aliases); ``None`` for one image.
+    also: list[dict[str, Any]] | None = None
+    check: str = "skipped"  # passed | failed | skipped
+    check_counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        doc = self._as_dict()
+        if self.also is not None:
+            doc["also"] = self.also
+        return doc
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "image": self.image,
             "tag": self.tag,
@@ -161,6 +202,7 @@ class BuildPushResult:
             "builder": self.builder,
             "signed": self.signed,
             "signatures": self.signatures,
+            "check": self.check,
         }
 
 

@@ -7,7 +7,8 @@ values are ``options``'. The build itself is a
 :class:`~tagger.build.builders.base.Builder`'s (docker, buildkit or buildah): the guard
 below is the same whichever builds.
 
-**Never overwrite.** Before building, a run puts a claim (``tagger.build.claim``) under a
+**Never overwrite.** The guard is ``tagger.build.guard``'s :class:`TagGuard` (promote uses
+the same one). Before building, a run puts a claim (``tagger.registry.markers``) under a
 claim tag derived from the tag, and after the build (which takes longer than the claim's
 settle time) it checks the claim is still its own; whoever wrote last owns the tag, every
 other run exits 3. The claim is deleted by its own unique digest afterwards (never
@@ -18,34 +19,33 @@ time as long as the push itself took. Either way, step 6 (verify) checks the tag
 the digest just pushed, else exit 3 "overwrite detected".
 
 **Several platforms.** Each platform's image is pushed under a temporary tag of this run
-(``imgtag-tmp-HEX-OS-ARCH``), checked to be exactly the image built, then the tag gets one
-manifest PUT: the OCI image index of those manifests (``tagger.build.index``). The
-temporary tags are removed afterwards through unique placeholders (deleting by digest
-would delete the index's children), so the final tag is still written once, and only with
-what was built.
+(``imgtag-tmp-RUN-OS-ARCH``, ``tagger.registry.markers``), checked to be exactly the image
+built, then the tag gets one manifest PUT: the OCI image index of those manifests
+(``tagger.build.index``). The temporary tags are removed afterwards through unique
+placeholders (deleting by digest would delete the index's children), so the final tag is
+still written once, and only with what was built.
 
 **Signed tags** (``--sign``, ``tagger.build.signing``). The image (or the index) is pushed
-under a temporary tag of this run (``imgtag-tmp-RUN-signing``), verified there, signed by
-digest (``--recursive`` for an index), and only then written under the final tag (the same
-bytes, one manifest PUT) and verified again: the final tag never stands unsigned. A
+under a temporary tag of this run (``imgtag-tmp-RUN-signing``; a builder that pushes
+itself, buildx, has already pushed under its own ``imgtag-tmp-RUN-build``), verified
+there, signed by digest (``--recursive`` for an index), and only then written under the
+final tag (the same bytes, one manifest PUT) and verified again: the final tag never
+stands unsigned. A
 signature that cannot be written stops the run before the final tag exists (exit 5).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import secrets
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tagger.build import index
-from tagger.build.aliases import moving_aliases
 from tagger.build.builders.base import (
     Builder,
     BuildRequest,
@@ -54,30 +54,23 @@ from tagger.build.builders.base import (
     check_request,
     load_secrets,
 )
+from tagger.build.guard import TagGuard
 from tagger.build.labels import REVISION_LABEL, oci_labels, public_url
-from tagger.build.lease import ClaimHold
 from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
 from tagger.build.secret_files import secret_files
 from tagger.build.signing import Signer, signature_tag
 from tagger.errors import (
-    AccessDenied,
-    AuthenticationError,
     DirtyTreeError,
     EngineError,
-    NotFound,
     OverwriteDetected,
     PolicyError,
-    RefusedError,
     RegistryError,
-    RegistryUnreachable,
     TagExistsError,
     UsageError,
 )
 from tagger.lifecycle import Stop
+from tagger.registry.immutable import immutable_words, refusal
 from tagger.registry.markers import (
-    CLAIM_SETTLE_SECONDS,
-    claim_age,
-    claim_tag,
     run_id,
     stage_tag,
     temp_tag,
@@ -87,7 +80,6 @@ from tagger.registry.mediatypes import OCI_INDEX, is_index
 from tagger.registry.protocols import Registry
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
-from tagger.version.grammar import ImageVersion
 
 
 class Publisher:
@@ -120,6 +112,8 @@ class Publisher:
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
         signer: Signer | None = None,
+        client_for: Callable[[Reference], Registry] | None = None,
+        check: Callable[[Builder, list[Built], BuildPushResult], None] | None = None,
     ) -> None:
         self.o = options
         self.ref = Reference.parse_repository(options.image)
@@ -139,8 +133,13 @@ class Publisher:
         self._active: Builder | None = None  # the builder of the current run, to close
         # --sign: signs the verified digest before the final tag is written (None: unsigned).
         self._signer = signer
+        # ``build-push IMAGE IMAGE...``: the other repositories, and their registries' clients.
+        self.also = tuple(Reference.parse_repository(image) for image in options.also)
+        self._client_for = client_for
         # Names the run's claim and temporary tags, so prune tells a live run's from leftovers.
         self.run_id = run_id(now(), secrets.token_hex(6))
+        # build-push --check (tagger.check.gate): raises PolicyError before the push.
+        self._check = check
 
     def _choose_builder(self) -> Builder:
         if isinstance(self._builder, Builder):
@@ -190,7 +189,12 @@ class Publisher:
         # 2. existence check (every manifest type in Accept: see registry facts).
         existing = self.client.head_manifest(ref.repository, d.tag)
         if existing is not None:
-            return self._exists(result, existing.digest, d)
+            result = self._exists(result, existing.digest, d)
+            if self.also and result.digest is not None:
+                result.also = self._promote_also(d.tag, result.digest)
+            return result
+        # Every other repository too, before anything is built: a refusal anywhere stops here.
+        self._check_also(d.tag)
         # 3. lint: findings at the bar (error by default) stop here, before any claim.
         if o.lint:
             self._lint(result)
@@ -209,17 +213,25 @@ class Publisher:
             secrets=secret_paths,
             platforms=o.platforms,
             network=o.network,
+            **self._build_extras(),
         )
         builder.check(request)
+        direct = builder.pushes_by_building(squash=o.squash)
         if o.dry_run:
             signed = " and sign it" if self._signer is not None else ""
             self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder{signed}")
             return result
         # 4. claim (None where the registry cannot delete: see the module docstring). The
         # write is shielded: a signal in the middle must not leave a claim nobody releases.
+        guard = self._guard(d.tag)
         with self.stop.shielded():
-            claim = self._claim(d.tag)
-        claimed_at = time.monotonic()
+            claim = guard.claim()
+        if guard.immutable is not None and len(o.platforms) > 1:
+            raise UsageError(
+                f"{guard.immutable}: imgtag writes no temporary tag there, and a "
+                "multi-platform build needs one per platform: build one platform per "
+                "repository, or make its tags mutable"
+            )
         images: list[Built] = []
         temp_tags: list[tuple[str, str]] = []
         # From the push on, a signal waits: the final write is finished, verified, the
@@ -235,52 +247,70 @@ class Publisher:
                     **extra_labels,
                 }
                 self.log(f"building {local}:{d.tag} with the {builder.name} builder")
+                labelled = _with_labels(request, labels)
                 with self.stop.on_stop(builder.cancel):
-                    images = builder.build(_with_labels(request, labels), self.log)
+                    if direct:
+                        # buildx pushes its own result under a temporary tag of this run
+                        # (recorded first: a build stopped mid-push leaves none behind).
+                        temp = temp_tag(self.run_id, None)
+                        temp_tags.append((temp, ""))
+                        images = [builder.build_and_push(labelled, f"{local}:{temp}", self.log)]
+                    else:
+                        images = builder.build(labelled, self.log)
                 if o.squash:
                     images = self._squash(result, builder, images, build_args)
+                # --check: the image as it will be pushed; a failure is exit 1 before the
+                # push, and the finally below releases the claim and discards the images.
+                if self._check is not None and o.check != "off":
+                    self._check(builder, images, result)
                 # 5. confirm the claim, then push.
                 if claim is not None:
-                    self._confirm_claim(d.tag, claim, claimed_at)
+                    guard.confirm()
                 else:
                     # No claim to settle a race: publishers of this tag on this machine take
                     # turns from the last check to the verify, so they cannot push each
                     # other's images under the engine's one name for the tag (the claim
                     # does this across machines where the registry can delete).
-                    tail.enter_context(host_lock(f"{ref}:{d.tag}"))
+                    tail.enter_context(guard.turns())
                 # Right before the push: whoever got here first published while we built.
-                again = self.client.head_manifest(ref.repository, d.tag)
-                if again is not None:
-                    raise TagExistsError(
-                        f"{ref}:{d.tag} appeared while building (digest {again.digest}): another "
-                        "run published it; nothing was pushed"
-                    )
+                guard.recheck("while building")
                 # The push, with progress; errors inside the stream are errors.
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
                 started = time.monotonic()
                 if self._signer is not None:
-                    digest = self._push_signed(builder, images, local, d.tag, temp_tags, result)
+                    digest = self._push_signed(
+                        builder, images, local, d.tag, temp_tags, result, guard, direct=direct
+                    )
+                elif direct:
+                    digest = self._publish_pushed(images[0], d.tag)
                 else:
                     digest = self._push_to(builder, images, local, d.tag, temp_tags)
                 pushed_for = time.monotonic() - started
-                # 6. verify: the tag holds what we pushed, else someone overwrote it.
-                self._verify(d.tag, digest)
-                if claim is None:
-                    # No claim: a contender may still be pushing. Give it as long as we took.
-                    self.sleep(min(30.0, max(1.0, pushed_for)))
-                    self._verify(d.tag, digest)
+                # 6. verify: the tag holds what we pushed, else someone overwrote it; with
+                # no claim, a contender may still be pushing: again after as long as we took.
+                guard.verify(digest)
+                guard.settle(digest, pushed_for)
             finally:
                 for image in images:
                     builder.discard(image)
-                self._remove_temp_tags(temp_tags, can_delete=claim is not None)
-                if claim is not None:
-                    self._release(claim)
+                # Immutable tags (no claim) may still be deletable one by one (ECR).
+                deletable = claim is not None or (
+                    bool(temp_tags)
+                    and guard.immutable is not None
+                    and self.client.can_delete(ref.repository)
+                )
+                self._remove_temp_tags(temp_tags, can_delete=deletable)
+                guard.release()
             result.digest, result.pushed = digest, True
             # 7. aliases, only now.
-            result.aliases = self._move_aliases(version, digest)
+            result.aliases = guard.move_aliases(o.aliases, version, digest)
         finally:
             tail.close()
+        if self.also:
+            # The same image, digest for digest, under the same tag in the other
+            # repositories: each a promote under the same guard.
+            result.also = self._promote_also(d.tag, digest)
         return result
 
     def _request_shape(self, secrets_: tuple[Secret, ...] | None = None) -> BuildRequest:
@@ -293,7 +323,20 @@ class Publisher:
             secrets=shape if secrets_ is None else secrets_,
             platforms=self.o.platforms,
             network=self.o.network,
+            **self._build_extras(),
         )
+
+    def _build_extras(self) -> dict[str, Any]:
+        """The cache, provenance and annotation fields of a build request."""
+        o = self.o
+        return {
+            "cache_from": o.cache_from,
+            "cache_to": o.cache_to,
+            "no_cache": o.no_cache,
+            "pull": o.pull,
+            "provenance": o.provenance,
+            "annotations": parse_key_values(o.annotations, "--annotation"),
+        }
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -380,71 +423,58 @@ class Publisher:
             "build number, or pass --on-exists skip to accept the same commit's image"
         )
 
-    def _claim(self, tag: str) -> ClaimHold | None:
-        """Put our claim under the claim tag; ``None`` where claims cannot be cleaned up."""
-        repo = self.ref.repository
-        ctag = claim_tag(tag)
-        if not self.client.can_delete(repo):
-            self.log("claim: this registry cannot delete manifests; re-verifying after the push")
-            return None
-        lease = self.o.claim_lease
-        current = self.client.head_manifest(repo, ctag)
-        if current is not None:
-            try:
-                held = self.client.get_manifest(repo, current.digest).raw
-            except NotFound:  # released between the HEAD and the GET: no claim now
-                held = b""
-            age = claim_age(held, self.now()) if held else None
-            if age is not None and age < lease:
-                raise RefusedError(
-                    f"another imgtag run is publishing {self.ref}:{tag} (its claim {ctag} was "
-                    f"renewed {max(0, int(age))} s ago); if that run died, its claim expires "
-                    f"in {math.ceil(lease - age)} s: run again then"
+    def _client_of(self, ref: Reference) -> Registry:
+        if ref.registry == self.ref.registry:
+            return self.client
+        if self._client_for is None:
+            raise UsageError(f"{ref}: no client for another registry was wired in")
+        return self._client_for(ref)
+
+    def _check_also(self, tag: str) -> None:
+        for ref in self.also:
+            existing = self._client_of(ref).head_manifest(ref.repository, tag)
+            if existing is not None:
+                raise TagExistsError(
+                    f"{ref}:{tag} already exists ({existing.digest}): imgtag never overwrites "
+                    "a tag; nothing was built"
                 )
-            if age is not None:
-                self.log(
-                    f"claim: taking over {ctag}, not renewed for {int(age)} s (lease {lease:g} s)"
-                )
-        hold = ClaimHold(
-            self.client, repo, ctag, tag, lease=lease, now=self.now, log=self.log, run=self.run_id
+
+    def _promote_also(self, tag: str, digest: str) -> list[dict[str, Any]]:
+        """Promote ``self.ref@digest`` to ``tag`` in every other repository."""
+        from tagger.promote.run import PromoteOptions, Promoter
+
+        options = PromoteOptions(
+            source=f"{self.ref}@{digest}",
+            destinations=tuple(f"{ref}:{tag}" for ref in self.also),
+            aliases=tuple(self.o.aliases),
+            claim_lease=self.o.claim_lease,
         )
-        for attempt in range(3):
-            try:
-                hold.write()
-                hold.start_renewing()
-                return hold
-            except (RegistryUnreachable, AuthenticationError, AccessDenied):
-                raise
-            except RegistryError:
-                # Distribution answers 500 or DIGEST_INVALID when several clients write one
-                # tag (and its blobs) at once. A claim that stands there now settles it:
-                # ours (the write took effect after all) or another run's (a lost race).
-                other = self.client.head_manifest(repo, ctag)
-                if other is not None and other.digest == hold.digest:
-                    hold.start_renewing()
-                    return hold
-                if other is not None:
-                    raise RefusedError(
-                        f"another imgtag run claimed {self.ref}:{tag} at the same time: "
-                        "nothing was pushed"
-                    ) from None
-                if attempt == 2:
-                    raise
-                self.sleep(0.1 + secrets.randbelow(200) / 1000)
-        raise AssertionError("unreachable")
+        promoted = Promoter(
+            options,
+            client_for=self._client_of,
+            log=self.log,
+            now=self.now,
+            sleep=self.sleep,
+            monotonic=lambda: time.monotonic(),
+            stop=self.stop,
+        ).run()
+        return [{**row.as_dict(), "aliases": row.aliases} for row in promoted.destinations]
 
-    def _confirm_claim(self, tag: str, hold: ClaimHold, claimed_at: float) -> None:
-        waited = time.monotonic() - claimed_at
-        if waited < CLAIM_SETTLE_SECONDS:
-            self.sleep(CLAIM_SETTLE_SECONDS - waited)
-        if not hold.confirm():
-            raise RefusedError(
-                f"another imgtag run claimed {self.ref}:{tag} at the same time and won: "
-                "nothing was pushed"
-            )
+    def _guard(self, tag: str) -> TagGuard:
+        """The never-overwrite guard of ``tag`` (``tagger.build.guard``, shared with promote).
 
-    def _release(self, hold: ClaimHold) -> None:
-        hold.release()
+        Time goes through this module's ``time`` and the publisher's ``now``/``sleep``."""
+        return TagGuard(
+            self.client,
+            self.ref,
+            tag,
+            lease=self.o.claim_lease,
+            run=self.run_id,
+            now=self.now,
+            monotonic=lambda: time.monotonic(),
+            sleep=self.sleep,
+            log=self.log,
+        )
 
     def _push(self, builder: Builder, image: Built, local: str, tag: str) -> str:
         """Push the image we built to ``local:tag``; check the registry got *that* image,
@@ -453,7 +483,15 @@ class Publisher:
         digest of its manifest (or index) in the containerd image store (Engine 26): either
         names exactly one content."""
         for _attempt in range(2):
-            digest = builder.push(image, local, tag, self.log)
+            try:
+                digest = builder.push(image, local, tag, self.log)
+            except EngineError as exc:
+                # The registry's own "this tag is immutable" (ECR TAG_INVALID, Harbor 412,
+                # ...) is a refusal to publish, in its words, not an engine failure.
+                words = immutable_words(str(exc))
+                if words is not None:
+                    raise refusal(f"{self.ref}:{tag}", words) from None
+                raise
             if digest == image.image_id or self._config_digest(digest) == image.image_id:
                 return digest
             self.log(f"{local}:{tag} was re-tagged on the engine during the push; pushing again")
@@ -483,19 +521,28 @@ class Publisher:
         tag: str,
         temp_tags: list[tuple[str, str]],
         result: BuildPushResult,
+        guard: TagGuard,
+        *,
+        direct: bool,
     ) -> str:
-        """Push under this run's staging tag, verify it there, sign that digest, and only
-        then write the same bytes under ``tag``: the final tag never stands unsigned.
-        Every builder pushes by tag (buildx's docker driver cannot push by digest), so
-        the staging tag is what makes that possible for a single-platform push too."""
+        """The one owner of "sign, then write the final tag": the image (or index) stands
+        under a temporary tag of this run, verified there, its digest is signed, and only
+        then are the same bytes written under ``tag``: the final tag never stands unsigned.
+
+        Every builder pushes by tag (buildx's docker driver cannot push by digest): a
+        builder that pushes itself (``direct``, buildx) already wrote its result under
+        ``temp_tag(run, None)``; the others push to this run's staging tag here."""
         assert self._signer is not None
         repo = self.ref.repository
-        stage = stage_tag(self.run_id)
-        digest = self._push_to(builder, images, local, stage, temp_tags)
-        temp_tags.append((stage, digest))
-        if len(self.o.platforms) <= 1:
-            builder.forget(local, stage)  # the engine keeps no name of the run's own
-        self._verify(stage, digest)
+        if direct:
+            staged, digest = temp_tags[-1][0], images[0].image_id
+        else:
+            staged = stage_tag(self.run_id)
+            digest = self._push_to(builder, images, local, staged, temp_tags)
+            temp_tags.append((staged, digest))
+            if len(self.o.platforms) <= 1:
+                builder.forget(local, staged)  # the engine keeps no name of the run's own
+        self._verify_staged(staged, digest)
         manifest = self.client.get_manifest(repo, digest)
         signed = [digest]
         recursive = is_index(manifest.media_type)
@@ -519,14 +566,36 @@ class Publisher:
                 )
         result.signed = True
         # Right before the final write: nobody published the tag while we signed.
-        again = self.client.head_manifest(repo, tag)
-        if again is not None:
-            raise TagExistsError(
-                f"{self.ref}:{tag} appeared while signing (digest {again.digest}): another "
-                "run published it; it was not overwritten"
+        guard.recheck("while signing", "it was not overwritten")
+        return self._write_from(digest, tag, f"{local}:{staged}")
+
+    def _verify_staged(self, staged: str, digest: str) -> None:
+        """The run's own temporary tag holds what was pushed (nobody else writes it)."""
+        now = self.client.head_manifest(self.ref.repository, staged)
+        if now is None or now.digest != digest:
+            found = now.digest if now is not None else "nothing"
+            raise OverwriteDetected(
+                f"overwrite detected: {self.ref}:{staged} should hold {digest} just pushed, "
+                f"but holds {found}: another run wrote this run's temporary tag"
             )
-        self.log(f"writing {self.ref}:{tag} -> {digest}")
-        self.client.put_manifest(repo, tag, manifest.raw, manifest.media_type)
+
+    def _publish_pushed(self, image: Built, tag: str) -> str:
+        """Write ``tag`` with exactly what the builder pushed under its temporary tag."""
+        return self._write_from(image.image_id, tag, image.name)
+
+    def _write_from(self, pushed: str, tag: str, origin: str) -> str:
+        """Write ``tag`` with exactly what stands under ``pushed`` (a digest, pushed under
+        ``origin``): the same bytes, read back by their digest (so the same digest, and an
+        index keeps its attestation manifests)."""
+        repo = self.ref.repository
+        manifest = self.client.get_manifest(repo, pushed)
+        self.log(f"writing {self.ref}:{tag} from {origin} ({pushed})")
+        digest = str(self.client.put_manifest(repo, tag, manifest.raw, manifest.media_type))
+        if digest != pushed:
+            raise EngineError(
+                f"the registry stored {digest} under {self.ref}:{tag} for the build's "
+                f"{pushed}: it rewrote the manifest"
+            )
         return digest
 
     def _push_index(
@@ -579,54 +648,8 @@ class Publisher:
         value = config.get("digest") if isinstance(config, dict) else None
         return value if isinstance(value, str) else None
 
-    def _verify(self, tag: str, digest: str) -> None:
-        now = self.client.head_manifest(self.ref.repository, tag)
-        if now is None or now.digest != digest:
-            found = now.digest if now is not None else "nothing"
-            raise OverwriteDetected(
-                f"overwrite detected: {self.ref}:{tag} should hold {digest} just pushed, but "
-                f"holds {found}: another run published the same tag"
-            )
-
-    def _move_aliases(self, version: ImageVersion, digest: str) -> list[str]:
-        if not self.o.aliases:
-            return []
-        repo = self.ref.repository
-        move, hold = moving_aliases(self.o.aliases, version, self.client.list_tags(repo))
-        for alias in hold:
-            self.log(f"alias {alias}: not moved, {version} is not the highest release")
-        if not move:
-            return []
-        manifest = self.client.get_manifest(repo, digest)
-        for alias in move:
-            self.client.put_manifest(repo, alias, manifest.raw, manifest.media_type)
-            self.log(f"alias {alias} -> {digest}")
-        return move
-
 
 def _with_labels(request: BuildRequest, labels: Mapping[str, str]) -> BuildRequest:
     from dataclasses import replace
 
     return replace(request, labels=dict(labels))
-
-
-@contextlib.contextmanager
-def host_lock(name: str) -> Iterator[None]:
-    """An exclusive lock on this machine for ``name`` (a file lock in the temp directory,
-    released when the block ends or the process dies)."""
-    import fcntl
-    import hashlib
-
-    path = os.path.join(
-        tempfile.gettempdir(), f"imgtag-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
-    )
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # another user's lock file: no turns to take with that user's runs
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -9,11 +9,14 @@ layers, a Dockerfile and another registry), and starts the docker SDK's slow imp
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+from tagger.build.builders.base import Builder, Built
 from tagger.build.labels import github_source
 from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
 from tagger.build.publish import Publisher
@@ -53,6 +56,7 @@ def publish(
         derived = derive(options.next, env, datetime.now(UTC))
 
     from tagger.engine import Engine, stderr_progress
+    from tagger.registry.client import RegistryClient
     from tagger.registry.connect import open_client
 
     ref = Reference.parse_repository(options.image)
@@ -60,6 +64,17 @@ def publish(
     client, credentials = open_client(
         ref, env, insecure=insecure, ca_file=ca_file, configured_provider=options.provider
     )
+
+    clients: dict[str, RegistryClient] = {ref.registry: client}
+
+    def client_for(other: Reference) -> RegistryClient:
+        """``build-push IMAGE IMAGE...``: the client of another image's registry."""
+        if other.registry not in clients:
+            clients[other.registry], _ = open_client(
+                other, env, insecure=insecure, ca_file=ca_file,
+                configured_provider=options.provider,
+            )  # fmt: skip
+        return clients[other.registry]
 
     def auth_config() -> Mapping[str, str] | None:
         creds = credentials()
@@ -134,6 +149,26 @@ def publish(
             plain_http=ref.is_loopback or ref.registry in insecure,
             ca_file=ca_file,
         )
+
+    def check(builder: Builder, images: list[Built], result: BuildPushResult) -> None:
+        """build-push --check: each image built, before the push (tagger.check.gate)."""
+        from tagger.check.gate import check_built
+
+        for image in images:
+            with_engine = builder.name != "buildah"
+            report = check_built(
+                image.image_id,
+                options.check_settings,
+                strict=options.check == "strict",
+                builder=builder.name,
+                log=stderr_progress,
+                engine=engine() if with_engine else None,
+                config_of=None if with_engine else functools.partial(_buildah_config, image, env),
+                stop=stop,
+            )
+            result.check_counts = report.counts()
+        result.check = "passed"
+
     publisher = Publisher(
         options,
         derive=lambda: (
@@ -154,6 +189,8 @@ def publish(
         env=env,
         stop=stop,
         signer=signer,
+        client_for=client_for,
+        check=check,
     )
     return publisher.run()
 
@@ -161,3 +198,21 @@ def publish(
 def _preload(module: str) -> None:
     with contextlib.suppress(Exception):  # the real import later reports any problem
         importlib.import_module(module)
+
+
+def _buildah_config(image: Built, env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The image's config (``config`` of the OCI image config) as buildah stored it."""
+    import json
+
+    from tagger.proc import Runner
+
+    # Debian 12's buildah 1.28 has no "json" template function: read the whole document.
+    result = Runner(env=env).run(["buildah", "inspect", "--type", "image", image.image_id])
+    if not result.ok:
+        return None
+    try:
+        doc = json.loads(result.stdout)
+    except ValueError:
+        return None
+    config = (doc.get("OCIv1") or {}).get("config") if isinstance(doc, dict) else None
+    return config if isinstance(config, dict) else None

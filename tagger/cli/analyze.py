@@ -92,7 +92,6 @@ def register(app: typer.Typer) -> None:
         import os
 
         from tagger.errors import PolicyError, UsageError, escape_control
-        from tagger.image.analyze import check_thresholds, render_text
         from tagger.image.sources import AnalyzeSettings, from_engine
         from tagger.image.sources import from_registry as from_registry_
         from tagger.output import to_json
@@ -126,6 +125,8 @@ def register(app: typer.Typer) -> None:
             result, note, extra = from_engine(
                 image, settings.base, settings.top, os.environ, progress
             )
+        from tagger.image.analyze import check_thresholds, render_text
+
         checks = check_thresholds(result, **settings.limits)
         if fmt is AnalyzeFormat.JSON:
             doc = result.as_dict()

@@ -30,6 +30,27 @@ class BuilderName(enum.StrEnum):
     BUILDAH = "buildah"
 
 
+class CheckMode(enum.StrEnum):
+    ON = "on"
+    STRICT = "strict"
+    OFF = "off"
+
+
+def optional_values(args: list[str]) -> list[str]:
+    """``--check`` alone means ``--check=on`` (typer has no option with an optional value).
+
+    >>> optional_values(["build-push", "app", "--check", "--check=strict", "--", "--check"])
+    ['build-push', 'app', '--check=on', '--check=strict', '--', '--check']
+    """
+    if "build-push" not in args:
+        return args
+    out, rest = [], False
+    for arg in args:
+        rest = rest or arg == "--"
+        out.append("--check=on" if arg == "--check" and not rest else arg)
+    return out
+
+
 class OnExists(enum.StrEnum):
     FAIL = "fail"
     SKIP = "skip"
@@ -38,7 +59,14 @@ class OnExists(enum.StrEnum):
 def register(app: typer.Typer) -> None:
     @app.command("build-push")
     def build_push(
-        image: Annotated[str, typer.Argument(help="[registry/]path, without tag or digest.")],
+        images: Annotated[
+            list[str],
+            typer.Argument(
+                help="[registry/]path, without tag or digest; more than one: the same tag in "
+                "each (built once, pushed to the first, promoted to the others).",
+                metavar="IMAGE...",
+            ),
+        ],
         repo: RepoOpt = None,
         tag_prefix: TagPrefixOpt = None,
         bump: BumpOpt = None,
@@ -68,6 +96,16 @@ def register(app: typer.Typer) -> None:
         ] = None,
         lint: Annotated[
             bool | None, typer.Option("--lint/--no-lint", help="Lint the Dockerfile first.")
+        ] = None,
+        check: Annotated[
+            CheckMode | None,
+            typer.Option(
+                "--check",
+                case_sensitive=False,
+                help="Run imgtag check on the image after the build, before the tag is "
+                "written (--check, --check=strict: a check that cannot run fails too, "
+                "--check=off). [default: [tool.imgtag.check] build_push, else off]",
+            ),
         ] = None,
         on_exists: Annotated[
             OnExists | None,
@@ -142,10 +180,55 @@ def register(app: typer.Typer) -> None:
                 "--no-sign-tlog for a key used offline. [default: on]",
             ),
         ] = None,
+        cache_from: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--cache-from",
+                envvar="IMGTAG_CACHE_FROM",
+                help="Cache to read, as buildx: type=registry,ref=R (a bare R means that), "
+                "type=inline, type=local,src=DIR; repeatable.",
+            ),
+        ] = None,
+        cache_to: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--cache-to",
+                envvar="IMGTAG_CACHE_TO",
+                help="Cache to write, as buildx: type=registry,ref=R[,mode=max], type=inline, "
+                "type=local,dest=DIR; a failed write fails the run unless ignore-error=true.",
+            ),
+        ] = None,
+        no_cache: Annotated[
+            bool | None,
+            typer.Option("--no-cache", envvar="IMGTAG_NO_CACHE", help="Build without any cache."),
+        ] = None,
+        pull: Annotated[
+            bool | None,
+            typer.Option("--pull", envvar="IMGTAG_PULL", help="Always pull the FROM images."),
+        ] = None,
+        provenance: Annotated[
+            str | None,
+            typer.Option(
+                "--provenance",
+                envvar="IMGTAG_PROVENANCE",
+                help="false, min or max: BuildKit's provenance attestation (buildkit with "
+                "buildx; default: BuildKit's own).",
+            ),
+        ] = None,
+        annotation: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--annotation",
+                envvar="IMGTAG_ANNOTATION",
+                help="KEY=VALUE: an OCI annotation of the manifest (buildkit, buildah); "
+                "repeatable.",
+            ),
+        ] = None,
         insecure_registry: InsecureOpt = None,
         ca_file: CaFileOpt = None,
     ) -> None:
         """Build IMAGE:X.Y.Z-N and push it; never overwrite an existing tag."""
+        import dataclasses
         import os
 
         from tagger.build.options import BuildPushOptions
@@ -169,6 +252,7 @@ def register(app: typer.Typer) -> None:
             "alias": alias or None,
             "squash": squash,
             "lint": lint,
+            "check": check.value if check else None,
             "on_exists": on_exists.value if on_exists else None,
             "allow_dirty": allow_dirty,
             "builder": builder.value if builder else None,
@@ -178,8 +262,16 @@ def register(app: typer.Typer) -> None:
             "sign": sign,
             "sign_key": sign_key,
             "sign_tlog": sign_tlog,
+            "cache_from": cache_from or None,
+            "cache_to": cache_to or None,
+            "no_cache": no_cache,
+            "pull": pull,
+            "provenance": provenance,
+            "annotation": annotation or None,
         }
-        options = BuildPushOptions.resolve(image, given, dry_run=dry_run)
+        options = BuildPushOptions.resolve(images[0], given, dry_run=dry_run)
+        if len(images) > 1:
+            options = dataclasses.replace(options, also=tuple(images[1:]))
         with handling_signals(Stop()) as stop:
             result = publish(
                 options,
@@ -195,4 +287,6 @@ def register(app: typer.Typer) -> None:
                 else:
                     image_ref = f"{result.image}:{result.tag}"
                     typer.echo(image_ref + (f"@{result.digest}" if result.digest else ""))
+                    for row in result.also or []:
+                        typer.echo(f"{row['image']}:{row['tag']}@{result.digest} {row['status']}")
             stop.check()

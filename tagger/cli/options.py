@@ -102,7 +102,8 @@ ProviderOpt = Annotated[
     typer.Option(
         "--provider",
         envvar="IMGTAG_PROVIDER",
-        help="How the registry deletes: oci, ghcr (GitHub API) or dockerhub (Hub API).  "
+        help="How the registry deletes: oci, ghcr (GitHub API), dockerhub (Hub API), gitlab, "
+        "harbor.  "
         "[default: by host]",
         show_default=False,
     ),

@@ -30,13 +30,22 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "provider": None,
     "untagged": False,
     "orphans": False,
+    "untagged_grace": "1h",
+    "keep_from": None,
+    "validate": False,
 }
 
 
 def register(app: typer.Typer) -> None:
     @app.command("prune")
     def prune(
-        images: Annotated[list[str], typer.Argument(help="[registry/]path of each repository.")],
+        images: Annotated[
+            list[str],
+            typer.Argument(
+                help="[registry/]path of each repository; REGISTRY/PATH/* for every "
+                "repository under PATH."
+            ),
+        ],
         apply: Annotated[
             bool, typer.Option("--apply", help="Delete; without it, a dry run.")
         ] = False,
@@ -119,6 +128,30 @@ def register(app: typer.Typer) -> None:
                 "--orphans/--no-orphans",
                 help="Also remove signatures, attestations, SBOMs and referrers whose "
                 "subject is gone (kept by default: it may live in another repository).",
+            ),
+        ] = None,
+        untagged_grace: Annotated[
+            str | None,
+            typer.Option(
+                "--untagged-grace",
+                envvar="IMGTAG_UNTAGGED_GRACE",
+                help="Keep untagged versions younger than this (90m, 2h). [default: 1h]",
+            ),
+        ] = None,
+        keep_from: Annotated[
+            str | None,
+            typer.Option(
+                "--keep-from",
+                envvar="IMGTAG_KEEP_FROM",
+                help="File (- for stdin) of image references or digests in use: never pruned.",
+            ),
+        ] = None,
+        validate: Annotated[
+            bool | None,
+            typer.Option(
+                "--validate/--no-validate",
+                envvar="IMGTAG_VALIDATE",
+                help="Check that every tag that stays resolves fully (manifests, blobs).",
                 show_default=False,
             ),
         ] = None,
@@ -131,8 +164,8 @@ def register(app: typer.Typer) -> None:
         from tagger.lifecycle import Stop, handling_signals
         from tagger.progress import log
         from tagger.prune import report
-        from tagger.prune.run import PruneSettings, connect, run_prune
-        from tagger.registry.reference import Reference
+        from tagger.prune.inuse import read_in_use
+        from tagger.prune.run import PruneSettings, connect, expand, parse_target, run_prune
 
         given = {
             "keep_last": keep_last,
@@ -145,16 +178,31 @@ def register(app: typer.Typer) -> None:
             "provider": provider,
             "untagged": untagged,
             "orphans": orphans,
+            "untagged_grace": untagged_grace,
+            "keep_from": keep_from,
+            "validate": validate,
         }
         settings = PruneSettings.resolve(given, PRUNE_DEFAULTS, policy_file=policy)
-        refs = [Reference.parse_repository(image) for image in images]
+        targets = [parse_target(image) for image in images]
+        # Read before any registry is asked: a bad list is exit 2 with nothing done.
+        in_use = read_in_use(settings.keep_from) if settings.keep_from else []
         clients = connect(
-            refs, settings, os.environ, insecure=tuple(insecure_registry or ()), ca_file=ca_file
+            [t.ref for t in targets],
+            settings,
+            os.environ,
+            insecure=tuple(insecure_registry or ()),
+            ca_file=ca_file,
         )
+        refs, empty = expand(targets, clients)
+        for target in empty:
+            log(f"no repository under {target.text[:-2]}")
+        if not refs:
+            typer.echo(f"no repository under {', '.join(t.text[:-2] for t in empty)}")
+            return
         # A signal while planning stops at once; while applying, run_prune lets the
         # removals in flight finish and says so in its result.
         with handling_signals(Stop(raising=True)) as stop:
-            result = run_prune(refs, clients, settings, apply=apply, stop=stop)
+            result = run_prune(refs, clients, settings, apply=apply, stop=stop, in_use=in_use)
             with stop.shielded():  # what was done is always reported
                 if fmt is PruneFormat.JSON:
                     typer.echo(report.render_json(result))

@@ -20,18 +20,31 @@ be read (zstd, damaged gzip) is an :class:`~tagger.errors.ImageFormatError` (exi
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import posixpath
 import tarfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Generic, Protocol, TypeVar, cast
 
 from tagger.errors import ImageFormatError
-from tagger.image.layers import HEAD_BYTES, Compression, compression, opened
+from tagger.image.layers import (
+    HEAD_BYTES,
+    Compression,
+    Forward,
+    Window,
+    compression,
+    layer_error,
+    open_tar,
+    opened,
+)
 
 # Opening layers is tagger.image.layers' business; the name stays importable from here.
 from tagger.image.layers import decompressed as decompressed
+from tagger.registry.platform import image_entries
+
+T = TypeVar("T")
 
 # Config, manifest and index documents are a few KB; a bigger one is not an image.
 MAX_JSON_BYTES = 16 << 20
@@ -120,27 +133,20 @@ def load_json(data: bytes, what: str) -> Any:
         raise ImageFormatError(f"the {what} is not valid JSON") from None
 
 
-class SavedImage:
-    """An image inside a ``docker save`` (or OCI layout) tarball on disk.
+class _Layout:
+    """What the two ways of reading a save share: finding the image in its members (either
+    layout), the config, the layers in order. A subclass sets ``_members`` and says how a
+    member's bytes are read (:meth:`_bytes`), then calls :meth:`_setup`."""
 
-    ``reference`` picks one image of a multi-image archive by its RepoTag; by default the
-    archive must hold exactly one.
-    """
+    path: str
+    _members: dict[str, tarfile.TarInfo]
 
-    def __init__(self, path: str, reference: str | None = None) -> None:
-        self.path = path
-        try:
-            self._tar = tarfile.open(path, mode="r:")  # noqa: SIM115 (closed by close())
-        except (OSError, tarfile.TarError) as exc:
-            raise ImageFormatError(f"{path} is not a readable image archive ({exc})") from None
-        # skopeo's and some tools' archives name members "./index.json".
-        self._members = {m.name.removeprefix("./"): m for m in self._tar.getmembers()}
-        try:
-            config_name, layer_names, media_types, repo_tags = self._find(reference)
-            self._config_bytes = self._read(config_name, "image config")
-        except BaseException:
-            self._tar.close()
-            raise
+    def _bytes(self, member: tarfile.TarInfo) -> bytes:
+        raise NotImplementedError
+
+    def _setup(self, reference: str | None) -> None:
+        config_name, layer_names, media_types, repo_tags = self._find(reference)
+        self._config_bytes = self._read(config_name, "image config")
         self._config = load_json(self._config_bytes, "image config")
         if not isinstance(self._config, dict):
             raise ImageFormatError("the image config is not a JSON object")
@@ -162,9 +168,7 @@ class SavedImage:
             for i in range(len(ids))
         )
         self.repo_tags = repo_tags
-        self._name = reference or (repo_tags[0] if repo_tags else path)
-
-    # -- ImageSource --------------------------------------------------------------------
+        self._name = reference or (repo_tags[0] if repo_tags else self.path)
 
     @property
     def name(self) -> str:
@@ -182,38 +186,9 @@ class SavedImage:
     def layers(self) -> Sequence[LayerInfo]:
         return self._layers
 
-    @contextlib.contextmanager
-    def open_layer(self, index: int) -> Iterator[IO[bytes]]:
-        name = self._layer_names[index]
-        raw = self._tar.extractfile(self._member(name, "layer"))
-        if raw is None:
-            raise ImageFormatError(f"layer {index} ({name}) is not a file in the archive")
-        with raw, opened(raw, f"layer {index}") as plain:
-            yield plain
-
-    def layer_compression(self, index: int) -> Compression:
-        """How layer ``index`` is stored in the archive (zstd is an ImageFormatError)."""
-        with self.open_raw(self.layer_member(index)) as raw:
-            return compression(raw.read(HEAD_BYTES), f"layer {index}")
-
     def layer_member(self, index: int) -> tarfile.TarInfo:
         """The tar member holding layer ``index`` as stored (squash copies base layers)."""
         return self._member(self._layer_names[index], "layer")
-
-    def open_raw(self, member: tarfile.TarInfo) -> IO[bytes]:
-        raw = self._tar.extractfile(member)
-        if raw is None:
-            raise ImageFormatError(f"{member.name} is not a file in the archive")
-        return raw
-
-    def close(self) -> None:
-        self._tar.close()
-
-    def __enter__(self) -> SavedImage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- reading the layouts -------------------------------------------------------------
 
@@ -238,10 +213,7 @@ class SavedImage:
         member = self._member(name, what)
         if member.size > MAX_JSON_BYTES:
             raise ImageFormatError(f"the {what} {name!r} is too big to be one")
-        raw = self._tar.extractfile(member)
-        assert raw is not None  # _member() checked it is a file
-        with raw:
-            return raw.read()
+        return self._bytes(member)
 
     def _find(self, reference: str | None) -> tuple[str, list[str], list[str], list[str]]:
         """(config member, layer members, layer media types, repo tags) of the image."""
@@ -270,9 +242,10 @@ class SavedImage:
         if not isinstance(manifests, list) or len(manifests) != 1:
             raise ImageFormatError("index.json must list exactly one image manifest")
         manifest = self._blob_json(manifests[0], "image manifest")
-        if "manifests" in manifest:  # an index of platforms: take the only one
-            nested = manifest["manifests"]
-            if not isinstance(nested, list) or len(nested) != 1:
+        if "manifests" in manifest:  # an index of platforms: take the only image
+            # (BuildKit's attestation manifests beside it are not images).
+            nested = image_entries(manifest["manifests"])
+            if len(nested) != 1:
                 raise ImageFormatError("the archive holds a multi-platform index: pick one")
             manifest = self._blob_json(nested[0], "image manifest")
         config = manifest.get("config")
@@ -295,6 +268,149 @@ class SavedImage:
         if not isinstance(doc, dict):
             raise ImageFormatError(f"the {what} is not a JSON object")
         return doc
+
+
+class SavedImage(_Layout):
+    """An image inside a ``docker save`` (or OCI layout) tarball on disk.
+
+    ``reference`` picks one image of a multi-image archive by its RepoTag; by default the
+    archive must hold exactly one.
+    """
+
+    def __init__(self, path: str, reference: str | None = None) -> None:
+        self.path = path
+        try:
+            self._tar = tarfile.open(path, mode="r:")  # noqa: SIM115 (closed by close())
+        except (OSError, tarfile.TarError) as exc:
+            raise ImageFormatError(f"{path} is not a readable image archive ({exc})") from None
+        # skopeo's and some tools' archives name members "./index.json".
+        self._members = {m.name.removeprefix("./"): m for m in self._tar.getmembers()}
+        try:
+            self._setup(reference)
+        except BaseException:
+            self._tar.close()
+            raise
+
+    def _bytes(self, member: tarfile.TarInfo) -> bytes:
+        raw = self._tar.extractfile(member)
+        assert raw is not None  # _member() checked it is a file
+        with raw:
+            return raw.read()
+
+    # -- ImageSource --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def open_layer(self, index: int) -> Iterator[IO[bytes]]:
+        name = self._layer_names[index]
+        raw = self._tar.extractfile(self._member(name, "layer"))
+        if raw is None:
+            raise ImageFormatError(f"layer {index} ({name}) is not a file in the archive")
+        with raw, opened(raw, f"layer {index}") as plain:
+            yield plain
+
+    def layer_compression(self, index: int) -> Compression:
+        """How layer ``index`` is stored in the archive (zstd is an ImageFormatError)."""
+        with self.open_raw(self.layer_member(index)) as raw:
+            return compression(raw.read(HEAD_BYTES), f"layer {index}")
+
+    def open_raw(self, member: tarfile.TarInfo) -> IO[bytes]:
+        raw = self._tar.extractfile(member)
+        if raw is None:
+            raise ImageFormatError(f"{member.name} is not a file in the archive")
+        return raw
+
+    def close(self) -> None:
+        self._tar.close()
+
+    def __enter__(self) -> SavedImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: The JSON documents a streamed save may keep in memory, all together.
+MAX_KEPT_BYTES = 64 << 20
+_DOCUMENTS = ("manifest.json", "index.json", "repositories", "oci-layout")
+
+
+class StreamedSave(_Layout, Generic[T]):
+    """An image read once from a ``docker save`` stream as it arrives: no file, no second
+    pass. Only the small JSON documents are kept, and what ``read_layer`` made of each
+    member that may be a layer.
+
+    A save lists its members in name order (dockerd 20.10: ``<v1 id>/layer.tar`` members,
+    then ``<config>.json`` and ``manifest.json``; the OCI layout: ``blobs/`` before
+    ``index.json``), so which member is which layer is known only at the end: each member
+    that is not a JSON document is handed to ``read_layer`` as a window of the stream
+    (read it, or not: the rest is skipped), and :meth:`layer_result` gives the result of
+    layer ``index`` once the manifest has ordered them. ``read_layer`` must not keep the
+    window beyond its call.
+    """
+
+    def __init__(
+        self, stream: IO[bytes], read_layer: Callable[[IO[bytes]], T], name: str = "the save"
+    ) -> None:
+        self.path = name
+        self._read_layer = read_layer
+        self._members = {}
+        self._kept: dict[str, bytes] = {}
+        self._results: dict[str, T] = {}
+        forward = Forward(stream)
+        with open_tar(cast(IO[bytes], forward), "the saved image", seekable=True) as tar:
+            if tar is None:
+                raise ImageFormatError("the engine's save is empty: not an image archive")
+            for member in _members_of(tar):
+                self._take(forward, member)
+        self._setup(None)
+
+    def _take(self, forward: Forward, member: tarfile.TarInfo) -> None:
+        name = member.name.removeprefix("./")
+        self._members[name] = member
+        if not member.isfile():
+            return
+        window = Window(forward, member.size)
+        document = name in _DOCUMENTS or name.endswith((".json", "/json", "/VERSION"))
+        small = member.size <= MAX_JSON_BYTES
+        if small and (document or window.peek(1) == b"{"):
+            kept = sum(len(data) for data in self._kept.values()) + member.size
+            if kept > MAX_KEPT_BYTES:
+                raise ImageFormatError(
+                    f"the saved image holds more than {MAX_KEPT_BYTES >> 20} MiB of documents"
+                )
+            self._kept[name] = window.read(member.size)
+        elif not document:
+            self._results[name] = self._read_layer(cast(IO[bytes], window))
+
+    def _bytes(self, member: tarfile.TarInfo) -> bytes:
+        data = self._kept.get(member.name.removeprefix("./"))
+        if data is None:
+            raise ImageFormatError(f"the archive's {member.name!r} is not a JSON document")
+        return data
+
+    def layer_result(self, index: int) -> T:
+        """What ``read_layer`` made of layer ``index`` (bottom first)."""
+        member = self.layer_member(index)
+        name = member.name.removeprefix("./")
+        if name in self._results:
+            return self._results[name]
+        # A small layer that looked like JSON was kept whole: read it now.
+        self._results[name] = result = self._read_layer(io.BytesIO(self._kept[name]))
+        return result
+
+
+def _members_of(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members of a tar read once (none kept for ``getmembers()``)."""
+    members: list[tarfile.TarInfo] = tar.members  # type: ignore[attr-defined]
+    try:
+        while True:
+            info = tar.next()
+            if info is None:
+                return
+            members.clear()
+            yield info
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        raise layer_error(exc, "the saved image") from None
 
 
 def _blob_path(descriptor: Any) -> str:

@@ -132,13 +132,20 @@ class RemoteImage:
     @contextlib.contextmanager
     def open_layer(self, index: int) -> Iterator[IO[bytes]]:
         digest, size, _media_type = self._descriptors[index]
+        with (
+            self.layer_errors(),
+            self._client.open_blob(self._repository, digest, size=size) as blob,
+            # finish: the rest after the tar's end marker, and the digest check
+            opened(cast(IO[bytes], blob), f"layer {index}", finish=blob.finish) as plain,
+        ):
+            yield plain
+
+    @contextlib.contextmanager
+    def layer_errors(self) -> Iterator[None]:
+        """A layer that cannot be read, or replayed, is the registry's error (exit 5): it
+        sent bytes that are not a readable layer, no user's mistake. Around
+        :meth:`open_layer`, and around an analysis that reads layers ahead of its replay."""
         try:
-            with (
-                self._client.open_blob(self._repository, digest, size=size) as blob,
-                # finish: the rest after the tar's end marker, and the digest check
-                opened(cast(IO[bytes], blob), f"layer {index}", finish=blob.finish) as plain,
-            ):
-                yield plain
+            yield
         except ImageFormatError as exc:
-            # The registry sent bytes that are not a readable layer: its error, not a user's.
             raise RegistryError(f"{exc} (read from {self._where})") from None

@@ -55,6 +55,8 @@ Progress = Callable[[str], None]
 
 # Copy member data in big chunks: fewer syscalls and hash updates per byte.
 CHUNK = 4 << 20
+# Files up to this size are copied into the header buffer rather than sent on their own.
+_SMALL = 256 << 10
 # The diff_id placeholder has the length of every sha256 digest, so the config's length
 # (and with it the archive's, sent as Content-Length) is known before the layer is hashed.
 _DIGEST_PLACEHOLDER = "sha256:" + "0" * 64
@@ -463,7 +465,13 @@ class _Archive:
         for entry in self.plan.entries:
             buffer += header_bytes(entry.info)
             source = entry.source
-            if source is not None:
+            if source is not None and source.size <= _SMALL:
+                # A small file joins the buffer: one chunk for many files, not three each
+                # (3,000 files of 14 KB: 9,000 chunks through the queue and the socket).
+                for part in self.files.data(source.layer, source.offset, source.size):
+                    buffer += part
+                buffer += _pad(source.size)
+            elif source is not None:
                 if buffer:
                     digest.update(buffer)
                     written += len(buffer)

@@ -6,12 +6,13 @@ since planning, so a plan made a minute ago never deletes what a push made since
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from tagger.errors import NotFound, RegistryError
+from tagger.errors import NotFound, Protected, RegistryError
 from tagger.lifecycle import Stop
 from tagger.prune.plan import DELETE, KEEP, SKIP, UNTAG, Action
 from tagger.registry.markers import untag as untag_alone
@@ -32,8 +33,12 @@ def apply(
     concurrency: int,
     unique: Callable[[], str],
     stop: Stop | None = None,
+    pool: Executor | None = None,
 ) -> list[Outcome]:
     """Carry out the deletes and untags, compare-and-delete.
+
+    ``pool`` runs the requests (a run over many repositories shares one, so that
+    ``--concurrency`` bounds the requests in flight in all); else one of ``concurrency``.
 
     Each tag is HEADed again just before it is touched, and skipped if its digest
     changed since planning; kept tags are HEADed again before the deletes, and so are
@@ -85,6 +90,8 @@ def apply(
             client.delete_manifest(repository, digest)
         except NotFound:
             return [Outcome(a, True, "already gone") for a in group]
+        except Protected as exc:  # the registry's own rule: a keep it decides, not a failure
+            return skipped(group, str(exc))
         except RegistryError as exc:
             return [Outcome(a, False, str(exc)) for a in group]
         return [Outcome(a, True) for a in group]
@@ -100,11 +107,16 @@ def apply(
                 return Outcome(replace(action, action=SKIP, reason="changed since planning"), True)
             via = untag_alone(client, repository, action.tag, unique)
             return Outcome(action, True, "via a placeholder" if via else "")
+        except Protected as exc:
+            return Outcome(replace(action, action=SKIP, reason=str(exc)), True)
         except RegistryError as exc:
             return Outcome(action, False, str(exc))
 
     outcomes: list[Outcome] = [untag(a) for a in untags]
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    own = ThreadPoolExecutor(max_workers=max(1, concurrency)) if pool is None else None
+    with own or contextlib.nullcontext():
+        pool = own or pool
+        assert pool is not None
         # A kept tag moved onto a doomed digest since planning (a rollback of `latest`)
         # makes that digest a keeper: deleting it would take the kept tag along.
         kept = [a for a in actions if a.action == KEEP]

@@ -10,7 +10,7 @@ where the registry answers it.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from tagger.errors import RegistryError
@@ -22,13 +22,22 @@ from tagger.version.grammar import ImageVersion
 
 
 def gather(
-    client: Registry, repository: str, policy: Policy, concurrency: int
+    client: Registry,
+    repository: str,
+    policy: Policy,
+    concurrency: int,
+    pool: Executor | None = None,
 ) -> tuple[list[TagState], dict[str, frozenset[str]], frozenset[str]]:
     """What the registry holds for ``repository``: one tag list, concurrent HEADs, index
     children (nested ones too), config blobs only where a rule needs created times (once
-    per digest), and the signature subjects that are gone."""
+    per digest), and the signature subjects that are gone.
+
+    ``pool`` runs the requests where a run over many repositories shares one (its owner
+    shuts it down); else one of ``concurrency`` threads lives for this call."""
     tags = client.list_tags(repository)
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    own = ThreadPoolExecutor(max_workers=max(1, concurrency)) if pool is None else None
+    pool = own or pool
+    assert pool is not None
     try:
         heads = list(pool.map(lambda t: (t, client.head_manifest(repository, t)), tags))
         infos = {t: h for t, h in heads if h is not None}  # vanished since the list: skip
@@ -63,7 +72,8 @@ def gather(
         )
     finally:
         # A signal raised while waiting: queued requests are dropped, not run to the end.
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own is not None:
+            own.shutdown(wait=True, cancel_futures=True)
     states = []
     for t, h in infos.items():
         is_claim = t.startswith(CLAIM_PREFIX)
@@ -92,11 +102,15 @@ def gather_referrers(
     states: list[TagState],
     children: dict[str, frozenset[str]],
     concurrency: int,
+    pool: Executor | None = None,
 ) -> dict[str, frozenset[str]]:
     """Each digest's referrers from the registry's referrers API, for every digest a tag
     reaches (index children included) and then for the referrers found, a few levels
     deep. Empty where the registry has no referrers API (one request tells: Distribution
-    2.8 answers 404); the referrers tag schema's ``sha256-<hex>`` tags hold them there."""
+    2.8 answers 404); the referrers tag schema's ``sha256-<hex>`` tags hold them there.
+
+    ``pool`` runs the requests where a run over many repositories shares one (its owner
+    shuts it down); else one of ``concurrency`` threads lives for this call."""
     reached = {s.digest for s in states} | {c for kids in children.values() for c in kids}
     todo = sorted(reached)
     if not todo:
@@ -105,7 +119,9 @@ def gather_referrers(
     if first is None:
         return {}
     found: dict[str, frozenset[str]] = {todo[0]: frozenset(first)}
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    own = pool is None
+    if pool is None:
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
         todo = todo[1:] + sorted(set(first) - reached)
         for _depth in range(MAX_REFERRER_DEPTH):
@@ -115,12 +131,13 @@ def gather_referrers(
             found.update({d: frozenset(r or ()) for d, r in answers.items()})
             todo = sorted({r for refs in answers.values() for r in refs or ()} - found.keys())
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
     return {d: refs for d, refs in found.items() if refs}
 
 
 def _index_children(
-    client: Registry, repository: str, pool: ThreadPoolExecutor, indexes: set[str]
+    client: Registry, repository: str, pool: Executor, indexes: set[str]
 ) -> dict[str, frozenset[str]]:
     children: dict[str, frozenset[str]] = {}
     todo = sorted(indexes)

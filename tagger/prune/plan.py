@@ -52,9 +52,11 @@ _MAX_DURATION_SECONDS = 36500 * 86400
 _TRUSTWORTHY_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 
 KEEP, DELETE, UNTAG, SKIP = "keep", "delete", "untag", "skip"
+#: The reason of a tag kept because ``--keep-from`` names its digest.
+IN_USE = "in use"
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, option: str = "--keep-within") -> timedelta:
     """``30d``, ``12h``, ``2w``, ``90m``, ``45s``.
 
     >>> parse_duration("30d")
@@ -62,13 +64,13 @@ def parse_duration(text: str) -> timedelta:
     """
     m = _DURATION_RE.match(text.strip())
     if m is None:
-        raise UsageError(f"--keep-within {text[:40]!r} is not a duration such as 30d, 12h or 2w")
+        raise UsageError(f"{option} {text[:40]!r} is not a duration such as 30d, 12h or 2w")
     # Bounded before any arithmetic: timedelta stops at 999,999,999 days, and "now minus
     # the duration" must stay a date. A century keeps everything any registry holds.
     seconds = int(m[1]) * _UNIT_SECONDS[m[2]] if len(m[1]) <= 12 else _MAX_DURATION_SECONDS + 1
     if seconds > _MAX_DURATION_SECONDS:
         raise UsageError(
-            f"--keep-within {text[:40]!r} is longer than 100 years (36500d); write at most that"
+            f"{option} {text[:40]!r} is longer than 100 years (36500d); write at most that"
         )
     return timedelta(seconds=seconds)
 
@@ -186,15 +188,19 @@ def plan(
     index_children: Mapping[str, frozenset[str]] | None = None,
     missing_subjects: frozenset[str] = frozenset(),
     referrers: Mapping[str, frozenset[str]] | None = None,
+    in_use: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Decide every tag's fate. Pure.
 
     ``index_children`` maps an index digest to the digests of its manifests (nested
     indexes included); ``missing_subjects`` are signature subjects the registry no longer
-    has (orphans: their image was deleted elsewhere, or lives in another repository);
-    ``referrers`` maps a digest to the untagged manifests the referrers API lists for it
-    (empty where the registry has no such API: the referrers tag schema's index is then
-    a tag like the others, with its referrers as children).
+    has (orphans: their image was deleted elsewhere, lives in another repository, or a run
+    that failed half-way deleted the image but not its signature); ``referrers`` maps a
+    digest to the untagged manifests the referrers API lists for it (empty where the
+    registry has no such API: the referrers tag schema's index is then a tag like the
+    others, with its referrers as children); ``in_use`` are digests something runs
+    (``--keep-from``): a tag on one, or on an index that holds one, is kept whatever the
+    other rules say.
     """
     index_children = index_children or {}
     referrers = referrers or {}
@@ -215,6 +221,11 @@ def plan(
         and policy.match.search(s.tag) is not None
     ]
     reasons: dict[str, str] = {}
+    if in_use:
+        # First, so that its reason is the one shown: this is the rule that must not lose.
+        for state in candidates:
+            if state.digest in in_use or in_use & holds(state.digest, index_children):
+                reasons[state.tag] = IN_USE
     lease = int(policy.claim_lease.total_seconds())
     for tag in claims:
         reasons[tag] = (
@@ -408,6 +419,22 @@ def _temporary_tags(
         elif now - temp.started > policy.claim_lease:
             leftovers.add(state.tag)
     return temps, leftovers
+
+
+def holds(digest: str, index_children: Mapping[str, frozenset[str]]) -> set[str]:
+    """Every manifest an index holds, transitively (an image holds none).
+
+    >>> sorted(holds("i", {"i": frozenset({"a", "j"}), "j": frozenset({"b"})}))
+    ['a', 'b', 'j']
+    """
+    found: set[str] = set()
+    queue = [digest]
+    while queue:
+        for child in index_children.get(queue.pop(), ()):
+            if child not in found:
+                found.add(child)
+                queue.append(child)
+    return found
 
 
 def is_claim(state: TagState) -> bool:

@@ -50,7 +50,18 @@ def render_json(result: PruneResult) -> str:
     from tagger.output import to_json
 
     table = rows(result)
-    return to_json({"plan": table, "summary": counts(table)})
+    doc: dict[str, Any] = {"plan": table, "summary": counts(table)}
+    if len(result.plans) > 1:
+        doc["repositories"] = {
+            str(ref): counts([r for r in table if r["image"] == str(ref)])
+            for ref, _ in result.plans
+        }
+    if result.validated is not None:
+        doc["validate"] = {
+            "checked": result.validated,
+            "broken": [{"image": b.image, "tag": b.tag, "problem": b.what} for b in result.broken],
+        }
+    return to_json(doc)
 
 
 def render_text(result: PruneResult) -> str:
@@ -81,15 +92,44 @@ def render_text(result: PruneResult) -> str:
         line = [_safe(str(c)).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
         lines.append("  ".join(line) + "  " + _safe(str(row[-1])))
     if not isinstance(result.refusal, PolicyError):  # a plan over --max-delete: no summary
+        if len(result.plans) > 1:
+            lines.extend(repository_summaries(result, table))
         lines.append(summary(result, table))
+        if result.validated is not None:
+            lines.append(validation(result))
     return "\n".join(lines)
+
+
+def repository_summaries(result: PruneResult, table: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line a repository, in the order planned."""
+    out = []
+    for ref, _ in result.plans:
+        tally = counts([r for r in table if r["image"] == str(ref)])
+        text = (
+            f"{_safe(str(ref))}: keep {tally[KEEP]}, delete {tally[DELETE]}, "
+            f"untag {tally[UNTAG]}, skip {tally[SKIP]}"
+        )
+        out.append(text + (f", failed {tally['failed']}" if tally["failed"] else ""))
+    return out
+
+
+def validation(result: PruneResult) -> str:
+    """What ``--validate`` found, one line."""
+    noun = "tag" if result.validated == 1 else "tags"
+    if not result.broken:
+        return f"validate: {result.validated} {noun} that stay resolve fully"
+    return (
+        f"validate: {len(result.broken)} of {result.validated} {noun} that stay do not "
+        "resolve fully"
+    )
 
 
 def summary(result: PruneResult, table: Sequence[Mapping[str, Any]] | None = None) -> str:
     tally = counts(rows(result) if table is None else table)
     noun = "repository" if len(result.plans) == 1 else "repositories"
+    total = "in total, " if len(result.plans) > 1 else ""
     text = (
-        f"{len(result.plans)} {noun}: keep {tally[KEEP]}, delete {tally[DELETE]}, "
+        f"{total}{len(result.plans)} {noun}: keep {tally[KEEP]}, delete {tally[DELETE]}, "
         f"untag {tally[UNTAG]}, skip {tally[SKIP]}"
     )
     if result.applied:
@@ -99,4 +139,6 @@ def summary(result: PruneResult, table: Sequence[Mapping[str, Any]] | None = Non
 
 def failures(result: PruneResult) -> list[str]:
     """One line a failed removal, for stderr."""
-    return [f"failed: {image}:{tag}: {done[3]}" for (image, tag), done in result.failed()]
+    lines = [f"failed: {image}:{tag}: {done[3]}" for (image, tag), done in result.failed()]
+    lines += [f"broken: {_safe(b.image)}:{_safe(b.tag)}: {_safe(b.what)}" for b in result.broken]
+    return lines

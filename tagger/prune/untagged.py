@@ -3,8 +3,9 @@
 On ghcr every moved tag and every multi-arch child leaves a version without a tag behind.
 :func:`plan_untagged` (pure) decides which go: a version with no tag is deleted unless a
 surviving image references it (an index that stays, transitively, or the subject of a
-signature that stays), or it was pushed within the last hour (a multi-arch push uploads
-its children before the index that tags them). Its rows are plan rows like any other, with
+signature that stays), something runs it (``--keep-from``), or it was pushed within the
+grace (``--untagged-grace``, default an hour: a multi-arch push uploads its children
+before the index that tags them). Its rows are plan rows like any other, with
 ``tag`` ``""`` (json keys unchanged) and ``created`` null.
 
 :func:`apply_untagged` (I/O) carries them out after the tag removals: it lists the
@@ -20,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from tagger.errors import NotFound, RegistryError
+from tagger.errors import NotFound, Protected, RegistryError
 from tagger.prune.execute import Outcome
 from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
 from tagger.registry.protocols import Registry
@@ -43,6 +44,16 @@ class Version(Protocol):
 def recent(version: Version, now: datetime, grace: timedelta = GRACE) -> bool:
     # No date at all counts as recent: never a deletion on a guess.
     return version.updated_at is None or now - version.updated_at < grace
+
+
+def _span(grace: timedelta) -> str:
+    """``60 min``, ``90 s``: how a grace reads in a reason.
+
+    >>> _span(GRACE), _span(timedelta(seconds=90))
+    ('60 min', '90 s')
+    """
+    seconds = int(grace.total_seconds())
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def closure(roots: Iterable[str], children: Mapping[str, frozenset[str]]) -> set[str]:
@@ -72,11 +83,13 @@ def plan_untagged(
     children: Mapping[str, frozenset[str]],
     now: datetime,
     grace: timedelta = GRACE,
+    in_use: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Rows for the versions without a tag. Pure.
 
     ``actions`` is the plan of the tagged versions; ``children`` maps every index digest
-    known (tagged ones from gathering, recent untagged ones too) to its manifests.
+    known (tagged ones from gathering, recent untagged ones too) to its manifests;
+    ``in_use`` the digests something runs.
     """
     tagged = {a.digest for a in actions}
     # What stays: digests a kept (or skipped) tag points at, digests an untag leaves in
@@ -84,15 +97,17 @@ def plan_untagged(
     roots = {a.digest for a in actions if a.action in (KEEP, SKIP, UNTAG)}
     roots |= subjects(a.tag for a in actions if a.action in (KEEP, SKIP))
     untagged = [v for v in versions if not v.tags and v.digest not in tagged]
-    roots |= {v.digest for v in untagged if recent(v, now, grace)}
+    roots |= {v.digest for v in untagged if recent(v, now, grace)} | in_use
     alive = closure(roots, children)
     rows = []
     for v in sorted(untagged, key=lambda v: v.digest):
+        if v.digest in in_use:
+            rows.append(Action("", v.digest, None, KEEP, "in use"))
+            continue
         if v.digest in alive and not recent(v, now, grace):
             continue  # a part of a surviving image, not a leftover: no row
         if recent(v, now, grace):
-            minutes = int(grace.total_seconds() // 60)
-            why = f"untagged, but pushed within the last {minutes} min (a push may be running)"
+            why = f"untagged, but pushed within the last {_span(grace)} (a push may be running)"
             rows.append(Action("", v.digest, None, KEEP, why))
         else:
             rows.append(Action("", v.digest, None, DELETE, REASON))
@@ -136,6 +151,7 @@ def apply_untagged(
     now: Callable[[], datetime],
     grace: timedelta = GRACE,
     stopped: Callable[[], str | None] = lambda: None,
+    in_use: frozenset[str] = frozenset(),
 ) -> list[Outcome]:
     """Delete the untagged versions ``actions`` names, each only if it still has no tag
     and nothing that survives now needs it. I/O."""
@@ -147,7 +163,7 @@ def apply_untagged(
         tagged_now = [v for v in versions if v.tags]
         young = [v for v in versions if not v.tags and recent(v, now(), grace)]
         roots = {v.digest for v in tagged_now} | {v.digest for v in young}
-        roots |= subjects(t for v in tagged_now for t in v.tags)
+        roots |= subjects(t for v in tagged_now for t in v.tags) | in_use
         alive = closure(roots, index_children(client, repository, roots, children))
     except RegistryError as exc:
         return [Outcome(a, False, str(exc)) for a in doomed]
@@ -169,6 +185,8 @@ def apply_untagged(
             client.delete_manifest(repository, action.digest)
         except NotFound:
             outcomes.append(Outcome(action, True, "already gone"))
+        except Protected as exc:
+            outcomes.append(Outcome(replace(action, action=SKIP, reason=str(exc)), True))
         except RegistryError as exc:
             outcomes.append(Outcome(action, False, str(exc)))
         else:

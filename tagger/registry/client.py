@@ -24,14 +24,17 @@ from urllib.parse import urljoin, urlsplit
 from tagger.errors import (
     AccessDenied,
     AuthenticationError,
+    Interrupted,
     NotFound,
     RegistryError,
+    RegistryUnreachable,
     Unsupported,
 )
 from tagger.registry.http import (
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_PAGE_BYTES,
+    OneShotBody,
     clean,
     next_link,
 )
@@ -44,15 +47,19 @@ from tagger.registry.mediatypes import (
     is_index,
 )
 from tagger.registry.platform import Platform, pick
-from tagger.registry.reference import is_digest, is_tag
+from tagger.registry.protocols import ListsRepositories
+from tagger.registry.reference import is_digest, is_repository, is_tag
 from tagger.registry.transport import Transport, request_json
 
 if TYPE_CHECKING:
-    from tagger.registry.protocols import Provider, Version
+    from tagger.registry.protocols import Provider, ReadsBytes, Version
 
 __all__ = ["BlobReader", "Manifest", "ManifestInfo", "RegistryClient", "scope", "url_digest"]
 
 MAX_TAG_PAGES = 10_000
+CATALOG_PAGE = 1000  # names a catalog page asks for (Distribution's default is 100)
+#: Blobs below this are read whole and sent as one body (a config, a signature).
+SMALL_BLOB = 1 << 20
 POOL_SIZE = 16  # connections kept per host: Transport's default
 
 
@@ -253,6 +260,9 @@ class RegistryClient:
     def refused_as_last(self) -> frozenset[str]:
         return self.provider.refused_as_last()
 
+    def immutable_tags(self, repository: str) -> str | None:
+        return self.provider.immutable_tags(self, repository)
+
     def registry_delete(self, repository: str, ref: str) -> None:
         """The distribution API's DELETE: by digest (on Distribution this removes every
         tag on that digest), or by tag where a registry supports it (OCI distribution
@@ -279,7 +289,8 @@ class RegistryClient:
             return (
                 f"{self.host} does not delete through the registry API (it answered DELETE "
                 "with 405 UNSUPPORTED): for a hosted registry at this address set --provider "
-                "(ghcr, dockerhub); for Distribution, enable storage.delete.enabled"
+                "(ghcr, dockerhub, gitlab, harbor); for Distribution, enable "
+                "storage.delete.enabled"
             )
         except (AuthenticationError, AccessDenied):
             return f"{self.host} does not let these credentials delete in {repository}"
@@ -366,6 +377,41 @@ class RegistryClient:
             url = next_link(resp.headers.get("Link"), resp.url)
         raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of referrers")
 
+    def list_repositories(self, prefix: str) -> list[str]:
+        """Every repository under ``prefix/`` (``""``: all): the provider's own listing
+        where it has one, else the registry API's ``_catalog``, paged with ``Link``."""
+        if isinstance(self.provider, ListsRepositories):
+            names = self.provider.repositories(self, prefix)
+        else:
+            names = list(self._catalog())
+        under = f"{prefix}/" if prefix else ""
+        # Names come from the registry: only valid repository paths reach a URL.
+        return sorted({n for n in names if n.startswith(under) and is_repository(n)})
+
+    def _catalog(self) -> Iterator[str]:
+        base = self.transport.base_url()
+        url: str | None = f"{base}/v2/_catalog?n={CATALOG_PAGE}"
+        for _ in range(MAX_TAG_PAGES):
+            if url is None:
+                return
+            doing = f"listing the repositories of {self.host}"
+            resp = self.transport.request(
+                "GET",
+                "",
+                url=url,
+                scope="registry:catalog:*",
+                doing=doing,
+                max_bytes=MAX_PAGE_BYTES,
+                what="a page of the catalog",
+            )
+            body = request_json(resp, doing)
+            names = body.get("repositories") if isinstance(body, dict) else None
+            for name in names if isinstance(names, list) else []:
+                if isinstance(name, str):
+                    yield name
+            url = next_link(resp.headers.get("Link"), resp.url)
+        raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of its catalog")
+
     # -- blobs ---------------------------------------------------------------------------
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
@@ -409,11 +455,15 @@ class RegistryClient:
         finally:
             resp.close()
 
-    def has_blob(self, repository: str, digest: str) -> bool:
+    def has_blob(
+        self, repository: str, digest: str, *, actions: tuple[str, ...] = ("pull", "push")
+    ) -> bool:
+        """Whether the blob is there (``actions``: the token scope; the default is an
+        upload's, ``("pull",)`` a reader's)."""
         resp = self.transport.request(
             "HEAD",
             f"/v2/{repository}/blobs/{url_digest(digest, 'a blob digest')}",
-            scope=scope(repository, "pull", "push"),
+            scope=scope(repository, *actions),
             doing=f"checking the blob {self._where(repository, digest)}",
             ok=(404,),
         )
@@ -449,6 +499,88 @@ class RegistryClient:
         )
         return digest
 
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository blob mount within this registry (``POST
+        .../blobs/uploads/?mount=D&from=REPO``): ``True`` when the registry answered 201
+        (mounted, no byte sent); ``False`` when it did not mount (202: it opened an upload
+        instead, which is cancelled; or any error: no access to the other repository, a
+        registry without mounts), and the caller uploads."""
+        url_digest(digest, "a blob digest")
+        doing = f"mounting {digest} from {from_repository} into {self.host}/{repository}"
+        try:
+            resp = self.transport.request(
+                "POST",
+                f"/v2/{repository}/blobs/uploads/",
+                params={"mount": digest, "from": from_repository},
+                scope=f"{scope(repository, 'pull', 'push')} {scope(from_repository, 'pull')}",
+                doing=doing,
+                ok=(201, 202),
+            )
+        except (RegistryUnreachable, Interrupted):
+            raise
+        except RegistryError:
+            return False
+        if resp.status_code == 201:
+            return True
+        self._cancel_upload(resp, repository)
+        return False
+
+    def _cancel_upload(self, started: Any, repository: str) -> None:
+        """Cancel an upload the registry opened (best effort: it expires by itself)."""
+        location = started.headers.get("Location", "")
+        upload = urljoin(started.url, location)
+        if not location or urlsplit(upload).netloc != urlsplit(started.url).netloc:
+            return
+        with contextlib.suppress(RegistryError):
+            self.transport.request(
+                "DELETE",
+                "",
+                url=upload,
+                scope=scope(repository, "pull", "push"),
+                doing=f"cancelling an upload to {self.host}/{repository}",
+                ok=(204, 404, 405),
+            )
+
+    def push_blob(self, repository: str, digest: str, size: int, source: ReadsBytes) -> None:
+        """Upload a blob of any size from ``source`` (a stream, read once, a piece at a
+        time: memory stays bounded whatever the size): POST, then one PUT with the digest
+        and a streamed body of ``size`` bytes. A stream cannot be re-sent, so a failure is
+        raised for the caller to start over from a fresh stream."""
+        url_digest(digest, "a blob digest")
+        doing = f"uploading {digest} to {self.host}/{repository}"
+        start = self.transport.request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/",
+            scope=scope(repository, "pull", "push"),
+            doing=doing,
+            ok=(202,),
+        )
+        upload = self._upload_url(start)
+        sep = "&" if "?" in upload else "?"
+        body: bytes | OneShotBody
+        if size < SMALL_BLOB:
+            body = _read_small(source, size, doing)
+            _check_digest(digest, body, doing)
+        else:
+            body = OneShotBody(source, size)
+        self.transport.request(
+            "PUT",
+            "",
+            url=f"{upload}{sep}digest={digest}",
+            scope=scope(repository, "pull", "push"),
+            headers={"Content-Type": "application/octet-stream"},
+            data=body,
+            doing=doing,
+            ok=(201,),
+        )
+
+    def _upload_url(self, start: Any) -> str:
+        location = start.headers.get("Location", "")
+        upload = urljoin(start.url, location)
+        if not location or urlsplit(upload).netloc != urlsplit(start.url).netloc:
+            raise RegistryError(f"{self.host} sent an upload location on another host")
+        return str(upload)
+
     # -- images --------------------------------------------------------------------------
 
     def image_config(
@@ -479,6 +611,21 @@ class RegistryClient:
         if not isinstance(parsed, dict):
             raise RegistryError(f"the config of {self._where(repository, ref)} is not an object")
         return parsed
+
+
+def _read_small(source: ReadsBytes, size: int, doing: str) -> bytes:
+    """All of a small blob, and not a byte more than ``size``."""
+    parts: list[bytes] = []
+    got = 0
+    while got <= size:
+        data = source.read(size + 1 - got)
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    if got != size:
+        raise RegistryError(f"{doing}: the source sent {got} bytes, not {size}")
+    return b"".join(parts)
 
 
 class BlobReader(io.RawIOBase):

@@ -4,8 +4,11 @@ challenge).
 
 The provider is ``--provider``, else ``IMGTAG_PROVIDER``, else the configuration's
 ``provider``, else the registry host: ``ghcr.io`` is ``ghcr``, Docker Hub's names are
-``dockerhub``, anything else ``oci``. The client and the provider's management API share
-one retry budget: one command on one registry waits at most that long in all.
+``dockerhub``, the cloud registries' hosts ``ecr``, ``gar`` and ``acr``
+(``tagger.registry.cloudhosts``), GitLab.com or ``$CI_REGISTRY`` ``gitlab``, anything else
+``oci`` (Harbor is chosen by name: its hosts are the user's own). The client and the provider's
+management API share one retry budget: one command on one registry waits at most that
+long in all.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from tagger.errors import UsageError
 from tagger.registry.auth import Credentials
 from tagger.registry.client import RegistryClient
+from tagger.registry.cloudhosts import CLOUD_PROVIDERS, check_forced, provider_for_host
 from tagger.registry.http import RetryBudget, RetryPolicy
 from tagger.registry.protocols import Provider
 from tagger.registry.reference import HUB_HOSTS, Reference
 from tagger.registry.transport import Transport
 
-PROVIDERS = ("oci", "ghcr", "dockerhub")
+# Self-hosted registries' providers (issue 22): GitLab by host or $CI_REGISTRY, Harbor by name.
+SELF_HOSTED = ("gitlab", "harbor")
+PROVIDERS: tuple[str, ...] = ("oci", "ghcr", "dockerhub", *SELF_HOSTED, *CLOUD_PROVIDERS)
 GHCR_HOSTS = frozenset({"ghcr.io"})
 POOL_SIZE = 16  # connections kept per host: Transport's default
 
@@ -40,6 +46,8 @@ def choose(
     'dockerhub'
     >>> choose(Reference.parse_repository("127.0.0.1:5000/o/app"), env={"IMGTAG_PROVIDER": "GHCR"})
     'ghcr'
+    >>> choose(Reference.parse_repository("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"))
+    'ecr'
     """
     name = given or (env or {}).get("IMGTAG_PROVIDER") or configured
     if name:
@@ -48,16 +56,43 @@ def choose(
                 f"unknown provider {name!r}: set --provider, IMGTAG_PROVIDER or the config key "
                 f"provider to one of {', '.join(PROVIDERS)}"
             )
-        return name.strip().lower()
+        forced = name.strip().lower()
+        check_forced(forced, ref.registry, env or {})
+        return forced
+    if (cloud := provider_for_host(ref.registry)) is not None:
+        return cloud
     if ref.registry in GHCR_HOSTS:
         return "ghcr"
     if ref.registry in HUB_HOSTS:
         return "dockerhub"
+    if _is_gitlab(ref.registry, env or {}):
+        return "gitlab"
     return "oci"
 
 
-def make_provider(name: str, env: Mapping[str, str], budget: RetryBudget) -> Provider:
-    """The provider called ``name`` (see :func:`choose`); its API shares ``budget``."""
+def _is_gitlab(host: str, env: Mapping[str, str]) -> bool:
+    from tagger.registry.providers.gitlab import HOSTS
+
+    return host in HOSTS or (bool(env.get("CI_REGISTRY")) and host == env.get("CI_REGISTRY"))
+
+
+def make_provider(
+    name: str, env: Mapping[str, str], budget: RetryBudget, host: str = ""
+) -> Provider:
+    """The provider called ``name`` (see :func:`choose`) for the registry ``host``; its API
+    shares ``budget``."""
+    if name in CLOUD_PROVIDERS:
+        from tagger.registry.providers.cloud import make_cloud_provider
+
+        return make_cloud_provider(name, host, env, budget)
+    if name == "gitlab":
+        from tagger.registry.providers.gitlab import GitLabProvider
+
+        return GitLabProvider(env, budget)
+    if name == "harbor":
+        from tagger.registry.providers.harbor import HarborProvider
+
+        return HarborProvider(env, budget, host)
     if name == "ghcr":
         from tagger.registry.providers.ghcr import GhcrProvider
 
@@ -111,4 +146,4 @@ def open_client(
         budget=budget,
         pool_size=max(POOL_SIZE, concurrency),
     )
-    return RegistryClient(transport, make_provider(name, env, budget)), credentials
+    return RegistryClient(transport, make_provider(name, env, budget, ref.registry)), credentials

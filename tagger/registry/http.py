@@ -30,7 +30,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -41,6 +41,7 @@ from tagger.errors import (
     AccessDenied,
     AuthenticationError,
     ImgtagError,
+    ImmutableTag,
     NotFound,
     RateLimited,
     RegistryError,
@@ -69,6 +70,40 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # client is rewriting at that moment (seen in the concurrent-publish test), and
 # go-containerregistry retries 500 too. Writes are not: a 500 there may have taken effect.
 _READS = frozenset({"GET", "HEAD"})
+
+
+class OneShotBody:
+    """A request body of known length streamed from a reader, in pieces of ``chunk`` bytes:
+    memory stays at one piece whatever the size. It can be sent once (a second iteration
+    is a :class:`RegistryError`), so the core does not retry a request that carries one.
+
+    >>> import io
+    >>> body = OneShotBody(io.BytesIO(b"abc"), 3, chunk=2)
+    >>> len(body), list(body), body.sent
+    (3, [b'ab', b'c'], 3)
+    """
+
+    def __init__(self, reader: Any, size: int, *, chunk: int = 1 << 20) -> None:
+        self._reader, self.size, self._chunk = reader, size, chunk
+        self.sent = 0
+        self._used = False
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._used:
+            raise RegistryError("a streamed upload cannot be sent twice")
+        self._used = True
+        while self.sent < self.size:
+            data = self._reader.read(min(self._chunk, self.size - self.sent))
+            if not data:
+                raise RegistryError(f"the source ended after {self.sent} of {self.size} bytes")
+            self.sent += len(data)
+            yield data
+        # One more read: the end of the stream, where a digest-checking reader checks.
+        if self._reader.read(1):
+            raise RegistryError(f"the source sent more than {self.size} bytes")
 
 
 def size_text(n: int) -> str:
@@ -267,9 +302,15 @@ class StatusRule:
     error: type[ImgtagError]
     contains: str = ""
     hint: str = ""
+    #: A finer test of the error text than ``contains`` (``tagger.registry.immutable``).
+    match: Callable[[str], bool] | None = None
 
     def matches(self, status: int, detail: str) -> bool:
-        return status == self.status and (not self.contains or self.contains in detail)
+        return (
+            status == self.status
+            and (not self.contains or self.contains in detail)
+            and (self.match is None or self.match(detail))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +383,11 @@ def raise_for_status(
         raise error(f"{who} does not support this while {doing}{suffix}{tail}")
     if error is RateLimited:
         raise error(f"{who} is still rate limiting after retries while {doing}: try again later")
+    if issubclass(error, ImmutableTag):
+        raise error(
+            f"refused to publish: {who} keeps its tags immutable and answered while {doing}"
+            f"{suffix}{tail}"
+        )
     raise error(f"{who} answered HTTP {status} while {doing}{suffix}{tail}")
 
 
@@ -451,7 +497,7 @@ class HttpCore:
         doing: str,
         service: Service,
         headers: Mapping[str, str] | None = None,
-        data: bytes | Mapping[str, str] | None = None,
+        data: bytes | Mapping[str, str] | OneShotBody | None = None,
         json_body: Any = None,
         params: Mapping[str, str] | list[tuple[str, str]] | None = None,
         allow_redirects: bool | None = None,
@@ -465,6 +511,9 @@ class HttpCore:
         not fit in the budget is given up at once."""
         netloc = urlsplit(url).netloc
         redirects = method in _READS if allow_redirects is None else allow_redirects
+        # A streamed body (a layer read from another registry) is read once: it cannot be
+        # sent again, so such a request is tried once and its caller starts over.
+        attempts = 1 if isinstance(data, OneShotBody) else self.retry.attempts
         last_error: Exception | None = None
         attempt = 0
         while True:
@@ -499,7 +548,7 @@ class HttpCore:
                 if "NameResolutionError" in repr(exc):
                     break
                 delay = self.retry.backoff_delay(attempt)
-                if attempt >= self.retry.attempts or not self.budget.spend(delay):
+                if attempt >= attempts or not self.budget.spend(delay):
                     break
                 self._sleep(delay)
                 continue
@@ -514,7 +563,7 @@ class HttpCore:
             hinted = rate_limit_wait(status, resp.headers, self._clock(), bare_429=service.bare_429)
             if hinted is None and not self.retry.retryable(method, status):
                 return resp
-            if attempt >= self.retry.attempts:
+            if attempt >= attempts:
                 return resp
             delay = hinted if hinted is not None else self.retry.backoff_delay(attempt)
             resp.close()

@@ -209,13 +209,16 @@ def run_id(started: datetime, nonce: str) -> str:
 
 
 def temp_tag(run: str, platform: Platform | None) -> str:
-    """The temporary tag one platform's image is pushed under before the index.
+    """The temporary tag one platform's image is pushed under before the index; without a
+    platform, the tag a builder that pushes itself (buildx) writes its whole result to.
 
     >>> from tagger.registry.platform import Platform
     >>> temp_tag("20261207153000-0a1b2c3d4e5f", Platform.parse("linux/arm/v7"))
     'imgtag-tmp-20261207153000-0a1b2c3d4e5f-linux-arm-v7'
+    >>> temp_tag("20261207153000-0a1b2c3d4e5f", None)
+    'imgtag-tmp-20261207153000-0a1b2c3d4e5f-build'
     """
-    where = str(platform).replace("/", "-")
+    where = "build" if platform is None else str(platform).replace("/", "-")
     return f"{TEMP_PREFIX}{run}-{where}"
 
 

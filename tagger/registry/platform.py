@@ -3,8 +3,11 @@
 Every reader of an index goes through :func:`pick`: the config build-push compares
 revisions with, prune's created times, ``analyze --from-registry`` and its ``--base``.
 Asked for no platform, :func:`pick` takes ``linux/amd64`` (what ``docker pull`` takes on
-the machines CI runs on), else the first real image; attestation manifests, which buildx
-lists with platform ``unknown/unknown``, are never picked.
+the machines CI runs on), else the first real image; attestation manifests are never
+picked. :func:`is_attestation` is the one test of what an attestation is: BuildKit (buildx
+provenance and SBOMs) lists them with platform ``unknown/unknown`` and the annotation
+``vnd.docker.reference.type: attestation-manifest``; :func:`image_entries` is an index's
+entries without them. They are still children of their index (prune keeps them with it).
 """
 
 from __future__ import annotations
@@ -56,12 +59,61 @@ class Platform:
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
+#: The annotation BuildKit puts on an attestation manifest's index entry, and its value.
+REFERENCE_TYPE = "vnd.docker.reference.type"
+ATTESTATION_MANIFEST = "attestation-manifest"
+
+
+def is_attestation(entry: Any) -> bool:
+    """Whether an index entry is an attestation manifest (provenance, SBOM), not an image.
+
+    >>> is_attestation({"digest": "sha256:a", "annotations": {REFERENCE_TYPE: ATTESTATION_MANIFEST},
+    ...                 "platform": {"os": "unknown", "architecture": "unknown"}})
+    True
+    >>> is_attestation({"digest": "sha256:b", "platform": {"os": "unknown",
+    ...                 "architecture": "unknown"}})
+    True
+    >>> is_attestation({"digest": "sha256:c", "platform": {"os": "linux", "architecture": "amd64"}})
+    False
+    """
+    if not isinstance(entry, dict):
+        return False
+    annotations = entry.get("annotations")
+    if isinstance(annotations, dict) and annotations.get(REFERENCE_TYPE) == ATTESTATION_MANIFEST:
+        return True
+    got = entry.get("platform")
+    return (
+        isinstance(got, dict)
+        and got.get("os") == "unknown"
+        and got.get("architecture")
+        in (
+            "unknown",
+            None,
+        )
+    )
+
+
+def image_entries(manifests: Any) -> list[dict[str, Any]]:
+    """The well-formed entries of an index's ``manifests`` that are images, in order.
+
+    >>> image_entries([{"digest": "sha256:a", "platform": {"os": "linux", "architecture": "arm64"}},
+    ...                {"digest": "sha256:b", "platform": {"os": "unknown",
+    ...                 "architecture": "unknown"}}, "junk"])
+    [{'digest': 'sha256:a', 'platform': {'os': 'linux', 'architecture': 'arm64'}}]
+    """
+    return [
+        entry
+        for entry in (manifests if isinstance(manifests, list) else [])
+        if isinstance(entry, dict)
+        and isinstance(entry.get("digest"), str)
+        and not is_attestation(entry)
+    ]
+
+
 def _entries(manifests: Any) -> list[tuple[str, dict[str, Any]]]:
-    """(digest, platform object) of each well-formed index entry."""
+    """(digest, platform object) of each well-formed image entry (attestations left out)."""
     found = []
-    for entry in manifests if isinstance(manifests, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
-            continue
+    for entry in image_entries(manifests):
         got = entry.get("platform")
         found.append((str(entry["digest"]), got if isinstance(got, dict) else {}))
     return found
@@ -89,7 +141,7 @@ def pick(manifests: Any, platform: Platform | None = None) -> str | None:
     exact = next((d for d, got in entries if DEFAULT_PLATFORM.matches(got)), None)
     if exact is not None:
         return exact
-    return next((d for d, got in entries if got.get("os") != "unknown"), None)
+    return next((d for d, _got in entries), None)
 
 
 def listed(manifests: Any) -> list[str]:
@@ -102,5 +154,5 @@ def listed(manifests: Any) -> list[str]:
     return [
         str(Platform(str(got["os"]), str(got.get("architecture")), got.get("variant") or None))
         for _, got in _entries(manifests)
-        if got.get("os") not in (None, "unknown")
+        if got.get("os") is not None
     ]

@@ -1,7 +1,8 @@
 """The typed seams of the registry layer: what commands need of a registry, and what a
 registry's provider does for it. Pure: protocols and a value type, no I/O.
 
-- :class:`Registry` is what build-push's guard and lease, prune and promote call. The real
+- :class:`Registry` is what build-push's guard and lease, prune and promote call (promote
+  also streams, mounts and pushes blobs: :class:`ReadsBytes` is a stream's one method). The real
   one is :class:`tagger.registry.client.RegistryClient` (opened by
   :func:`tagger.registry.connect.open_client`); the unit tests' ``tests/fakes.py``
   satisfies it too, and mypy checks both.
@@ -15,9 +16,10 @@ registry's provider does for it. Pure: protocols and a value type, no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tagger.registry.manifests import Manifest, ManifestInfo
 from tagger.registry.platform import Platform
@@ -33,6 +35,12 @@ class Version:
     tags: tuple[str, ...]
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class ReadsBytes(Protocol):
+    """A stream of bytes (a blob being read): ``read`` returns ``b""`` at its end."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
 
 
 class RegistryApi(Protocol):
@@ -76,6 +84,22 @@ class Provider(Protocol):
     def refused_as_last(self) -> frozenset[str]:
         """Digests the registry refused to delete because they are the last tagged version."""
 
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        """The registry's own word that ``repository``'s tags are immutable server-side
+        (ECR ``imageTagMutability: IMMUTABLE``, Artifact Registry ``immutableTags``), as a
+        sentence; ``None`` where they are not or the registry does not tell. There
+        build-push writes no claim or temporary tag: the registry's refusal is the guard."""
+
+
+@runtime_checkable
+class ListsRepositories(Protocol):
+    """A provider that lists a registry's repositories through its own API (GitLab's
+    projects and groups, Harbor's projects), where the registry API's ``_catalog`` is not
+    open to users. Providers without it are listed through ``_catalog``."""
+
+    def repositories(self, api: RegistryApi, prefix: str) -> list[str]:
+        """Every repository under ``prefix`` (``""``: all this login may see), full paths."""
+
 
 class Registry(Protocol):
     """What build-push's guard and lease, prune and promote need of a registry."""
@@ -100,6 +124,9 @@ class Registry(Protocol):
 
     def list_tags(self, repository: str) -> list[str]: ...
 
+    def list_repositories(self, prefix: str) -> list[str]:
+        """Every repository under ``prefix/`` (``""``: the whole registry)."""
+
     def image_config(
         self, repository: str, ref: str, platform: Platform | None = None
     ) -> dict[str, Any]: ...
@@ -112,9 +139,23 @@ class Registry(Protocol):
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = ...) -> bytes: ...
 
-    def has_blob(self, repository: str, digest: str) -> bool: ...
+    def has_blob(
+        self, repository: str, digest: str, *, actions: tuple[str, ...] = ("pull", "push")
+    ) -> bool: ...
 
     def upload_blob(self, repository: str, data: bytes) -> str: ...
+
+    def open_blob(
+        self, repository: str, digest: str, *, size: int | None = None
+    ) -> AbstractContextManager[ReadsBytes]:
+        """A blob's bytes as a stream, its digest (and ``size``) checked as it ends."""
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Mount a blob of ``from_repository`` of the same registry: ``True`` when the
+        registry did (201); ``False`` when the caller must upload it."""
+
+    def push_blob(self, repository: str, digest: str, size: int, source: ReadsBytes) -> None:
+        """Upload a blob of any size from a stream, memory bounded."""
 
     # -- deleting, through the provider --------------------------------------------------
 
@@ -131,3 +172,6 @@ class Registry(Protocol):
     def versions(self, repository: str) -> Sequence[Version]: ...
 
     def refused_as_last(self) -> frozenset[str]: ...
+
+    def immutable_tags(self, repository: str) -> str | None:
+        """Why ``repository``'s tags are immutable server-side, or ``None``."""

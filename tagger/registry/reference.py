@@ -342,6 +342,18 @@ def is_tag(text: str) -> bool:
     return _TAG_RE.match(text) is not None
 
 
+def is_repository(text: str) -> bool:
+    """Whether ``text`` is a repository path by the reference grammar (lower-case
+    components, at most 255 characters): what a catalog may hand to a URL.
+
+    >>> is_repository("team/app"), is_repository("../x"), is_repository("Team/app")
+    (True, False, False)
+    """
+    if not text or len(text) > MAX_NAME_LENGTH:
+        return False
+    return all(_PATH_COMPONENT_RE.match(c) is not None for c in text.split("/"))
+
+
 def is_loopback_host(host: str) -> bool:
     """Whether ``host`` (optionally ``:port``, IPv6 in brackets) is this machine.
 

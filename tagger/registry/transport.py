@@ -49,6 +49,7 @@ from tagger.registry.http import (
     MAX_TOKEN_BYTES,
     USER_AGENT,
     HttpCore,
+    OneShotBody,
     RetryBudget,
     RetryPolicy,
     Service,
@@ -56,6 +57,7 @@ from tagger.registry.http import (
     clean,
     raise_for_status,
 )
+from tagger.registry.immutable import REGISTRY_RULES
 from tagger.registry.reference import is_loopback_host
 
 __all__ = ["RetryPolicy", "Transport", "parse_challenge", "realm_target"]
@@ -166,6 +168,8 @@ def registry_service(host: str) -> Service:
     return Service(
         detail=registry_error_text,
         rules=(
+            # A write of an existing tag that the registry keeps immutable: exit 3.
+            *REGISTRY_RULES,
             StatusRule(400, Unsupported, "UNSUPPORTED"),
             StatusRule(400, Unsupported, "DIGEST_INVALID"),
             StatusRule(
@@ -249,7 +253,7 @@ class Transport:
         *,
         scope: str,
         headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: bytes | OneShotBody | None = None,
         params: Mapping[str, str] | None = None,
         doing: str,
         ok: Iterable[int] = (),
@@ -292,7 +296,7 @@ class Transport:
         method: str,
         url: str,
         headers: Mapping[str, str],
-        data: bytes | Mapping[str, str] | None,
+        data: bytes | Mapping[str, str] | OneShotBody | None,
         params: Mapping[str, str] | list[tuple[str, str]] | None,
         doing: str,
     ) -> requests.Response:
@@ -423,14 +427,15 @@ class Transport:
         url: str,
         scope: str,
         headers: Mapping[str, str] | None,
-        data: bytes | None,
+        data: bytes | OneShotBody | None,
         params: Mapping[str, str] | None,
         doing: str,
     ) -> requests.Response:
         hdrs = dict(headers or {})
         hdrs.update(self._auth_headers(scope))
         resp = self._send(method, url, hdrs, data, params, doing)
-        if resp.status_code != 401:
+        if resp.status_code != 401 or isinstance(data, OneShotBody):
+            # (A streamed body is gone: its caller starts the upload over, token and all.)
             return resp
         had_auth = "Authorization" in hdrs
         # First 401: learn the challenge; later 401s with a token: it may have expired,

@@ -8,9 +8,10 @@ they become is ``tagger.version.grammar``'s. :func:`next_version` is the pure pl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import overload
 
 import semver
 
@@ -81,7 +82,37 @@ MAX_VERSION_DIGITS = 20
 _LONG_NUMBER_RE = re.compile(rf"\d{{{MAX_VERSION_DIGITS + 1}}}")
 
 
-def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag]:
+class _Tags(Sequence[VersionTag]):
+    """Version tags in order, each made when it is first looked at: ``next`` looks at one
+    or two of 10,000 (making them all took ~8 ms, benchmarks/README.md)."""
+
+    def __init__(self, tags: Mapping[str, str], ordered: list[tuple[str, str]]) -> None:
+        self._tags = tags
+        self._ordered = ordered  # (name, head)
+
+    def __len__(self) -> int:
+        return len(self._ordered)
+
+    @overload
+    def __getitem__(self, index: int) -> VersionTag: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[VersionTag]: ...
+
+    def __getitem__(self, index: int | slice) -> VersionTag | list[VersionTag]:
+        if isinstance(index, slice):
+            return [self._make(item) for item in self._ordered[index]]
+        return self._make(self._ordered[index])
+
+    def __iter__(self) -> Iterator[VersionTag]:
+        return map(self._make, self._ordered)
+
+    def _make(self, item: tuple[str, str]) -> VersionTag:
+        name, head = item
+        return VersionTag(name, self._tags[name], name[len(head) :])
+
+
+def version_tags(tags: Mapping[str, str], prefix: str | None) -> Sequence[VersionTag]:
     """The tags named ``prefix + semver``, highest precedence first.
 
     ``tags`` maps tag names to the commits they point at. Names that are not exactly
@@ -100,7 +131,11 @@ def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag
     lead = "v?" if prefix is None else re.escape(prefix)
     pattern = re.compile(rf"^({lead})({SEMVER_PATTERN})$", re.MULTILINE)
     keyed = [
-        ((int(major), int(minor), int(patch), not pre, prerelease_key(pre)), head + text, head)
+        (
+            (int(major), int(minor), int(patch), not pre, prerelease_key(pre) if pre else ()),
+            head + text,
+            head,
+        )
         for head, text, major, minor, patch, pre, _meta in pattern.findall("\n".join(tags))
         # A number of more digits than any real version (a 5000-digit major) is no
         # version: passed over, like any other tag that is not one.
@@ -108,7 +143,7 @@ def version_tags(tags: Mapping[str, str], prefix: str | None) -> list[VersionTag
     ]
     # Highest first; equal precedence (``v1.2.3`` and ``1.2.3``) by name, descending.
     keyed.sort(reverse=True)
-    return [VersionTag(name, tags[name], name[len(head) :]) for _, name, head in keyed]
+    return _Tags(tags, [(name, head) for _, name, head in keyed])
 
 
 # --- bumping ---------------------------------------------------------------------------

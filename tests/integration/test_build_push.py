@@ -54,6 +54,7 @@ JSON_KEYS = [
     "builder",
     "signed",
     "signatures",
+    "check",
 ]
 CLAIM_PREFIX = "imgtag-claim-"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -123,6 +124,16 @@ class RegistryView:
         doc: dict[str, Any] = resp.json()
         return doc
 
+    def image_manifest(self, repo: str, ref: str) -> dict[str, Any]:
+        """The image manifest of ``repo:ref``: itself, or the one image of an index whose
+        other entries are attestations (buildx's provenance)."""
+        doc = self.manifest(repo, ref)
+        if "manifests" not in doc:
+            return doc
+        images = [m for m in doc["manifests"] if not is_attestation_entry(m)]
+        assert len(images) == 1, f"{repo}:{ref} is an index of {len(images)} images"
+        return self.manifest(repo, images[0]["digest"])
+
     def blob(self, repo: str, digest: str) -> bytes:
         resp = self.call("GET", f"/v2/{repo}/blobs/{digest}")
         assert resp.status_code == 200, resp.status_code
@@ -130,7 +141,7 @@ class RegistryView:
 
     def config(self, repo: str, ref: str) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(
-            self.blob(repo, self.manifest(repo, ref)["config"]["digest"])
+            self.blob(repo, self.image_manifest(repo, ref)["config"]["digest"])
         )
         return doc
 
@@ -140,7 +151,7 @@ class RegistryView:
 
     def file(self, repo: str, ref: str, name: str) -> str:
         """A file's text from the image's top layer (``content.txt`` of the app)."""
-        layer = self.manifest(repo, ref)["layers"][-1]["digest"]
+        layer = self.image_manifest(repo, ref)["layers"][-1]["digest"]
         with tarfile.open(fileobj=io.BytesIO(self.blob(repo, layer)), mode="r:*") as tar:
             member = tar.extractfile(name)
             assert member is not None, f"{name} is not in the top layer of {repo}:{ref}"
@@ -184,6 +195,12 @@ class RegistryView:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def is_attestation_entry(entry: Mapping[str, Any]) -> bool:
+    """An index entry BuildKit added for provenance (read independently of imgtag's code)."""
+    annotations = entry.get("annotations") or {}
+    return annotations.get("vnd.docker.reference.type") == "attestation-manifest"
 
 
 def fresh_repo(prefix: str = "bp") -> str:

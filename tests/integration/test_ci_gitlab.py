@@ -42,7 +42,7 @@ from ruamel.yaml import YAML
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import testbed as tb
-from appfixture import make_app
+from appfixture import DOCKERFILE, make_app
 from clirun import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,6 +237,8 @@ def project(
         tmp_path / "app",
         "hello from the pipeline",
         tag="v1.2.3",
+        # Not root: the pipeline's build-push --check runs the image before the push.
+        dockerfile=DOCKERFILE + "USER 1001\n",
         files={".gitlab-ci.yml": out.getvalue(), ".gitignore": ".gitlab-ci-local/\n"},
     )
     home = tmp_path / "home"
@@ -293,6 +295,9 @@ def test_the_gitlab_pipeline_lints_builds_pushes_and_refuses_a_retry(
     assert digest is not None, _explain(first)
     assert tag in first.logs["imgtag-build"]
     assert f"building {project.image}:{tag}" in first.logs["imgtag-build"], _explain(first)
+    # The template's build-push --check ran the image in the engine before the push.
+    assert "check: CHK001: pass" in first.logs["imgtag-build"], _explain(first)
+    assert "check: CHK003: pass: USER 1001" in first.logs["imgtag-build"], _explain(first)
     # The dotenv report later jobs get.
     (dotenv,) = (project.path / ".gitlab-ci-local/artifacts/imgtag-build").rglob("imgtag.env")
     report = dict(line.split("=", 1) for line in dotenv.read_text().splitlines() if "=" in line)

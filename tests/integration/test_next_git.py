@@ -886,7 +886,7 @@ _LEAN_SCRIPT = """
 import sys
 from tagger.cli import main
 code = main(sys.argv[1:])
-heavy = sorted(m for m in ("docker", "requests", "git", "rich") if m in sys.modules)
+heavy = sorted(m for m in ("docker", "requests", "git", "rich", "botocore") if m in sys.modules)
 print("RESULT", code, ",".join(heavy))
 """
 

@@ -112,6 +112,33 @@ class RegistryState:
                 out[tag] = digest
         return out
 
+    def catalog(self, prefix: str = "") -> list[str]:
+        """The repositories of the registry under ``prefix`` (``""``: all) that hold a tag,
+        through its ``_catalog`` (which keeps listing a repository whose tags are gone)."""
+        names: list[str] = []
+        url: str | None = "/v2/_catalog?n=1000"  # Distribution refuses a larger page
+        while url:
+            status, headers, body = self._request("GET", url)
+            if status != 200:
+                raise RuntimeError(f"simulator: _catalog answered {status}: {body[:200]!r}")
+            names += json.loads(body).get("repositories") or []
+            link = re.match(r"<([^>]+)>", headers.get("Link") or "")
+            url = urllib.parse.urljoin(f"{self.url}/", link[1]) if link else None
+        return sorted(n for n in names if n.startswith(prefix) and self.tags_list(n))
+
+    def tags_list(self, repo: str) -> list[str]:
+        status, _, body = self._request("GET", f"/v2/{repo}/tags/list")
+        return list(json.loads(body).get("tags") or []) if status == 200 else []
+
+    def manifest(self, repo: str, ref: str) -> tuple[str, dict[str, Any]]:
+        """The media type and document of a manifest."""
+        status, headers, body = self._request(
+            "GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}
+        )
+        if status != 200:
+            return "", {}
+        return headers.get("Content-Type", "").split(";")[0], json.loads(body)
+
     def head(self, repo: str, ref: str) -> str | None:
         status, headers, _ = self._request(
             "HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}

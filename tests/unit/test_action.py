@@ -135,6 +135,24 @@ def test_the_build_step_passes_the_inputs_on(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_the_registry_cache_and_provenance_inputs_are_passed_on(tmp_path: Path) -> None:
+    args = _build_args(
+        tmp_path,
+        image="ghcr.io/o/app",
+        **{
+            "cache-from": "ghcr.io/o/app:buildcache\n",
+            "cache-to": "type=registry,ref=ghcr.io/o/app:buildcache,mode=max\ntype=inline",
+            "provenance": "max",
+        },
+    )
+    assert args[6:] == [
+        "--cache-from", "ghcr.io/o/app:buildcache",
+        "--cache-to", "type=registry,ref=ghcr.io/o/app:buildcache,mode=max",
+        "--cache-to", "type=inline",
+        "--provenance", "max",
+    ]  # fmt: skip
+
+
 def test_a_squash_that_is_not_a_boolean_fails_the_step(tmp_path: Path) -> None:
     action = _action()
     step = next(s for s in action["runs"]["steps"] if s.get("id") == "build-push")

@@ -385,6 +385,107 @@ def test_a_damaged_layer_inside_a_saved_archive(tmp_path: Path) -> None:
         analyze(saved)
 
 
+# --- a save read once, as it arrives --------------------------------------------------------
+
+
+class _OnePass(io.RawIOBase):
+    """A save arriving over a socket: read only, in pieces of at most 7,000 bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), len(self._data), 7000)
+        memoryview(buffer).cast("B")[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
+
+
+def _reordered(path: Path, *, reverse: bool = True) -> bytes:
+    """The archive at ``path`` with its members in reverse order (upper layers first)."""
+    out = io.BytesIO()
+    with tarfile.open(path) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        members = src.getmembers()
+        for member in reversed(members) if reverse else members:
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("oci", [False, True], ids=["docker-layout", "oci-layout"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "upper-layers-first"])
+def test_a_save_read_as_it_arrives_gives_the_saved_archives_figures(
+    tmp_path: Path, oci: bool, reverse: bool
+) -> None:
+    from tagger.image.analyze import analyze_save
+
+    entries: tuple[list[Entry], ...] = (
+        [("file", "a", 3000), ("file", "b", 1000), ("link", "c", "b"), ("dir", "d")],
+        [("wh", "", "a"), ("file", "b", 1000), ("opq", "none"), ("file", "d/e", 70_000)],
+        [],
+        [("file", "d/e", 10)],
+    )
+    _docker_save(tmp_path / "img.tar", [layer_tar(e) for e in entries], oci=oci)
+    with SavedImage(str(tmp_path / "img.tar")) as saved:
+        want = analyze(saved, base_layers=1)
+    got = analyze_save(_OnePass(_reordered(tmp_path / "img.tar", reverse=reverse)), base_layers=1)
+    assert {**got.as_dict(), "image": ""} == {**want.as_dict(), "image": ""}
+    assert (got.size, got.wasted_bytes) == (75010, 73000)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        pytest.param(b"\x1f\x8b\x08\x00junk that is no deflate stream" * 20, id="gzip-junk"),
+        pytest.param(_half(gzip.compress(layer_tar([("file", "f", 50_000)]))), id="gzip-cut"),
+        pytest.param(b"not a tar at all " * 100, id="plain-junk"),
+        pytest.param(layer_tar([("file", "f", 5000)])[:1500], id="tar-cut"),
+        pytest.param(b"\x28\xb5\x2f\xfd" + b"\0" * 100, id="zstd"),
+        pytest.param(b'{"a json document": "as a layer"}', id="json"),
+    ],
+)
+def test_a_damaged_layer_of_a_streamed_save_is_named_by_its_place(
+    tmp_path: Path, blob: bytes
+) -> None:
+    """The damaged layer arrives first in the stream; the error still names layer 1."""
+    from tagger.image.analyze import analyze_save
+
+    _docker_save(tmp_path / "img.tar", [layer_tar([("file", "ok", 1)]), blob])
+    with pytest.raises(ImageFormatError) as err:
+        analyze_save(_OnePass(_reordered(tmp_path / "img.tar")))
+    assert err.value.exit_code == ExitCode.USAGE
+    assert "layer 1" in str(err.value) and "\0" not in str(err.value)
+
+
+def test_a_save_that_breaks_off_is_an_image_format_error(tmp_path: Path) -> None:
+    from tagger.image.analyze import analyze_save
+
+    _docker_save(tmp_path / "img.tar", [layer_tar([("file", "f", 50_000)])])
+    data = (tmp_path / "img.tar").read_bytes()
+    with tarfile.open(tmp_path / "img.tar") as tar:
+        last = tar.getmembers()[-1]  # manifest.json: cut inside its data
+    for cut in (len(data) // 3, last.offset_data + last.size // 2):
+        with pytest.raises(ImageFormatError):
+            analyze_save(_OnePass(data[:cut]))
+
+
+def test_a_streamed_save_refuses_more_documents_than_it_keeps(tmp_path: Path) -> None:
+    from tagger.image import archive
+    from tagger.image.analyze import analyze_save
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        doc = b"{" + b" " * (1 << 20) + b"}"
+        for i in range(archive.MAX_KEPT_BYTES // len(doc) + 2):
+            info = tarfile.TarInfo(f"d{i}.json")
+            info.size = len(doc)
+            tar.addfile(info, io.BytesIO(doc))
+    with pytest.raises(ImageFormatError, match="MiB of documents"):
+        analyze_save(_OnePass(out.getvalue()))
+
+
 # --- thresholds and sizes ------------------------------------------------------------------
 
 
@@ -425,3 +526,94 @@ def test_parse_size(text: str, expected: int) -> None:
 def test_parse_size_refuses_junk(text: str) -> None:
     with pytest.raises(UsageError):
         parse_size(text)
+
+
+def _headers_by_tarfile(data: bytes) -> list[tuple[int, str, int, str]]:
+    from tagger.image.overlay import kind_of
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        return [(kind_of(i), i.name, i.size, i.linkname) for i in tar]
+
+
+def _odd_tar(fmt: int) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        for name, type_, size, link in [
+            ("plain", tarfile.REGTYPE, 700, ""),
+            ("dir/", tarfile.DIRTYPE, 0, ""),
+            ("v7-dir/", tarfile.AREGTYPE, 0, ""),
+            ("hard", tarfile.LNKTYPE, 0, "plain"),
+            ("dev", tarfile.CHRTYPE, 0, ""),
+            ("fifo", tarfile.FIFOTYPE, 0, ""),
+            ("cont", tarfile.CONTTYPE, 5, ""),
+            ("ünïcode-näme", tarfile.REGTYPE, 1, ""),
+            ("d/" * 60 + "long-enough-for-a-ustar-prefix", tarfile.REGTYPE, 3, ""),
+            # a link name too long for ustar: an extension header (not in USTAR_FORMAT)
+            *([] if fmt == tarfile.USTAR_FORMAT else [("sym", tarfile.SYMTYPE, 0, "../x" * 40)]),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.linkname = type_, size, link
+            tar.addfile(info, io.BytesIO(bytes(size)) if size else None)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT],
+    ids=["ustar", "gnu", "pax"],
+)
+def test_headers_read_without_tarfile_are_tarfiles(fmt: int) -> None:
+    """A plain layer of a streamed save is read by simple_headers until an extension
+    header, and by tarfile from there: together they must give what tarfile alone gives."""
+    from tagger.image.analyze import read_records
+    from tagger.image.layers import Forward, Window, simple_headers
+
+    data = _odd_tar(fmt)
+    forward = Forward(_OnePass(data))
+    got = read_records(Window(forward, len(data)))
+    assert got.error is None
+    assert got.records == _headers_by_tarfile(data)
+    assert len(got.records) == 10 - (fmt == tarfile.USTAR_FORMAT)
+    simple = list(simple_headers(Window(Forward(_OnePass(data)), len(data))))
+    assert len(simple) >= 7  # the plain ones at least, before any extension header
+
+
+def test_a_plain_layer_cut_inside_a_file_is_damaged_after_that_file() -> None:
+    from tagger.image.analyze import read_records
+    from tagger.image.layers import Forward, Window
+
+    data = layer_tar([("file", "a", 10), ("file", "b", 5000), ("file", "c", 1)])[:2500]
+    got = read_records(Window(Forward(_OnePass(data)), len(data)))
+    assert [r[1] for r in got.records] == ["a", "b"]  # b's header was read; its data is cut
+    assert isinstance(got.error, tarfile.ReadError)
+
+
+# --- layers read ahead of the replay (--from-registry) ---------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_layers_read_ahead_give_the_same_figures(gz: bool) -> None:
+    layers = [
+        [("file", "a", 3000), ("file", "b", 1000), ("link", "c", "b")],
+        [("wh", "", "a"), ("file", "b", 1000), ("opq", "none")],
+        [],
+        [("file", "d/e", 10), ("sym", "s", "d/e")],
+        [("wh", "d", "e"), ("file", "b", 7)],
+    ]
+    want = analyze(image(*layers, gz=gz), base_layers=1)
+    for workers in (2, 4, 8):
+        got = analyze(image(*layers, gz=gz), base_layers=1, workers=workers)
+        assert got.as_dict() == want.as_dict()
+    assert want.wasted_bytes == 4010  # the first b lives on as c
+
+
+def test_layers_read_ahead_raise_the_lowest_layers_error_first() -> None:
+    """Layer 3 is damaged and arrives first; layer 1 climbs out of the root: layer 1's
+    error, as a read one layer at a time gives it. Then the damaged layer alone."""
+    ok = layer_tar([("file", "ok", 1)])
+    damaged = _half(gzip.compress(layer_tar([("file", "f", 50_000)])))
+    climbing = layer_tar([("file", "x", 1), ("file", "../../etc/passwd", 1)])
+    with pytest.raises(ImageFormatError, match="outside the root"):
+        analyze(FakeImage([ok, climbing, ok, damaged]), workers=4)
+    with pytest.raises(ImageFormatError, match="layer 3"):
+        analyze(FakeImage([ok, ok, ok, damaged]), workers=4)

@@ -216,7 +216,10 @@ def test_the_tekton_file_is_a_pipeline_and_a_prune_cronjob() -> None:
 
 
 def test_the_cronjob_is_a_well_formed_kubernetes_cronjob() -> None:
-    doc = _yaml(render_provider("kubernetes", values_for(IMAGE)))
+    docs = list(YAML(typ="safe").load_all(render_provider("kubernetes", values_for(IMAGE))))
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CronJob"]
+    doc = docs[-1]
     assert (doc["apiVersion"], doc["kind"]) == ("batch/v1", "CronJob")
     assert doc["spec"]["concurrencyPolicy"] == "Forbid"
     pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -227,7 +230,46 @@ def test_the_cronjob_is_a_well_formed_kubernetes_cronjob() -> None:
     assert env["IMAGE"] == IMAGE
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["docker-config"] == "/docker-config"
-    assert pod["volumes"][0]["secret"]["secretName"] == "imgtag-registry"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["docker-config"]["secret"]["secretName"] == "imgtag-registry"
+
+
+def test_the_cronjob_keeps_what_the_cluster_runs_with_a_service_account_that_lists_pods() -> None:
+    docs = list(YAML(typ="safe").load_all(read_template("kubernetes")))
+    account, role, binding, cronjob = docs
+    # The least that reading the running images takes: get and list pods, nothing else.
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }  # fmt: skip
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"],
+         "namespace": account["metadata"]["namespace"]}
+    ]  # fmt: skip
+    assert cronjob["metadata"]["namespace"] == account["metadata"]["namespace"]
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    (init,) = pod["initContainers"]
+    (prune,) = pod["containers"]
+    listing = " ".join(init["args"])
+    assert "kubectl get pods -A -o jsonpath='{..image}' > /in-use/images.txt" in listing
+    command = " ".join(prune["args"])
+    assert "--keep-from /in-use/images.txt" in command
+    assert "--apply --validate" in command
+    shared = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert shared == {"in-use": "/in-use"}
+    assert {m["name"]: m["mountPath"] for m in prune["volumeMounts"]}["in-use"] == "/in-use"
+    assert {v["name"]: v for v in pod["volumes"]}["in-use"] == {"name": "in-use", "emptyDir": {}}
+
+
+def test_the_gitlab_schedule_keeps_images_in_use_and_validates() -> None:
+    doc = _yaml(read_template("gitlab"))
+    lines = doc["imgtag-prune"]["script"]
+    script = " ".join(str(line) for line in lines if isinstance(line, str))
+    assert '--keep-from "${IMGTAG_IN_USE:-/dev/null}"' in script
+    assert "--validate" in script
+    assert 'export GITLAB_TOKEN="${REGISTRY_PRUNE_TOKEN:-}"' in script
 
 
 # --- what every pipeline does -------------------------------------------------------------
@@ -268,6 +310,26 @@ def test_every_pipeline_lints_builds_with_squash_and_prunes_on_a_schedule(provid
         assert needle in text, needle
     assert re.search(r'imgtag prune "\$IMAGE"\s.*--apply', text, re.S)
     assert "--depth" not in text  # never a shallow clone
+
+
+@pytest.mark.parametrize("provider", PIPELINES)
+def test_every_pipeline_checks_the_image_before_the_push(provider: str) -> None:
+    text = read_template(provider)
+    lines = text.splitlines()
+    push = [i for i, line in enumerate(lines) if 'build-push "$IMAGE"' in line]
+    assert push, "no build-push line"
+    if provider == "github":
+        # imgtag check on the image built locally, its JUnit report uploaded even when a
+        # check failed, all before build-push.
+        check = [i for i, line in enumerate(lines) if "imgtag check " in line]
+        assert check and max(check) < min(push), (check, push)
+        assert "--format junit > imgtag-check.xml" in lines[check[0]]
+        upload = text.index("actions/upload-artifact@")
+        assert text.index("imgtag check ") < upload < text.index('build-push "$IMAGE"')
+        step = text[text.rindex("- if:", 0, upload) : text.index("- id: push")]
+        assert "if: always()" in step and "path: imgtag-check.xml" in step, step
+    else:
+        assert all("--check" in lines[i] for i in push), [lines[i] for i in push]
 
 
 @pytest.mark.parametrize("provider", list(PROVIDERS))
@@ -485,3 +547,110 @@ def test_gitlab_signs_with_a_key_variable_only_when_it_is_set(tmp_path: Path) ->
         )
         signed = _imgtag_argv(offline + "\n" + line, tmp_path, {"COSIGN_PRIVATE_KEY": "k"})
         assert signed[-3:] == ["--sign", "--sign-key", "env://COSIGN_PRIVATE_KEY"]
+
+
+# --- GitHub: the cloud registries' login alternatives --------------------------------------
+
+_LOGIN_STEP = re.compile(
+    r"^      - uses: docker/login-action@\S+\n(?:        .*\n){4}", re.M
+)  # the default login step: `uses`, `with`, registry, username, password
+
+
+def take_alternative(text: str, name: str) -> str:
+    """The workflow with each job's login step replaced by the commented block
+    ``# alternative NAME`` … ``# end alternative`` that follows it, uncommented, as the
+    template tells a user to do."""
+    block = re.compile(
+        rf"^      # alternative {name}\n((?:      # .*\n)+?)      # end alternative\n", re.M
+    )
+    out, start, swapped = [], 0, 0
+    for login in _LOGIN_STEP.finditer(text):
+        found = block.search(text, login.end())
+        assert found is not None, f"no alternative {name} after the login at {login.start()}"
+        body = "".join(
+            "      " + line.removeprefix("      # ") + "\n" for line in found[1].splitlines()
+        )
+        out += [text[start : login.start()], body]
+        start = login.end()
+        swapped += 1
+    out.append(text[start:])
+    assert swapped == 3  # build, promote and prune
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    ("name", "image", "actions"),
+    [
+        (
+            "ecr",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app",
+            ["aws-actions/configure-aws-credentials", "aws-actions/amazon-ecr-login"],
+        ),
+        (
+            "gar",
+            "europe-west4-docker.pkg.dev/acme/docker/app",
+            ["google-github-actions/auth", "docker/login-action"],
+        ),
+    ],
+)
+def test_the_github_cloud_alternatives_render_and_validate(
+    name: str, image: str, actions: list[str], tmp_path: Path
+) -> None:
+    from tagger.registry.connect import choose
+    from tagger.registry.reference import Reference
+
+    rendered = render_provider("github", values_for(image))
+    workflow = tmp_path / "imgtag.yml"
+    workflow.write_text(take_alternative(rendered, name))
+
+    result = _check("vendor.github-workflows", "default", workflow)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = _yaml(workflow.read_text())
+    assert doc["env"]["IMAGE"] == image and doc["env"]["REGISTRY"] == image.split("/")[0]
+    for job in ("build", "promote", "prune"):
+        steps = doc["jobs"][job]["steps"]
+        used = [s["uses"].split("@")[0] for s in steps if "uses" in s]
+        assert all(a in used for a in actions), used
+        if name == "ecr":
+            assert "docker/login-action" not in used
+    # The commands are the same: imgtag picks its provider from the image's host.
+    assert choose(Reference.parse_repository(image)) == name
+
+
+def test_a_broken_cloud_alternative_fails_validation(tmp_path: Path) -> None:
+    text = take_alternative(render_provider("github", values_for(IMAGE)), "gar")
+    broken = tmp_path / "imgtag.yml"
+    broken.write_text(text.replace("      - id: auth\n", "      - id: [auth]\n", 1))
+    assert _check("vendor.github-workflows", "default", broken).returncode != 0
+
+
+def test_github_promotes_the_tested_digest_on_a_release_tag() -> None:
+    doc = _yaml(read_template("github"))
+    triggers = doc.get("on", doc.get(True))
+    assert "v*" in triggers["push"]["tags"]
+    job = doc["jobs"]["promote"]
+    assert job["needs"] == "build"
+    assert job["if"] == "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
+    step = job["steps"][-1]
+    # By the digest the build job pushed: never a tag that could have moved.
+    assert step["env"]["SOURCE"] == (
+        "${{ needs.build.outputs.image }}@${{ needs.build.outputs.digest }}"
+    )
+    assert step["run"].startswith('imgtag promote "$SOURCE" "$PROMOTE_IMAGE:$TAG"')
+    assert "${VERSION#v}" in step["run"]
+    assert doc["env"]["PROMOTE_IMAGE"]
+
+
+def test_gitlab_promotes_in_a_manual_job_on_tags() -> None:
+    doc = _yaml(read_template("gitlab"))
+    job = doc["imgtag-promote"]
+    assert job["stage"] in doc["stages"]
+    assert doc["stages"].index("promote") > doc["stages"].index("build")
+    assert [(rule["if"], rule["when"]) for rule in job["rules"]] == [
+        ('$CI_COMMIT_TAG && $CI_PIPELINE_SOURCE != "schedule"', "manual")
+    ]
+    assert {need["job"] for need in job["needs"]} == {"imgtag-build", "imgtag-build-buildah"}
+    command = job["script"][-1]
+    assert command.startswith('imgtag promote "$IMGTAG_IMAGE@$IMGTAG_DIGEST"')
+    assert "${CI_COMMIT_TAG#v}" in command

@@ -100,3 +100,10 @@ def test_dotenv_is_shell_safe() -> None:
         "IMGTAG_BASE_TAG='v$(rm -rf ~)'\\''x'",
         "IMGTAG_DIRTY=false",
     ]
+
+
+def test_the_config_knows_every_provider_and_no_other() -> None:
+    from tagger.config import PROVIDER_NAMES
+    from tagger.registry.connect import PROVIDERS
+
+    assert sorted(PROVIDER_NAMES) == sorted(PROVIDERS)

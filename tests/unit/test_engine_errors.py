@@ -8,6 +8,9 @@ connection or stalls, either at once or in the middle of a stream.
 from __future__ import annotations
 
 import io
+import socket
+import tarfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -232,3 +235,117 @@ def test_a_push_whose_digest_names_another_tag_reported_no_digest(
     engine = _engine(monkeypatch, PushStreamAPI(lines))
     with pytest.raises(EngineError, match="reported no digest"):
         engine.push("r/app", "1.0.0-1", None, progress=lambda line: None)
+
+
+def _answer_once(path: str, answer: bytes) -> threading.Thread:
+    """A unix socket at ``path`` that answers one request with ``answer``, then hangs up."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            assert request.startswith(b"GET /images/app:1/get HTTP/1.1\r\n")
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def _tar_head(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info.tobuf()
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "words"),
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n600\r\n"
+            + _tar_head("l/layer.tar", 1 << 20)
+            + b"\0" * 1024
+            + b"\r\n",
+            ExitCode.ENGINE,
+            "cannot save app:1 from the engine: the stream broke off",
+            id="broken-off",
+        ),
+        pytest.param(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 23\r\n\r\n"
+            b'{"message":"disk full"}',
+            ExitCode.ENGINE,
+            "cannot save app:1 from the engine: 500 disk full",
+            id="500",
+        ),
+        pytest.param(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 35\r\n\r\n"
+            b'{"message":"No such image: app:1"}\n',
+            ExitCode.USAGE,
+            "the Docker engine has no image 'app:1'",
+            id="404",
+        ),
+    ],
+)
+def test_a_save_asked_on_the_socket_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Any,
+    answer: bytes,
+    code: ExitCode,
+    words: str,
+) -> None:
+    """With a unix DOCKER_HOST the save is written straight to the socket (the inspection
+    goes through the SDK, faked here): whatever the socket answers is one line."""
+    path = str(tmp_path / "engine.sock")
+    server = _answer_once(path, answer)
+    monkeypatch.setattr(docker, "APIClient", lambda **kwargs: SavesAfterInspectAPI(OSError()))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    assert main(["analyze", "app:1", "--base", "0"]) == code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("imgtag: error: ")]
+    assert len(errors) == 1 and words in errors[0], err
+    assert "Traceback" not in err
+    server.join(5)
+
+
+def test_the_streamed_build_context_is_the_sdks(tmp_path: Any) -> None:
+    """The context streamed to the engine holds what the SDK's own temporary tar holds:
+    .dockerignore applied, a Dockerfile outside the context sent as an extra member."""
+    from docker import utils
+    from docker.api.build import process_dockerfile
+
+    from tagger.engine import _streamed_context
+
+    ctx = tmp_path / "ctx"
+    (ctx / "keep" / "deep").mkdir(parents=True)
+    (ctx / "keep" / "deep" / "a.txt").write_bytes(b"a" * 3_000_000)  # several pieces
+    (ctx / "secret.env").write_text("TOKEN=x\n")
+    (ctx / ".dockerignore").write_text("# comment\n*.env\n\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    outside = tmp_path / "Dockerfile.labelled"
+    outside.write_text("FROM scratch\nLABEL a=b\n")
+
+    def members(data: bytes) -> dict[str, bytes]:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            return {
+                m.name: (tar.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                for m in tar
+            }
+
+    with _streamed_context(str(ctx), None) as (body, param):
+        streamed = members(b"".join(body))
+    sdk = utils.tar(str(ctx), exclude=["*.env"], dockerfile=process_dockerfile(None, str(ctx)))
+    assert streamed == members(sdk.read())
+    assert "secret.env" not in streamed and len(streamed["keep/deep/a.txt"]) == 3_000_000
+    assert param == (None, None)
+
+    with _streamed_context(str(ctx), str(outside)) as (body, param):
+        streamed = members(b"".join(body))
+    name, contents = param
+    assert name.startswith(".dockerfile.") and streamed[name] == outside.read_bytes()
+    assert contents == outside.read_text()

@@ -196,6 +196,7 @@ def test_clean_publish_tag_holds_the_pushed_image_and_the_claim_is_gone(h: Harne
         "builder": "docker",
         "signed": False,
         "signatures": [],
+        "check": "skipped",
     }
 
 

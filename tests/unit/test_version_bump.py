@@ -111,7 +111,7 @@ def test_version_tags_with_a_monorepo_prefix() -> None:
     assert [t.name for t in version_tags({"1.0.0": "c", "v0.5.0": "c"}, "v")] == ["v0.5.0"]
     assert [t.name for t in version_tags({"1.0.0": "c"}, "")] == ["1.0.0"]
     # A prefix is literal text, not a pattern.
-    assert version_tags({"apixv1.0.0": "c"}, "api.v") == []
+    assert list(version_tags({"apixv1.0.0": "c"}, "api.v")) == []
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,8 @@ def _buildkit(wiring: Wiring, runner: object) -> Builder | None:
     cli = find_cli(runner, wiring.env)
     if cli is None:
         return None
+    from tagger.registry.reference import is_loopback_host
+
     cli_runner = Runner({"DOCKER_BUILDKIT": "1"}, env=wiring.env)
     return BuildKitBuilder(
         wiring.engine(),
@@ -159,6 +161,7 @@ def _buildkit(wiring: Wiring, runner: object) -> Builder | None:
         wiring.auth_config,
         wiring.base_layers,
         started=wiring.started,
+        plain_http=is_loopback_host(wiring.registry) or wiring.registry in wiring.insecure,
     )
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tagger.build.cache import CacheSpec
 from tagger.errors import UsageError, register_secret
 from tagger.registry.platform import Platform
 
@@ -208,23 +209,22 @@ class BuildRequest:
     secrets: tuple[Secret, ...] = ()
     platforms: tuple[Platform, ...] = ()
     network: str | None = None
+    cache_from: tuple[CacheSpec, ...] = ()
+    cache_to: tuple[CacheSpec, ...] = ()
+    no_cache: bool = False
+    pull: bool = False
+    #: ``false``, ``min``, ``max``, or None for the builder's own default.
+    provenance: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     def for_platform(self, platform: Platform | None) -> BuildRequest:
         """The same build for one platform, under a name of that platform's own."""
+        from dataclasses import replace
+
         if platform is None:
             return self
         suffix = str(platform).replace("/", "-")
-        return BuildRequest(
-            self.context,
-            self.dockerfile,
-            f"{self.name}-{suffix}",
-            self.build_args,
-            self.target,
-            self.labels,
-            self.secrets,
-            (platform,),
-            self.network,
-        )
+        return replace(self, name=f"{self.name}-{suffix}", platforms=(platform,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +246,14 @@ class Capabilities:
     platforms: bool  # several --platform (an index)
     network: bool
     cache_mounts: bool
+    #: The cache types ``--cache-from`` / ``--cache-to`` may name (``tagger.build.cache``).
+    cache_from: frozenset[str] = frozenset()
+    cache_to: frozenset[str] = frozenset()
+    no_cache: bool = False
+    pull: bool = False
+    #: Makes provenance attestations (``--provenance min|max``; ``false`` is always fine).
+    provenance: bool = False
+    annotations: bool = False
 
 
 def check_request(name: str, cap: Capabilities, request: BuildRequest) -> None:
@@ -269,6 +277,27 @@ def check_request(name: str, cap: Capabilities, request: BuildRequest) -> None:
         raise UsageError(f"{who} cannot honour --platform: {others}")
     if request.network is not None and not cap.network:
         raise UsageError(f"{who} cannot honour --network")
+    for option, specs, types in (
+        ("--cache-from", request.cache_from, cap.cache_from),
+        ("--cache-to", request.cache_to, cap.cache_to),
+    ):
+        for spec in specs:
+            if spec.type not in types:
+                can = f"it takes {', '.join(sorted(types))}" if types else "it has no such cache"
+                raise UsageError(
+                    f"{who} cannot honour {option} {spec.buildx()} ({can}): use --builder buildkit"
+                )
+    if request.no_cache and not cap.no_cache:
+        raise UsageError(f"{who} cannot honour --no-cache")
+    if request.pull and not cap.pull:
+        raise UsageError(f"{who} cannot honour --pull")
+    if request.provenance not in (None, "false") and not cap.provenance:
+        raise UsageError(
+            f"{who} makes no provenance attestations: --provenance {request.provenance} needs "
+            "--builder buildkit through docker buildx (or pass --provenance false)"
+        )
+    if request.annotations and not cap.annotations:
+        raise UsageError(f"{who} cannot honour --annotation: use --builder buildkit or buildah")
 
 
 class Builder(ABC):
@@ -300,6 +329,19 @@ class Builder(ABC):
     @abstractmethod
     def discard(self, image: Built) -> None:
         """Forget the local name(s) this run gave ``image`` (never raises)."""
+
+    def pushes_by_building(self, *, squash: bool) -> bool:
+        """Whether this builder publishes through :meth:`build_and_push` (its build writes
+        the registry itself) rather than :meth:`build` then :meth:`push`."""
+        return False
+
+    def build_and_push(self, request: BuildRequest, name: str, progress: Progress) -> Built:
+        """Build ``request`` (every platform at once) and push the result straight to
+        ``name`` (``registry/repository:TEMP``, a temporary tag of the run); the returned
+        :class:`Built`'s ``image_id`` is the digest the registry stored (a manifest or the
+        builder's own index, attestations included). Only where
+        :meth:`pushes_by_building` says so."""
+        raise NotImplementedError(f"the {self.name} builder builds locally, then pushes")
 
     def forget(self, repository: str, tag: str) -> None:  # noqa: B027 (optional hook)
         """Forget the local name ``repository:tag`` that :meth:`push` gave (never raises).

@@ -68,8 +68,20 @@ def bud_argv(
 --target app --label l=v --secret id=tok,src=/s --platform linux/arm64 --network host \
 --authfile /auth.json --tls-verify=false ctx'
     """
-    argv = ["buildah", "bud", "--layers=false", "--iidfile", iidfile, "-t", request.name]
+    caching = bool(request.cache_from or request.cache_to)
+    layers = "--layers" if caching else "--layers=false"
+    argv = ["buildah", "bud", layers, "--iidfile", iidfile, "-t", request.name]
     argv += cli_build_flags(request)
+    for spec in request.cache_from:
+        argv += ["--cache-from", str(spec.ref)]
+    for spec in request.cache_to:
+        argv += ["--cache-to", str(spec.ref)]
+    if request.no_cache:
+        argv.append("--no-cache")
+    if request.pull:
+        argv.append("--pull=always")
+    for key, value in request.annotations.items():
+        argv += ["--annotation", f"{key}={value}"]
     if authfile:
         argv += ["--authfile", authfile]
     if not tls_verify:
@@ -112,7 +124,17 @@ def auth_file_content(
 class BuildahBuilder(Builder):
     name = "buildah"
     capabilities = Capabilities(
-        secrets=True, platform=True, platforms=True, network=True, cache_mounts=True
+        secrets=True,
+        platform=True,
+        platforms=True,
+        network=True,
+        cache_mounts=True,
+        # buildah's --cache-from/--cache-to name a registry repository (with --layers).
+        cache_from=frozenset({"registry"}),
+        cache_to=frozenset({"registry"}),
+        no_cache=True,
+        pull=True,
+        annotations=True,
     )
 
     def __init__(

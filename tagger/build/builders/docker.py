@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tagger.build.builders.base import Builder, BuildRequest, Built, Capabilities, Progress
+from tagger.errors import UsageError
 
 if TYPE_CHECKING:
     from tagger.engine import Engine
@@ -21,17 +22,41 @@ AuthConfig = Callable[[], Mapping[str, str] | None]
 class DockerBuilder(Builder):
     name = "docker"
     capabilities = Capabilities(
-        secrets=False, platform=False, platforms=False, network=True, cache_mounts=False
+        secrets=False,
+        platform=False,
+        platforms=False,
+        network=True,
+        cache_mounts=False,
+        # The classic builder takes --cache-from IMAGE only: images it may reuse layers of.
+        cache_from=frozenset({"registry"}),
+        no_cache=True,
+        pull=True,
     )
 
     def __init__(self, engine: Engine, auth_config: AuthConfig = lambda: None) -> None:
         self.engine = engine
         self._auth_config = auth_config
 
+    def check(self, request: BuildRequest) -> None:
+        super().check(request)
+        if type(self) is DockerBuilder:
+            for spec in request.cache_from:
+                if spec.attrs != (("ref", spec.ref),):
+                    raise UsageError(
+                        f"the docker builder takes --cache-from IMAGE only, not {spec.buildx()}: "
+                        "use --builder buildkit"
+                    )
+
     def build(self, request: BuildRequest, progress: Progress) -> list[Built]:
         extra: dict[str, Any] = {}
         if request.network is not None:
             extra["network_mode"] = request.network
+        if request.cache_from:
+            extra["cache_from"] = [spec.ref for spec in request.cache_from]
+        if request.no_cache:
+            extra["nocache"] = True
+        if request.pull:
+            extra["pull"] = True
         result = self.engine.build(
             context=request.context,
             dockerfile=request.dockerfile,

@@ -17,7 +17,7 @@ limits, caps, paging rules and status → error mapping for every request imgtag
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -63,10 +63,13 @@ def check_base_url(value: str, variable: str) -> str:
 
 
 def api_error_text(body: bytes) -> str:
-    """A management API's own error text (GitHub ``message``, Docker Hub ``detail``).
+    """A management API's own error text (GitHub and GitLab ``message``, Docker Hub
+    ``detail``, Harbor ``errors[0].message``).
 
     >>> api_error_text(b'{"message": "Not Found"}'), api_error_text(b"[]")
     ('Not Found', '')
+    >>> api_error_text(b'{"errors": [{"code": "PRECONDITION", "message": "immutable"}]}')
+    'immutable'
     """
     try:
         doc = json.loads(body)
@@ -75,6 +78,9 @@ def api_error_text(body: bytes) -> str:
     if not isinstance(doc, dict):
         return ""
     text = doc.get("message") or doc.get("detail") or ""
+    errors = doc.get("errors")
+    if not text and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        text = errors[0].get("message") or errors[0].get("code") or ""
     return str(text) if text else ""
 
 
@@ -86,9 +92,10 @@ def answer_text(answer: Answer) -> str:
 class Api:
     """Requests to one management API through the HTTP core.
 
-    ``what`` names it in messages ("the GitHub API"); ``rules`` are its additions to the
-    core's status table; ``bare_429`` the wait of a 429 that names none. ``budget`` is the
-    retry budget it shares with its registry (one per command and registry).
+    ``what`` names it in messages ("the GitHub API"); ``detail`` reads its error text out
+    of a body; ``rules`` are its additions to the core's status table; ``bare_429`` the
+    wait of a 429 that names none. ``budget`` is the retry budget it shares with its
+    registry (one per command and registry).
     """
 
     def __init__(
@@ -102,11 +109,12 @@ class Api:
         bare_429: float | None = None,
         budget: RetryBudget | None = None,
         core: HttpCore | None = None,
+        detail: Callable[[bytes], str] = api_error_text,
     ) -> None:
         self.base = check_base_url(base_url, variable)
         self.host = urlsplit(self.base).netloc
         self.what = what
-        self.service = Service(name=what, detail=api_error_text, rules=rules, bare_429=bare_429)
+        self.service = Service(name=what, detail=detail, rules=rules, bare_429=bare_429)
         self.core = core or HttpCore(budget=budget or RetryBudget(RetryPolicy()))
         self._headers = dict(headers or {})
 

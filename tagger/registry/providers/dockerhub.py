@@ -213,3 +213,6 @@ class DockerHubProvider:
 
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
+
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        return None

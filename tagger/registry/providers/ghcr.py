@@ -288,3 +288,6 @@ class GhcrProvider:
                 "the registry has it: run again"
             )
         raise NotFound(f"ghcr.io/{repository} has no version {digest[:19]} (gone already)")
+
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        return None

@@ -21,8 +21,8 @@ class OciProvider:
         if untagged:
             raise UsageError(
                 f"--untagged needs a registry that lists untagged versions: {api.host} "
-                "is provider oci (only ghcr has them; set --provider ghcr for a ghcr registry "
-                "at another address)"
+                "is provider oci (ghcr and Harbor list them: set --provider ghcr or harbor "
+                "for such a registry at another address)"
             )
 
     def delete_refusal(self, api: RegistryApi, repository: str) -> str | None:
@@ -36,3 +36,6 @@ class OciProvider:
 
     def refused_as_last(self) -> frozenset[str]:
         return frozenset()
+
+    def immutable_tags(self, api: RegistryApi, repository: str) -> str | None:
+        return None
