@@ -20,6 +20,8 @@ import pytest
 
 from fakes import Call, FakeEngine, FakeRegistry
 from tagger.build import publish
+from tagger.build.builders.base import Builder, BuildRequest, Built
+from tagger.build.builders.docker import DockerBuilder
 from tagger.build.labels import REVISION_LABEL
 from tagger.build.options import BuildPushOptions, BuildPushResult
 from tagger.build.outputs import write_outputs
@@ -765,3 +767,99 @@ def test_dry_run_with_sign_checks_the_key_and_writes_nothing(h: Harness) -> None
     h.run(signer=signer, dry_run=True)
     assert signer.checked == 1 and signer.signed == [] and h.writes() == []
     assert any("and sign it" in line for line in h.log)
+
+
+class PushingBuilder(Builder):
+    """A builder that pushes by building (buildx with a container driver): its result
+    lands in the registry under the run's own temporary tag, never built locally."""
+
+    name = "buildkit"
+    capabilities = DockerBuilder.capabilities
+
+    def __init__(self, registry: FakeRegistry) -> None:
+        self.registry = registry
+        self.pushed_to: list[str] = []
+
+    def pushes_by_building(self, *, squash: bool) -> bool:
+        return not squash
+
+    def build_and_push(self, request: BuildRequest, name: str, progress: Any) -> Built:
+        self.pushed_to.append(name)
+        tag = name.rsplit(":", 1)[1]
+        return Built(self.registry.add_image(REPO, tag, request.labels), name)
+
+    def build(self, request: BuildRequest, progress: Any) -> list[Built]:
+        raise AssertionError("a builder that pushes by building is not asked to build")
+
+    def squash(self, image: Built, known_base: str | None, progress: Any) -> Any:
+        raise AssertionError("not squashed")
+
+    def push(self, image: Built, repository: str, tag: str, progress: Any) -> str:
+        raise AssertionError("a builder that pushes by building is not asked to push")
+
+    def discard(self, image: Built) -> None:
+        pass
+
+
+def _direct(h: Harness, signer: Any = None) -> tuple[PushingBuilder, BuildPushResult]:
+    builder = PushingBuilder(h.registry)
+    opts = BuildPushOptions(image=IMAGE, next=NextOptions(), lint=False)
+    result = Publisher(
+        opts,
+        derive=derivation,
+        client=h.registry,
+        builder=builder,
+        auth_config=lambda: None,
+        remote_url=lambda: None,
+        log=h.log.append,
+        now=lambda: NOW,
+        sleep=h.sleep,
+        signer=signer,
+    ).run()
+    return builder, result
+
+
+def test_direct_push_writes_the_final_tag_from_the_builders_temporary_tag(h: Harness) -> None:
+    builder, result = _direct(h)
+    (pushed,) = builder.pushed_to
+    assert pushed.startswith(f"registry.example/{REPO}:imgtag-tmp-") and pushed.endswith("-build")
+    assert result.signed is False and result.signatures == []
+    assert h.tags() == {TAG: result.digest}, "the temporary tag and the claim are gone"
+
+
+def test_signed_direct_push_signs_the_builders_digest_before_the_final_tag(h: Harness) -> None:
+    signer = FakeSigner(h.registry)
+    builder, result = _direct(h, signer)
+
+    ((image, digest, recursive, held),) = signer.signed
+    assert image == IMAGE and digest == result.digest and recursive is False
+    assert TAG not in held, "the final tag did not exist while signing"
+    (temp,) = [t for t in held if t.startswith("imgtag-tmp-")]
+    assert temp.endswith("-build") and held[temp] == digest, "signed where buildx pushed"
+    sig = digest.replace(":", "-") + ".sig"
+    assert result.signed is True and result.signatures == [sig]
+    assert h.tags() == {TAG: digest, sig: h.tags()[sig]}
+    assert claim_digests(h) == set()
+    # No second push under a staging tag: the final tag is one PUT after the signature
+    # (then the temporary tag's placeholder, to remove it).
+    assert builder.pushed_to == [f"registry.example/{REPO}:{temp}"]
+    later = h.registry.calls[signer.calls_before or 0 :]
+    assert [c.ref for c in later if c.method == "put_manifest"] == [TAG, temp]
+    assert len(h.registry.called("put_manifest", TAG)) == 1
+
+
+def test_signed_direct_push_refused_signature_leaves_no_final_tag(h: Harness) -> None:
+    with pytest.raises(RegistryError):
+        _direct(h, FakeSigner(h.registry, refused=True))
+    assert h.tags() == {}, "no final tag; the builder's temporary tag and the claim removed"
+
+
+def test_signed_direct_push_does_not_overwrite_a_tag_written_while_signing(h: Harness) -> None:
+    class Racing(FakeSigner):
+        def sign(self, image: str, digest: str, *, recursive: bool, progress: Any) -> None:
+            super().sign(image, digest, recursive=recursive, progress=progress)
+            self.registry.add_image(REPO, TAG, {"by": "another run"})
+
+    with pytest.raises(TagExistsError, match=r"appeared while signing.*it was not overwritten"):
+        _direct(h, Racing(h.registry))
+    assert h.tags()[TAG] != "", "the other run's tag stands"
