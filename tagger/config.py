@@ -137,6 +137,10 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "secret": _str_list,
         "platform": _str_list,
         "network": _str,
+        # build-push --sign (tagger.build.signing): sign the digest before the final tag.
+        "sign": _bool,
+        "sign_key": _str,
+        "sign_tlog": _bool,
         "cache_from": _str_list,
         "cache_to": _str_list,
         "no_cache": _bool,
@@ -156,6 +160,8 @@ SCHEMA: Mapping[str, Mapping[str, Validator]] = {
         "concurrency": _nonneg_int,
         "provider": _choice(*PROVIDER_NAMES),
         "untagged": _bool,
+        # Remove signatures and referrers whose subject is gone (kept by default).
+        "orphans": _bool,
         "untagged_grace": _str,
         "keep_from": _str,
         "validate": _bool,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tagger.engine import BuildResult
 from tagger.errors import EngineError, NotFound, RegistryError, Unsupported, UsageError
 from tagger.registry.manifests import Manifest, ManifestInfo, sha256_digest
-from tagger.registry.mediatypes import DOCKER_MANIFEST, OCI_INDEX, is_index
+from tagger.registry.mediatypes import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, is_index
 from tagger.registry.platform import Platform
 from tagger.registry.protocols import Version
 from tagger.registry.reference import is_digest
@@ -70,11 +70,17 @@ class FakeRegistry:
     """A registry in dicts, with the ``RegistryClient`` methods the guards call."""
 
     def __init__(
-        self, *, deletes: bool = True, tag_delete: bool = False, mounts: bool = True
+        self,
+        *,
+        deletes: bool = True,
+        tag_delete: bool = False,
+        referrers_api: bool = False,
+        mounts: bool = True,
     ) -> None:
         self.deletes = deletes  # storage.delete.enabled
         self.mounts = mounts  # cross-repository blob mounts (else 202: upload)
         self.tag_delete = tag_delete  # OCI distribution 1.1 DELETE /manifests/<tag>
+        self.referrers_api = referrers_api  # OCI distribution 1.1 GET /referrers/<digest>
         #: The registry's word that tags are immutable server-side (ECR IMMUTABLE): a
         #: write of an existing tag is then refused as ECR refuses it.
         self.immutable: str | None = None
@@ -341,6 +347,33 @@ class FakeRegistry:
             self.repo(repository).blobs[digest] = data
         self._run_hooks(call, after=True)
         return digest
+
+    def add_referrer(self, repository: str, subject: str, artifact: str) -> str:
+        """An untagged OCI artifact manifest whose ``subject`` is ``subject`` (as
+        ``oras attach`` pushes to a registry with the referrers API)."""
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": sha256_digest(b"{}"), "size": 2},
+            "layers": [],
+            "subject": {"mediaType": DOCKER_MANIFEST, "digest": subject, "size": 1},
+        }  # fmt: skip
+        return self.store(repository, None, json.dumps(doc).encode(), OCI_MANIFEST)
+
+    def referrers(self, repository: str, digest: str) -> list[str] | None:
+        self._call("referrers", repository, digest)
+        if not self.referrers_api:
+            return None
+        with self._lock:
+            held = list(self.repo(repository).manifests.items())
+        found = []
+        for d, (raw, _mt) in held:
+            subject = json.loads(raw).get("subject") if raw.startswith(b"{") else None
+            if isinstance(subject, dict) and subject.get("digest") == digest:
+                found.append(d)
+        return sorted(found)
 
     @contextlib.contextmanager
     def open_blob(

@@ -43,6 +43,11 @@ class BuildPushOptions:
     secrets: tuple[SecretSpec, ...] = ()
     platforms: tuple[Platform, ...] = ()
     network: str | None = None
+    #: ``--sign``: sign the verified digest before the final tag is written
+    #: (``tagger.build.signing``); ``sign_key`` ``None`` is keyless.
+    sign: bool = False
+    sign_key: str | None = None
+    sign_tlog: bool = True
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
     no_cache: bool = False
@@ -111,6 +116,9 @@ class BuildPushOptions:
             secrets=tuple(parse_secret(v) for v in values["secret"]),
             platforms=parse_platforms(values["platform"]),
             network=values["network"] or None,
+            sign=bool(values["sign"]),
+            sign_key=values["sign_key"] or None,
+            sign_tlog=bool(values["sign_tlog"]),
             cache_from=parse_caches(values["cache_from"], "--cache-from"),
             cache_to=parse_caches(values["cache_to"], "--cache-to"),
             no_cache=bool(values["no_cache"]),
@@ -139,6 +147,9 @@ BUILD_PUSH_DEFAULTS: Mapping[str, Any] = {
     "secret": [],
     "platform": [],
     "network": None,
+    "sign": False,
+    "sign_key": None,
+    "sign_tlog": True,
     "cache_from": [],
     "cache_to": [],
     "no_cache": False,
@@ -163,6 +174,9 @@ class BuildPushResult:
     squashed: dict[str, Any] | None = None
     derivation: Derivation | None = None
     builder: str | None = None
+    signed: bool = False
+    #: The signature tags written (``sha256-<hex>.sig``, one per signed manifest).
+    signatures: list[str] = field(default_factory=list)
     #: ``build-push IMAGE IMAGE...``: one row per other repository (image, tag, status,
     #: blobs_copied, blobs_mounted, bytes_copied, aliases); ``None`` for one image.
     also: list[dict[str, Any]] | None = None
@@ -186,6 +200,8 @@ class BuildPushResult:
             "lint_findings": self.lint_findings,
             "squash": self.squashed,
             "builder": self.builder,
+            "signed": self.signed,
+            "signatures": self.signatures,
             "check": self.check,
         }
 

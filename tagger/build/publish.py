@@ -24,6 +24,14 @@ built, then the tag gets one manifest PUT: the OCI image index of those manifest
 (``tagger.build.index``). The temporary tags are removed afterwards through unique
 placeholders (deleting by digest would delete the index's children), so the final tag is
 still written once, and only with what was built.
+
+**Signed tags** (``--sign``, ``tagger.build.signing``). The image (or the index) is pushed
+under a temporary tag of this run (``imgtag-tmp-RUN-signing``; a builder that pushes
+itself, buildx, has already pushed under its own ``imgtag-tmp-RUN-build``), verified
+there, signed by digest (``--recursive`` for an index), and only then written under the
+final tag (the same bytes, one manifest PUT) and verified again: the final tag never
+stands unsigned. A
+signature that cannot be written stops the run before the final tag exists (exit 5).
 """
 
 from __future__ import annotations
@@ -50,9 +58,11 @@ from tagger.build.guard import TagGuard
 from tagger.build.labels import REVISION_LABEL, oci_labels, public_url
 from tagger.build.options import BuildPushOptions, BuildPushResult, parse_key_values
 from tagger.build.secret_files import secret_files
+from tagger.build.signing import Signer, signature_tag
 from tagger.errors import (
     DirtyTreeError,
     EngineError,
+    OverwriteDetected,
     PolicyError,
     RegistryError,
     TagExistsError,
@@ -62,10 +72,11 @@ from tagger.lifecycle import Stop
 from tagger.registry.immutable import immutable_words, refusal
 from tagger.registry.markers import (
     run_id,
+    stage_tag,
     temp_tag,
     untag,
 )
-from tagger.registry.mediatypes import OCI_INDEX
+from tagger.registry.mediatypes import OCI_INDEX, is_index
 from tagger.registry.protocols import Registry
 from tagger.registry.reference import Reference
 from tagger.version.bump import Derivation
@@ -100,6 +111,7 @@ class Publisher:
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
         stop: Stop | None = None,
+        signer: Signer | None = None,
         client_for: Callable[[Reference], Registry] | None = None,
         check: Callable[[Builder, list[Built], BuildPushResult], None] | None = None,
     ) -> None:
@@ -119,6 +131,8 @@ class Publisher:
         # wherever the run is, except inside the shielded claim write and publish tail.
         self.stop = stop if stop is not None else Stop(raising=False)
         self._active: Builder | None = None  # the builder of the current run, to close
+        # --sign: signs the verified digest before the final tag is written (None: unsigned).
+        self._signer = signer
         # ``build-push IMAGE IMAGE...``: the other repositories, and their registries' clients.
         self.also = tuple(Reference.parse_repository(image) for image in options.also)
         self._client_for = client_for
@@ -145,6 +159,9 @@ class Publisher:
             from tagger.build.builders import capabilities_of
 
             check_request(o.builder, capabilities_of(o.builder), self._request_shape())
+        # A key that cannot be read or decrypted is exit 2 now, before any claim or build.
+        if self._signer is not None:
+            self._signer.check()
         self._active = None
         # Files only this user can read, gone when the run ends (env= secrets too: every
         # builder then takes the same src= form); the builder is closed before they go.
@@ -201,7 +218,8 @@ class Publisher:
         builder.check(request)
         direct = builder.pushes_by_building(squash=o.squash)
         if o.dry_run:
-            self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder")
+            signed = " and sign it" if self._signer is not None else ""
+            self.log(f"dry run: would build {ref}:{d.tag} with the {builder.name} builder{signed}")
             return result
         # 4. claim (None where the registry cannot delete: see the module docstring). The
         # write is shielded: a signal in the middle must not leave a claim nobody releases.
@@ -260,12 +278,14 @@ class Publisher:
                 self.stop.check()
                 tail.enter_context(self.stop.shielded())
                 started = time.monotonic()
-                if direct:
+                if self._signer is not None:
+                    digest = self._push_signed(
+                        builder, images, local, d.tag, temp_tags, result, guard, direct=direct
+                    )
+                elif direct:
                     digest = self._publish_pushed(images[0], d.tag)
-                elif len(o.platforms) > 1:
-                    digest = self._push_index(builder, images, local, d.tag, temp_tags)
                 else:
-                    digest = self._push(builder, images[0], local, d.tag)
+                    digest = self._push_to(builder, images, local, d.tag, temp_tags)
                 pushed_for = time.monotonic() - started
                 # 6. verify: the tag holds what we pushed, else someone overwrote it; with
                 # no claim, a contender may still be pushing: again after as long as we took.
@@ -480,18 +500,101 @@ class Publisher:
             "pushes it: run one build of a tag at a time per engine"
         )
 
-    def _publish_pushed(self, image: Built, tag: str) -> str:
-        """Write ``tag`` with exactly what the builder pushed under its temporary tag: the
-        same bytes, read back by their digest (so the same digest, and an index keeps its
-        attestation manifests)."""
+    def _push_to(
+        self,
+        builder: Builder,
+        images: list[Built],
+        local: str,
+        tag: str,
+        temp_tags: list[tuple[str, str]],
+    ) -> str:
+        """Push what was built to ``tag``: the image, or the index of several platforms."""
+        if len(self.o.platforms) > 1:
+            return self._push_index(builder, images, local, tag, temp_tags)
+        return self._push(builder, images[0], local, tag)
+
+    def _push_signed(
+        self,
+        builder: Builder,
+        images: list[Built],
+        local: str,
+        tag: str,
+        temp_tags: list[tuple[str, str]],
+        result: BuildPushResult,
+        guard: TagGuard,
+        *,
+        direct: bool,
+    ) -> str:
+        """The one owner of "sign, then write the final tag": the image (or index) stands
+        under a temporary tag of this run, verified there, its digest is signed, and only
+        then are the same bytes written under ``tag``: the final tag never stands unsigned.
+
+        Every builder pushes by tag (buildx's docker driver cannot push by digest): a
+        builder that pushes itself (``direct``, buildx) already wrote its result under
+        ``temp_tag(run, None)``; the others push to this run's staging tag here."""
+        assert self._signer is not None
         repo = self.ref.repository
-        manifest = self.client.get_manifest(repo, image.image_id)
-        self.log(f"writing {self.ref}:{tag} from {image.name} ({image.image_id})")
+        if direct:
+            staged, digest = temp_tags[-1][0], images[0].image_id
+        else:
+            staged = stage_tag(self.run_id)
+            digest = self._push_to(builder, images, local, staged, temp_tags)
+            temp_tags.append((staged, digest))
+            if len(self.o.platforms) <= 1:
+                builder.forget(local, staged)  # the engine keeps no name of the run's own
+        self._verify_staged(staged, digest)
+        manifest = self.client.get_manifest(repo, digest)
+        signed = [digest]
+        recursive = is_index(manifest.media_type)
+        if recursive:
+            children = manifest.json().get("manifests")
+            signed += [
+                str(m["digest"])
+                for m in (children if isinstance(children, list) else [])
+                if isinstance(m, dict) and isinstance(m.get("digest"), str)
+            ]
+        self.log(f"signing {self.ref}@{digest}" + (" and its manifests" if recursive else ""))
+        self._signer.sign(str(self.ref), digest, recursive=recursive, progress=self.log)
+        result.signatures = [signature_tag(d) for d in signed]
+        if not self._env.get("COSIGN_REPOSITORY"):
+            # cosign said it wrote them; the registry must agree before the tag appears.
+            missing = [t for t in result.signatures if self.client.head_manifest(repo, t) is None]
+            if missing:
+                raise RegistryError(
+                    f"cosign reported success but {self.ref}:{missing[0]} is not in the "
+                    "registry: the final tag was not written"
+                )
+        result.signed = True
+        # Right before the final write: nobody published the tag while we signed.
+        guard.recheck("while signing", "it was not overwritten")
+        return self._write_from(digest, tag, f"{local}:{staged}")
+
+    def _verify_staged(self, staged: str, digest: str) -> None:
+        """The run's own temporary tag holds what was pushed (nobody else writes it)."""
+        now = self.client.head_manifest(self.ref.repository, staged)
+        if now is None or now.digest != digest:
+            found = now.digest if now is not None else "nothing"
+            raise OverwriteDetected(
+                f"overwrite detected: {self.ref}:{staged} should hold {digest} just pushed, "
+                f"but holds {found}: another run wrote this run's temporary tag"
+            )
+
+    def _publish_pushed(self, image: Built, tag: str) -> str:
+        """Write ``tag`` with exactly what the builder pushed under its temporary tag."""
+        return self._write_from(image.image_id, tag, image.name)
+
+    def _write_from(self, pushed: str, tag: str, origin: str) -> str:
+        """Write ``tag`` with exactly what stands under ``pushed`` (a digest, pushed under
+        ``origin``): the same bytes, read back by their digest (so the same digest, and an
+        index keeps its attestation manifests)."""
+        repo = self.ref.repository
+        manifest = self.client.get_manifest(repo, pushed)
+        self.log(f"writing {self.ref}:{tag} from {origin} ({pushed})")
         digest = str(self.client.put_manifest(repo, tag, manifest.raw, manifest.media_type))
-        if digest != image.image_id:
+        if digest != pushed:
             raise EngineError(
                 f"the registry stored {digest} under {self.ref}:{tag} for the build's "
-                f"{image.image_id}: it rewrote the manifest"
+                f"{pushed}: it rewrote the manifest"
             )
         return digest
 

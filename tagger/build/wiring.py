@@ -137,6 +137,18 @@ def publish(
         insecure=tuple(insecure),
         ca_file=ca_file,
     )
+    signer = None
+    if options.sign:
+        from tagger.build.signing import Cosign, SignSettings
+
+        # cosign reaches the registry as imgtag does: plain HTTP only to loopback and to
+        # the hosts named insecure, the same CA file.
+        signer = Cosign(
+            SignSettings(options.sign_key, options.sign_tlog),
+            env,
+            plain_http=ref.is_loopback or ref.registry in insecure,
+            ca_file=ca_file,
+        )
 
     def check(builder: Builder, images: list[Built], result: BuildPushResult) -> None:
         """build-push --check: each image built, before the push (tagger.check.gate)."""
@@ -176,6 +188,7 @@ def publish(
         log=stderr_progress,
         env=env,
         stop=stop,
+        signer=signer,
         client_for=client_for,
         check=check,
     )

@@ -155,6 +155,31 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--network", help="Network of RUN steps (host, none, default...)."),
         ] = None,
+        sign: Annotated[
+            bool | None,
+            typer.Option(
+                "--sign/--no-sign",
+                help="Sign the pushed digest with cosign before the final tag is written "
+                "(an index and each platform manifest).",
+            ),
+        ] = None,
+        sign_key: Annotated[
+            str | None,
+            typer.Option(
+                "--sign-key",
+                envvar="IMGTAG_SIGN_KEY",
+                help="cosign key: a file, env://VAR or a KMS URI (password in "
+                "COSIGN_PASSWORD). Without it --sign is keyless (the CI's OIDC token).",
+            ),
+        ] = None,
+        sign_tlog: Annotated[
+            bool | None,
+            typer.Option(
+                "--sign-tlog/--no-sign-tlog",
+                help="Record the signature in the transparency log (cosign's default); "
+                "--no-sign-tlog for a key used offline. [default: on]",
+            ),
+        ] = None,
         cache_from: Annotated[
             list[str] | None,
             typer.Option(
@@ -234,6 +259,9 @@ def register(app: typer.Typer) -> None:
             "secret": secret or None,
             "platform": platform or None,
             "network": network,
+            "sign": sign,
+            "sign_key": sign_key,
+            "sign_tlog": sign_tlog,
             "cache_from": cache_from or None,
             "cache_to": cache_to or None,
             "no_cache": no_cache,

@@ -29,6 +29,7 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "concurrency": 8,
     "provider": None,
     "untagged": False,
+    "orphans": False,
     "untagged_grace": "1h",
     "keep_from": None,
     "validate": False,
@@ -121,6 +122,14 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        orphans: Annotated[
+            bool | None,
+            typer.Option(
+                "--orphans/--no-orphans",
+                help="Also remove signatures, attestations, SBOMs and referrers whose "
+                "subject is gone (kept by default: it may live in another repository).",
+            ),
+        ] = None,
         untagged_grace: Annotated[
             str | None,
             typer.Option(
@@ -168,6 +177,7 @@ def register(app: typer.Typer) -> None:
             "concurrency": concurrency,
             "provider": provider,
             "untagged": untagged,
+            "orphans": orphans,
             "untagged_grace": untagged_grace,
             "keep_from": keep_from,
             "validate": validate,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from tagger.errors import NotFound, Protected, RegistryError
 from tagger.lifecycle import Stop
-from tagger.prune.plan import DELETE, KEEP, SIGNATURE_RE, SKIP, UNTAG, Action
+from tagger.prune.plan import DELETE, KEEP, SKIP, UNTAG, Action
 from tagger.registry.markers import untag as untag_alone
 from tagger.registry.protocols import Registry
 
@@ -44,8 +44,10 @@ def apply(
     changed since planning; kept tags are HEADed again before the deletes, and so are
     tags made since planning (one more tag list): a digest either now points at is not
     deleted. Untags run one at a time (Distribution answers 500 or DIGEST_INVALID when
-    placeholder uploads and deletes by digest interleave); signatures go before the
-    images they sign, so a run that fails half-way never strands a signature.
+    placeholder uploads and deletes by digest interleave); untagged referrers go first,
+    then signature and referrer tags, then the images they follow, and an image whose
+    signature or referrer could not be removed stays (skipped) with it: a run that fails
+    half-way never strands a signature, and a re-run finishes the job.
 
     Once ``stop`` is requested (SIGTERM, SIGINT, SIGHUP), removals in flight finish and no
     new one starts: those are reported as skipped, and a re-run does them.
@@ -81,7 +83,8 @@ def apply(
             return skipped(group, why)
         try:
             for action in group:
-                now = client.head_manifest(repository, action.tag)
+                # An untagged referrer has no tag to re-check: its digest must still be there.
+                now = client.head_manifest(repository, action.tag or action.digest)
                 if now is None or now.digest != digest:
                     return skipped(group, "changed since planning")
             client.delete_manifest(repository, digest)
@@ -144,9 +147,21 @@ def apply(
             if group[0].digest in now_new:
                 outcomes.extend(skipped(group, "a tag made since planning points at it"))
         groups = [g for g in groups if g[0].digest not in now_new]
-        signatures = [g for g in groups if all(SIGNATURE_RE.match(a.tag) for a in g)]
-        others = [g for g in groups if not all(SIGNATURE_RE.match(a.tag) for a in g)]
-        for phase in (signatures, others):
+        referrers = [g for g in groups if all(not a.tag for a in g)]
+        followers = [g for g in groups if g not in referrers and all(a.subject for a in g)]
+        others = [g for g in groups if g not in referrers and g not in followers]
+        kept_subjects: set[str] = set()  # subjects of a follower that could not be removed
+        for phase in (referrers, followers, others):
+            for group in [g for g in phase if g[0].digest in kept_subjects]:
+                why = "a signature or referrer of it could not be removed: it stays with it"
+                outcomes.extend(skipped(group, why))
+                kept_subjects.update(a.subject for a in group if a.subject)
+            phase = [g for g in phase if g[0].digest not in kept_subjects]
             for group_outcomes in pool.map(delete_digest, phase):
                 outcomes.extend(group_outcomes)
+                kept_subjects.update(
+                    o.action.subject
+                    for o in group_outcomes
+                    if o.action.subject and (not o.ok or o.action.action == SKIP)
+                )
     return outcomes

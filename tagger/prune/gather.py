@@ -2,7 +2,9 @@
 
 One tag list, a HEAD per tag (concurrently), index children (nested ones too), config
 blobs only where a keep rule needs created times (once per digest), the markers
-(placeholders, build-push's claims and their runs) and the signature subjects that are gone.
+(placeholders, build-push's claims and their runs) and the signature subjects that are gone;
+then (:func:`gather_referrers`) the untagged referrers the OCI 1.1 referrers API lists,
+where the registry answers it.
 """
 
 from __future__ import annotations
@@ -88,6 +90,50 @@ def gather(
             )
         )
     return states, children, missing
+
+
+#: How deep referrers of referrers are followed (a signature of an SBOM of an image is 2).
+MAX_REFERRER_DEPTH = 4
+
+
+def gather_referrers(
+    client: Registry,
+    repository: str,
+    states: list[TagState],
+    children: dict[str, frozenset[str]],
+    concurrency: int,
+    pool: Executor | None = None,
+) -> dict[str, frozenset[str]]:
+    """Each digest's referrers from the registry's referrers API, for every digest a tag
+    reaches (index children included) and then for the referrers found, a few levels
+    deep. Empty where the registry has no referrers API (one request tells: Distribution
+    2.8 answers 404); the referrers tag schema's ``sha256-<hex>`` tags hold them there.
+
+    ``pool`` runs the requests where a run over many repositories shares one (its owner
+    shuts it down); else one of ``concurrency`` threads lives for this call."""
+    reached = {s.digest for s in states} | {c for kids in children.values() for c in kids}
+    todo = sorted(reached)
+    if not todo:
+        return {}
+    first = client.referrers(repository, todo[0])
+    if first is None:
+        return {}
+    found: dict[str, frozenset[str]] = {todo[0]: frozenset(first)}
+    own = pool is None
+    if pool is None:
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
+        todo = todo[1:] + sorted(set(first) - reached)
+        for _depth in range(MAX_REFERRER_DEPTH):
+            if not todo:
+                break
+            answers = dict(pool.map(lambda d: (d, client.referrers(repository, d)), todo))
+            found.update({d: frozenset(r or ()) for d, r in answers.items()})
+            todo = sorted({r for refs in answers.values() for r in refs or ()} - found.keys())
+    finally:
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return {d: refs for d, refs in found.items() if refs}
 
 
 def _index_children(

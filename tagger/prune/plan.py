@@ -11,7 +11,15 @@ Rules (``docs/prune.md``): only tags matching ``--match`` are candidates; keep
 rules are a union (the N highest, the N highest builds of each X.Y.Z[-PRE], anything
 created within a duration with unknown dates kept, ``--keep`` regexes); a digest is
 deleted only when every tag on it goes; index children are never deleted directly;
-signature/attestation tags follow their subject; one candidate always survives.
+one candidate always survives.
+
+Signatures, attestations, SBOMs and other referrers follow their subject: cosign's tags
+``sha256-<hex>.sig|.att|.sbom``, the OCI 1.1 referrers tag schema's ``sha256-<hex>`` (an
+index of the manifests whose subject is that digest) and, where the registry answers the
+referrers API, the untagged manifests it lists. They are never candidates: each stays
+while its subject stays and goes with it (a referrer manifest by its digest). One whose
+subject no longer exists is an orphan: it stays (its subject may live in another
+repository, as with ``COSIGN_REPOSITORY``) unless ``--orphans`` is given.
 Housekeeping, whatever ``--match`` says (the markers of ``tagger.registry.markers``):
 build-push claims not renewed for a lease, placeholders of an interrupted untag and
 temporary tags of a build-push that died are removed; a live claim, and the temporary tags
@@ -33,8 +41,11 @@ from tagger.version.grammar import IMAGE_TAG_PATTERN, ImageVersion
 
 #: Candidates by default: tags that follow the image-tag grammar.
 DEFAULT_MATCH = IMAGE_TAG_PATTERN
-# cosign's tag scheme: sha256-<hex>.sig / .att / .sbom name the manifest they belong to.
-SIGNATURE_RE = re.compile(r"^(sha256)-([0-9a-f]{64})\.(sig|att|sbom)$")
+# cosign's tag scheme (sha256-<hex>.sig / .att / .sbom) and the OCI 1.1 referrers tag
+# schema (sha256-<hex>, an index): each names the manifest it belongs to.
+SIGNATURE_RE = re.compile(r"^(sha256)-([0-9a-f]{64})(?:\.(sig|att|sbom))?$")
+#: What the plan says of an orphan it keeps.
+ORPHAN_KEPT = "orphan (--orphans removes it)"
 _DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MAX_DURATION_SECONDS = 36500 * 86400
@@ -81,6 +92,8 @@ class Policy:
     max_delete: int | None = None
     #: How long an unrenewed build-push claim stands (``tagger.registry.markers``).
     claim_lease: timedelta = timedelta(seconds=DEFAULT_LEASE_SECONDS)
+    #: ``--orphans``: remove signatures and referrers whose subject is gone.
+    orphans: bool = False
 
     @property
     def needs_created(self) -> bool:
@@ -101,13 +114,34 @@ class TagState:
     claim_run: str | None = None  # a build-push claim: the run it belongs to
 
 
+def subject_of(state: TagState) -> str | None:
+    """The digest a signature, attestation, SBOM or referrers-index tag belongs to, or
+    ``None`` for any other tag (``sha256-<hex>`` without a suffix only as an index, which
+    is what the referrers tag schema puts there).
+
+    >>> subject_of(TagState("sha256-" + "a" * 64 + ".sig", "sha256:" + "b" * 64))[:10]
+    'sha256:aaa'
+    >>> subject_of(TagState("sha256-" + "a" * 64, "sha256:" + "b" * 64)) is None
+    True
+    """
+    m = SIGNATURE_RE.match(state.tag)
+    if m is None or (m[3] is None and not state.is_index):
+        return None
+    return f"{m[1]}:{m[2]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
+    """One row of the plan. ``tag`` is empty for an untagged referrer (it goes by digest);
+    ``subject`` names the digest a signature or referrer follows (the executor removes
+    followers first, and keeps a subject whose follower could not be removed)."""
+
     tag: str
     digest: str
     created: datetime | None
     action: str
     reason: str
+    subject: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -153,18 +187,25 @@ def plan(
     now: datetime,
     index_children: Mapping[str, frozenset[str]] | None = None,
     missing_subjects: frozenset[str] = frozenset(),
+    referrers: Mapping[str, frozenset[str]] | None = None,
     in_use: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Decide every tag's fate. Pure.
 
     ``index_children`` maps an index digest to the digests of its manifests (nested
     indexes included); ``missing_subjects`` are signature subjects the registry no longer
-    has (a run that failed half-way deleted the image but not its signature); ``in_use``
-    are digests something runs (``--keep-from``): a tag on one, or on an index that holds
-    one, is kept whatever the other rules say.
+    has (orphans: their image was deleted elsewhere, lives in another repository, or a run
+    that failed half-way deleted the image but not its signature); ``referrers`` maps a
+    digest to the untagged manifests the referrers API lists for it (empty where the
+    registry has no such API: the referrers tag schema's index is then a tag like the
+    others, with its referrers as children); ``in_use`` are digests something runs
+    (``--keep-from``): a tag on one, or on an index that holds one, is kept whatever the
+    other rules say.
     """
     index_children = index_children or {}
-    signatures = {s.tag for s in states if SIGNATURE_RE.match(s.tag)}
+    referrers = referrers or {}
+    followers = {s.tag: subject for s in states if (subject := subject_of(s)) is not None}
+    signatures = set(followers)
     placeholders = {s.tag for s in states if s.placeholder and s.tag not in signatures}
     claims = {s.tag: s.claimed_at for s in states if s.claimed_at is not None and is_claim(s)}
     # Housekeeping whatever --match says: a claim whose run stopped renewing it is stale.
@@ -247,19 +288,35 @@ def plan(
                     queue.append(child)
         return alive
 
-    # --- signatures follow their subject: they go only when the subject goes ---
-    surviving = protected(doomed_tags - signatures)
-    for tag in sorted(signatures):
-        m = SIGNATURE_RE.match(tag)
-        assert m is not None
-        subject = f"{m[1]}:{m[2]}"
+    # --- signatures and referrers follow their subject: they go only when it goes ---
+    # To a fixed point: a signature of a referrer goes once the referrer's index goes.
+    known = protected(set())  # every tagged digest and what tagged indexes hold
+    for tag, subject in followers.items():
         if subject in missing_subjects:
+            if policy.orphans:
+                doomed_tags.add(tag)
+                reasons[tag] = f"orphan: {subject[:19]} is gone (--orphans)"
+            else:
+                reasons[tag] = ORPHAN_KEPT
+    while True:
+        surviving = protected(doomed_tags)
+        newly = {
+            tag
+            for tag, subject in followers.items()
+            if tag not in doomed_tags and subject in known and subject not in surviving
+        }
+        if not newly:
+            break
+        for tag in newly:
             doomed_tags.add(tag)
-            reasons[tag] = f"signature of {subject[:19]}, which is gone"
-        elif subject in tags_on and subject not in surviving:
-            doomed_tags.add(tag)
-            reasons[tag] = f"signature of {subject[:19]}, which is deleted"
-    surviving = protected(doomed_tags)
+            subject = followers[tag]
+            reasons[tag] = (
+                f"{_kind(tag)} of {subject[:19]}, which is deleted"
+                if subject in tags_on
+                else f"{_kind(tag)} of {subject[:19]}, a manifest of a deleted index"
+            )
+    untagged = _untagged_referrers(states, followers, doomed_tags, surviving,
+                                   index_children, referrers)  # fmt: skip
 
     actions: list[Action] = []
     # Highest first, as a reader scans a list of versions.
@@ -270,9 +327,12 @@ def plan(
                 reason = (
                     "not a candidate (--match)"
                     if state.tag not in signatures
-                    else "signature of a kept image"
+                    else f"{_kind(state.tag)} of a kept image"
                 )
-            actions.append(Action(state.tag, state.digest, state.created, KEEP, reason))
+            actions.append(
+                Action(state.tag, state.digest, state.created, KEEP, reason,
+                       followers.get(state.tag))
+            )  # fmt: skip
             continue
         others = tags_on[state.digest] - doomed_tags
         if others:
@@ -284,8 +344,51 @@ def plan(
             actions.append(Action(state.tag, state.digest, state.created, UNTAG, reason))
         else:
             reason = reasons.get(state.tag) or "no keep rule keeps it"
-            actions.append(Action(state.tag, state.digest, state.created, DELETE, reason))
+            actions.append(
+                Action(state.tag, state.digest, state.created, DELETE, reason,
+                       followers.get(state.tag))
+            )  # fmt: skip
+    for digest, subject in untagged:
+        reason = f"referrer of {subject[:19]}, which is deleted"
+        actions.append(Action("", digest, None, DELETE, reason, subject))
     return actions
+
+
+def _kind(tag: str) -> str:
+    """What a follower tag is, for the plan's reasons."""
+    suffix = tag.rpartition(".")[2] if "." in tag else ""
+    return {"sig": "signature", "att": "attestation", "sbom": "SBOM"}.get(suffix, "referrers")
+
+
+def _untagged_referrers(
+    states: Sequence[TagState],
+    followers: Mapping[str, str],
+    doomed_tags: set[str],
+    surviving: set[str],
+    index_children: Mapping[str, frozenset[str]],
+    referrers: Mapping[str, frozenset[str]],
+) -> list[tuple[str, str]]:
+    """(digest, subject) of each untagged referrer that goes with its subject: those the
+    referrers API lists for a deleted digest, and the manifests a deleted referrers-index
+    tag holds; then their own referrers, and so on."""
+    tagged = {s.digest for s in states}
+    gone = {s.digest for s in states if s.tag in doomed_tags} - surviving
+    referrer_indexes = {
+        s.digest for s in states if s.tag in followers and "." not in s.tag and s.digest in gone
+    }
+    found: dict[str, str] = {}
+    queue = sorted(gone)
+    while queue:
+        subject = queue.pop()
+        held = set(referrers.get(subject, ()))
+        if subject in referrer_indexes:
+            held |= index_children.get(subject, frozenset())
+        for digest in sorted(held):
+            if digest in surviving or digest in tagged or digest in found:
+                continue
+            found[digest] = subject
+            queue.append(digest)
+    return sorted(found.items(), key=lambda item: (item[1], item[0]))
 
 
 def _temporary_tags(

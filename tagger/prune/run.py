@@ -26,7 +26,7 @@ from tagger.lifecycle import Stop
 from tagger.progress import log as _log
 from tagger.prune.execute import Outcome
 from tagger.prune.execute import apply as apply_actions
-from tagger.prune.gather import gather
+from tagger.prune.gather import gather, gather_referrers
 from tagger.prune.inuse import InUse, resolve_in_use
 from tagger.prune.plan import (
     DEFAULT_MATCH,
@@ -90,6 +90,7 @@ class PruneSettings:
             match=compile_regex(values["match"] or DEFAULT_MATCH, "--match"),
             max_delete=values["max_delete"],
             claim_lease=timedelta(seconds=lease),
+            orphans=bool(values.get("orphans")),
         )
         provider = values.get("provider") or project.value("provider")
         grace = values.get("untagged_grace")
@@ -283,7 +284,18 @@ def run_prune(
             states, children, missing = gather(
                 client, ref.repository, settings.policy, settings.concurrency, pool
             )
-            actions = plan(states, settings.policy, planned_at, children, missing, result.in_use)
+            referrers = gather_referrers(
+                client, ref.repository, states, children, settings.concurrency, pool
+            )
+            actions = plan(
+                states,
+                settings.policy,
+                planned_at,
+                children,
+                missing,
+                referrers,
+                in_use=result.in_use,
+            )
             if settings.untagged:
                 actions += _plan_untagged(
                     client, ref.repository, actions, children, planned_at, settings, result.in_use
@@ -336,7 +348,8 @@ def _apply_all(
         outcomes = apply_actions(
             client,
             ref.repository,
-            [a for a in actions if a.tag],  # untagged versions: apply_untagged below
+            # Untagged versions: apply_untagged below; untagged referrers follow a subject.
+            [a for a in actions if a.tag or a.subject],
             settings.concurrency,
             lambda: secrets.token_hex(8),
             stop,
@@ -346,7 +359,7 @@ def _apply_all(
             outcomes += apply_untagged(
                 client,
                 ref.repository,
-                actions,
+                [a for a in actions if not a.subject],
                 children_of[str(ref)],
                 now,
                 settings.untagged_grace,

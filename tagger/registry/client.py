@@ -334,6 +334,49 @@ class RegistryClient:
             url = next_link(resp.headers.get("Link"), resp.url)
         raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of tags")
 
+    # -- referrers (OCI distribution 1.1) ------------------------------------------------
+
+    def referrers(self, repository: str, digest: str) -> list[str] | None:
+        """The digests of the manifests whose ``subject`` is ``digest``, from the
+        referrers API (``GET /v2/<name>/referrers/<digest>``, pages followed); ``None``
+        where the registry has no such API (Distribution 2.8 answers 404): there the
+        referrers tag schema's ``sha256-<hex>`` index holds them, as a tag."""
+        url_digest(digest, "a referrers subject")
+        base = self.transport.base_url()
+        url: str | None = f"{base}/v2/{repository}/referrers/{digest}"
+        found: list[str] = []
+        for _ in range(MAX_TAG_PAGES):
+            if url is None:
+                return found
+            doing = f"listing the referrers of {self._where(repository, digest)}"
+            resp = self.transport.request(
+                "GET",
+                "",
+                url=url,
+                scope=scope(repository, "pull"),
+                headers={"Accept": OCI_INDEX},
+                doing=doing,
+                # No API: 404 (Distribution 2.8, no route), 400/405/501 elsewhere.
+                ok=(400, 404, 405, 501),
+                max_bytes=MAX_MANIFEST_BYTES,
+                what="a list of referrers",
+            )
+            if resp.status_code != 200:
+                return None
+            try:
+                body = json.loads(resp.content)
+            except ValueError:
+                return None  # a page that is no index is no referrers API either
+            manifests = body.get("manifests") if isinstance(body, dict) else None
+            if not isinstance(manifests, list):
+                return None
+            for entry in manifests:
+                ref = entry.get("digest") if isinstance(entry, dict) else None
+                if isinstance(ref, str) and is_digest(ref) and ref not in found:
+                    found.append(ref)
+            url = next_link(resp.headers.get("Link"), resp.url)
+        raise RegistryError(f"{self.host} sent more than {MAX_TAG_PAGES} pages of referrers")
+
     def list_repositories(self, prefix: str) -> list[str]:
         """Every repository under ``prefix/`` (``""``: all): the provider's own listing
         where it has one, else the registry API's ``_catalog``, paged with ``Link``."""

@@ -222,6 +222,16 @@ def temp_tag(run: str, platform: Platform | None) -> str:
     return f"{TEMP_PREFIX}{run}-{where}"
 
 
+def stage_tag(run: str) -> str:
+    """The temporary tag a signed build's image (or index) is pushed under, so that it
+    can be verified and signed before its final tag exists.
+
+    >>> stage_tag("20261207153000-0a1b2c3d4e5f")
+    'imgtag-tmp-20261207153000-0a1b2c3d4e5f-signing'
+    """
+    return f"{TEMP_PREFIX}{run}-signing"
+
+
 @dataclass(frozen=True, slots=True)
 class TempTag:
     """What a temporary tag's name tells: its run, and when the run began (``None`` for

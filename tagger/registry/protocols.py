@@ -131,6 +131,10 @@ class Registry(Protocol):
         self, repository: str, ref: str, platform: Platform | None = None
     ) -> dict[str, Any]: ...
 
+    def referrers(self, repository: str, digest: str) -> list[str] | None:
+        """Manifests whose subject is ``digest`` (OCI 1.1 referrers API); ``None`` where
+        the registry has no such API."""
+
     # -- blobs ---------------------------------------------------------------------------
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int = ...) -> bytes: ...

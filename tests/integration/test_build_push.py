@@ -52,6 +52,8 @@ JSON_KEYS = [
     "lint_findings",
     "squash",
     "builder",
+    "signed",
+    "signatures",
     "check",
 ]
 CLAIM_PREFIX = "imgtag-claim-"

@@ -12,6 +12,7 @@ Tests that inject many faults shorten it with the ``fast_retries`` fixture
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -656,10 +657,10 @@ def test_random_faults_never_cost_a_kept_tag_and_a_rerun_finishes(
 
 
 @pytest.mark.usefixtures("fast_retries")
-def test_a_rerun_deletes_a_signature_whose_subject_went_first(
+def test_an_image_whose_signature_could_not_go_stays_and_a_rerun_finishes(
     registry_plain: tb.Registry, real: RegistryClient, fault_proxy: FaultProxy, workdir: Path
 ) -> None:
-    repo = new_repo("orphan")
+    repo = new_repo("stranded")
     subject = seed_image(real, repo, "1.0.0-1", "signed")
     signature = signature_tag(subject)
     signature_digest = seed_image(real, repo, signature, "signature of 1.0.0-1")
@@ -670,10 +671,34 @@ def test_a_rerun_deletes_a_signature_whose_subject_went_first(
     first = prune(args, workdir)
     assert first.code == 5, first
     assert failed_tags(first.stderr, image) == {signature}
-    assert set(tags_of(real, repo)) == {"2.0.0-1", signature}  # the subject went
+    # The signature could not go, so its image stays with it: nothing is stranded.
+    assert tags_of(real, repo) == {"2.0.0-1": newest, "1.0.0-1": subject,
+                                   signature: signature_digest}  # fmt: skip
     fault_proxy.clear()
     rerun = prune(args, workdir)
     assert rerun.code == 0, rerun
+    assert tags_of(real, repo) == {"2.0.0-1": newest}
+
+
+def test_an_orphaned_signature_stays_unless_orphans(
+    registry_plain: tb.Registry, real: RegistryClient, workdir: Path
+) -> None:
+    repo = new_repo("orphan")
+    gone = "sha256:" + hashlib.sha256(repo.encode()).hexdigest()
+    orphan = signature_tag(gone)
+    seed_image(real, repo, orphan, "signature of an image elsewhere")
+    newest = seed_image(real, repo, "2.0.0-1", "newest")
+    image = registry_plain.image(repo)
+    dry = prune([image, "--format", "json"], workdir)
+    row = next(r for r in plan_rows(dry) if r["tag"] == orphan)
+    assert (row["action"], row["reason"]) == ("keep", "orphan (--orphans removes it)")
+    text = prune([image], workdir)
+    assert "keep    orphan (--orphans removes it)" in text.stdout, text.stdout
+    kept = prune([image, "--apply"], workdir)
+    assert kept.code == 0, kept
+    assert set(tags_of(real, repo)) == {"2.0.0-1", orphan}
+    removed = prune([image, "--apply", "--orphans"], workdir)
+    assert removed.code == 0, removed
     assert tags_of(real, repo) == {"2.0.0-1": newest}
 
 

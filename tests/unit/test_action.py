@@ -165,3 +165,23 @@ def test_a_squash_that_is_not_a_boolean_fails_the_step(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "::error::the input squash must be true or false" in proc.stdout
+
+
+def test_signing_inputs_reach_imgtag_and_the_key_stays_in_the_environment(tmp_path: Path) -> None:
+    """Keyless signing needs GitHub's OIDC token and Sigstore: it cannot run here; this
+    checks the command line imgtag gets and that cosign is installed by sigstore's action."""
+    key = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nabc\n"
+    args = _build_args(tmp_path, image="ghcr.io/o/app", sign="true", **{"cosign-key": key})
+    assert args[-3:] == ["--sign", "--sign-key", "env://COSIGN_PRIVATE_KEY"]
+    assert not any("PRIVATE KEY" in a for a in args), "the key is never on a command line"
+    keyless = _build_args(tmp_path / "2", image="ghcr.io/o/app", sign="true")
+    assert keyless[-1] == "--sign"
+    ref = _build_args(tmp_path / "3", image="a/b", sign="true", **{"sign-key": "gcpkms://k"})
+    assert ref[-3:] == ["--sign", "--sign-key", "gcpkms://k"]
+    assert _build_args(tmp_path / "4", image="a/b", sign="false")[-1] == "--no-sign"
+    steps = _action()["runs"]["steps"]
+    installer = next(s for s in steps if "cosign-installer" in s.get("uses", ""))
+    assert installer["if"] == "inputs.sign == 'true'"
+    assert re.fullmatch(r"sigstore/cosign-installer@v\d+\.\d+\.\d+", installer["uses"])
+    build = next(s for s in steps if s.get("id") == "build-push")
+    assert build["env"]["COSIGN_PASSWORD"] == "${{ inputs.cosign-password }}"

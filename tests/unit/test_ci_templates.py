@@ -482,6 +482,73 @@ def test_gitlab_releases_in_a_manual_job_only() -> None:
     assert not [text for found in echoed for text in found if "$" in text and "TOKEN" in text]
 
 
+# --- signing ------------------------------------------------------------------------------
+# Keyless signing needs the CI's OIDC token and Sigstore's public services, and the GitLab
+# job downloads cosign: neither can run here. What is checked: the schema (above, for the
+# whole file), the permissions and the installer, and the command line imgtag gets, by
+# running the step's own shell with a recorder in place of imgtag.
+
+
+def _imgtag_argv(script: str, tmp_path: Path, env: dict[str, str]) -> list[str]:
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    recorder = bindir / "imgtag"
+    recorder.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
+    recorder.chmod(0o755)
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env={"PATH": f"{bindir}:/usr/bin:/bin", "IMAGE": IMAGE, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_github_signs_keyless_or_with_a_key_from_a_secret(tmp_path: Path) -> None:
+    build = _yaml(read_template("github"))["jobs"]["build"]
+    assert build["permissions"]["id-token"] == "write"
+    steps = build["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    push = next(i for i, s in enumerate(steps) if s.get("id") == "push")
+    installer = next(i for i, u in enumerate(uses) if u.startswith("sigstore/cosign-installer@"))
+    assert installer < push, "cosign is installed before build-push needs it"
+    step = steps[push]
+    assert step["env"] == {
+        "COSIGN_PRIVATE_KEY": "${{ secrets.COSIGN_PRIVATE_KEY }}",
+        "COSIGN_PASSWORD": "${{ secrets.COSIGN_PASSWORD }}",
+    }
+    keyless = _imgtag_argv(step["run"], tmp_path, {})
+    assert keyless[:2] == ["build-push", IMAGE] and keyless[-1] == "--sign"
+    keyed = _imgtag_argv(step["run"], tmp_path, {"COSIGN_PRIVATE_KEY": "-----BEGIN x\nk\n"})
+    assert keyed[-3:] == ["--sign", "--sign-key", "env://COSIGN_PRIVATE_KEY"]
+    assert not any("BEGIN" in a for a in keyed), "the key never reaches a command line"
+
+
+def test_gitlab_signs_with_a_key_variable_only_when_it_is_set(tmp_path: Path) -> None:
+    doc = _yaml(read_template("gitlab"))
+    cosign = doc[".cosign"][0]
+    assert "sha256sum --check" in cosign and "$COSIGN_VERSION" in cosign
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", doc["variables"]["COSIGN_VERSION"])
+    for job in ("imgtag-build", "imgtag-build-buildah"):
+        script = doc[job]["script"]
+        assert [cosign] in script, f"{job} installs cosign when a key is set"
+        line = script[-1]
+        assert line.startswith("imgtag build-push") and line.endswith("$IMGTAG_SIGN_ARGS")
+        # Without a key the anchor does nothing and nothing is signed.
+        unsigned = _imgtag_argv(cosign + "\n" + line, tmp_path, {})
+        assert "--sign" not in unsigned
+        # With one (cosign's download replaced: no network here), the key stays in env.
+        offline = (
+            cosign.split("base=")[0]
+            + '  export IMGTAG_SIGN_ARGS="'
+            + (cosign.split('export IMGTAG_SIGN_ARGS="')[1])
+        )
+        signed = _imgtag_argv(offline + "\n" + line, tmp_path, {"COSIGN_PRIVATE_KEY": "k"})
+        assert signed[-3:] == ["--sign", "--sign-key", "env://COSIGN_PRIVATE_KEY"]
+
+
 # --- GitHub: the cloud registries' login alternatives --------------------------------------
 
 _LOGIN_STEP = re.compile(

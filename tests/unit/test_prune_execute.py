@@ -27,8 +27,10 @@ REPO = "team/app"
 IMAGE = "registry.example/team/app"
 
 
-def act(tag: str, digest: str, action: str, reason: str = "planned") -> Action:
-    return Action(tag, digest, None, action, reason)
+def act(
+    tag: str, digest: str, action: str, reason: str = "planned", subject: str | None = None
+) -> Action:
+    return Action(tag, digest, None, action, reason, subject)
 
 
 def run(
@@ -169,7 +171,7 @@ def test_signatures_are_deleted_before_the_images_they_sign(reg: FakeRegistry) -
     for n, subject in enumerate(subjects, 1):
         sig_tag = subject.replace(":", "-") + ".sig"
         sig = reg.add_image(REPO, sig_tag, salt=f"sig-{n}")
-        actions.append(act(sig_tag, sig, DELETE))  # planned after its subject
+        actions.append(act(sig_tag, sig, DELETE, subject=subject))  # planned after its subject
 
     outcomes, _ = run(reg, actions, concurrency=8)
 
@@ -407,3 +409,30 @@ def test_run_prune_keep_within_reads_created_times(reg: FakeRegistry) -> None:
     # the highest build.
     assert reg.tags(REPO) == {"1.0.0-2": young, "1.0.0-3": newest}
     assert not reg.has_manifest(REPO, old)
+
+
+def test_an_image_whose_signature_could_not_go_stays_with_it(reg: FakeRegistry) -> None:
+    subject = reg.add_image(REPO, "1.0.0-1", salt="1")
+    sig_tag = subject.replace(":", "-") + ".sig"
+    sig = reg.add_image(REPO, sig_tag, salt="sig")
+    reg.fail("delete_manifest", sig, RegistryError("DELETE answered 503"))
+    actions = [act("1.0.0-1", subject, DELETE), act(sig_tag, sig, DELETE, subject=subject)]
+
+    outcomes, _ = run(reg, actions)
+
+    assert by_tag(outcomes)[sig_tag][:2] == (DELETE, False)
+    assert by_tag(outcomes)["1.0.0-1"][:2] == (SKIP, True)
+    assert "could not be removed" in by_tag(outcomes)["1.0.0-1"][3]
+    assert reg.tags(REPO) == {"1.0.0-1": subject, sig_tag: sig}, "nothing is stranded"
+
+
+def test_untagged_referrers_go_by_digest_before_their_subject(reg: FakeRegistry) -> None:
+    subject = reg.add_image(REPO, "1.0.0-1", salt="1")
+    referrer = reg.add_referrer(REPO, subject, "application/spdx+json")
+    actions = [act("1.0.0-1", subject, DELETE), act("", referrer, DELETE, subject=subject)]
+
+    outcomes, _ = run(reg, actions)
+
+    assert all(o.ok for o in outcomes)
+    assert [c.ref for c in reg.called("delete_manifest")] == [referrer, subject]
+    assert not reg.has_manifest(REPO, referrer)

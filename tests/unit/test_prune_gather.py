@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fakes import FakeRegistry
-from tagger.prune.gather import gather
+from tagger.prune.gather import gather, gather_referrers
 from tagger.prune.plan import Policy, TagState
 from tagger.registry.markers import marker_manifest
 from tagger.registry.mediatypes import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
@@ -94,3 +94,25 @@ def test_a_tag_deleted_between_the_list_and_its_head_is_left_out() -> None:
     states, _, _ = gather(reg, REPO, Policy(), concurrency=2)
 
     assert [s.tag for s in states] == ["1.0.0-1"]
+
+
+def test_referrers_are_read_where_the_registry_has_the_api() -> None:
+    reg = FakeRegistry(referrers_api=True)
+    subject = reg.add_image(REPO, "1.0.0-1", salt="1")
+    sbom = reg.add_referrer(REPO, subject, "application/spdx+json")
+    signature = reg.add_referrer(REPO, sbom, "application/vnd.dev.cosign.artifact.sig.v1+json")
+    states, children, _ = gather(reg, REPO, Policy(), concurrency=2)
+
+    found = gather_referrers(reg, REPO, states, children, concurrency=2)
+
+    assert found == {subject: frozenset({sbom}), sbom: frozenset({signature})}
+
+
+def test_without_the_api_one_request_tells_and_nothing_more_is_asked() -> None:
+    reg = FakeRegistry()
+    for n in range(3):
+        reg.add_image(REPO, f"1.0.0-{n}", salt=str(n))
+    states, children, _ = gather(reg, REPO, Policy(), concurrency=2)
+
+    assert gather_referrers(reg, REPO, states, children, concurrency=2) == {}
+    assert len(reg.called("referrers")) == 1

@@ -686,19 +686,28 @@ def test_invariants_over_random_repositories(seed: int) -> None:
         # One candidate at least survives.
         if candidates:
             assert keep_tags & set(candidates), where
-        # A signature goes only with its subject: the subject's digest keeps no tag.
+
+        # A signature goes only with its subject: a subject no tag reaches (an orphan, or
+        # an untagged manifest) keeps it, a subject that stays (tagged, or inside a kept
+        # index) keeps it, and a subject that goes takes it along.
+        def closure(roots: set[str], kids: Mapping[str, frozenset[str]] = children) -> set[str]:
+            out, todo = set(roots), list(roots)
+            while todo:
+                for child in kids.get(todo.pop(), ()):
+                    if child not in out:
+                        out.add(child)
+                        todo.append(child)
+            return out
+
+        reachable = closure({x.digest for x in states})
+        alive = closure(surviving)
         for s in states:
             m = SIGNATURE.match(s.tag)
             if m is None:
                 continue
             subject = "sha256:" + m[1]
-            subject_tags = [x for x in states if x.digest == subject]
-            if not subject_tags or subject in surviving:
+            if subject not in reachable or subject in alive:
                 assert s.tag in keep_tags, where
-            elif subject in protected:
-                # The subject stays inside a kept index: the signature should too, but that
-                # is a known bug (test_a_signature_stays_when_its_subject_survives_inside_...).
-                pass
             else:
                 assert actions[s.tag].action in (DELETE, UNTAG), where
         # Soundness of the keep rules: whatever a rule keeps is kept.
@@ -825,3 +834,67 @@ def test_temporary_tags_of_older_versions_go_only_when_no_claim_is_live() -> Non
     old_style = temp(None)
     assert kinds(run([st("1.0.0-1"), st(old_style)], policy()))[old_style] == DELETE
     assert kinds(run([st("1.0.0-1"), st(old_style), claim(5)], policy()))[old_style] == KEEP
+
+
+# --- orphans and OCI referrers ------------------------------------------------------------
+
+
+def by(actions: Sequence[Action]) -> dict[str, Action]:
+    return {a.tag or a.digest: a for a in actions}
+
+
+@pytest.mark.parametrize("kind", ["sig", "att", "sbom"])
+def test_an_orphan_stays_unless_orphans_is_given(kind: str) -> None:
+    gone = dg("gone elsewhere")
+    states = [st("1.0.0-1"), st(sig(gone, kind))]
+    kept = by(plan(states, policy(), NOW, {}, frozenset({gone})))
+    assert kept[sig(gone, kind)].action == KEEP
+    assert kept[sig(gone, kind)].reason == "orphan (--orphans removes it)"
+    removed = by(plan(states, replace(policy(), orphans=True), NOW, {}, frozenset({gone})))
+    assert removed[sig(gone, kind)].action == DELETE
+    assert "orphan" in removed[sig(gone, kind)].reason
+    assert removed["1.0.0-1"].action == KEEP, "the last candidate survives"
+
+
+def test_a_referrers_index_tag_follows_its_subject_with_its_referrers() -> None:
+    # oras attach on a registry without the referrers API: the tag sha256-<hex> holds an
+    # index of the referrers (untagged artifact manifests).
+    old, new, sbom, new_sbom = dg("old"), dg("new"), dg("sbom"), dg("new sbom")
+    ref_tag, new_ref_tag = sig(old).removesuffix(".sig"), sig(new).removesuffix(".sig")
+    states = [
+        st("1.0.0-1", old),
+        st("2.0.0-1", new),
+        st(ref_tag, dg("old referrers"), index=True),
+        st(new_ref_tag, dg("new referrers"), index=True),
+        st(sig(sbom)),  # a signature of the old image's SBOM
+    ]
+    children = {dg("old referrers"): frozenset({sbom}), dg("new referrers"): frozenset({new_sbom})}
+    actions = by(plan(states, policy(keep_last=1), NOW, children))
+    assert actions["2.0.0-1"].action == KEEP and actions[new_ref_tag].action == KEEP
+    assert actions["1.0.0-1"].action == DELETE
+    assert actions[ref_tag].action == DELETE and actions[ref_tag].subject == old
+    assert actions[sig(sbom)].action == DELETE, "a signature of a referrer goes with it"
+    assert actions[sbom].action == DELETE and actions[sbom].tag == ""
+    assert actions[sbom].subject == dg("old referrers")
+    assert new_sbom not in actions, "a kept subject's referrers are not touched"
+    # An index whose name merely looks like the schema but is an image is an ordinary tag.
+    lookalike = [st("1.0.0-1", old), st(ref_tag, dg("x"))]
+    assert by(plan(lookalike, policy(match=".*", keep_last=1), NOW))[ref_tag].subject is None
+
+
+def test_referrers_from_the_api_go_by_digest_with_their_subject() -> None:
+    old, new = dg("old"), dg("new")
+    sbom, sig_of_sbom, new_sbom = dg("sbom"), dg("sig of sbom"), dg("new sbom")
+    states = [st("1.0.0-1", old), st("2.0.0-1", new)]
+    referrers = {
+        old: frozenset({sbom}),
+        sbom: frozenset({sig_of_sbom}),
+        new: frozenset({new_sbom}),
+    }
+    actions = plan(states, policy(keep_last=1), NOW, {}, frozenset(), referrers)
+    rows = by(actions)
+    assert rows["1.0.0-1"].action == DELETE and rows["2.0.0-1"].action == KEEP
+    assert (rows[sbom].action, rows[sbom].subject) == (DELETE, old)
+    assert (rows[sig_of_sbom].action, rows[sig_of_sbom].subject) == (DELETE, sbom)
+    assert new_sbom not in rows
+    assert removals(actions) == 3

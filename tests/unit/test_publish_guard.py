@@ -20,6 +20,8 @@ import pytest
 
 from fakes import Call, FakeEngine, FakeRegistry
 from tagger.build import publish
+from tagger.build.builders.base import Builder, BuildRequest, Built
+from tagger.build.builders.docker import DockerBuilder
 from tagger.build.labels import REVISION_LABEL
 from tagger.build.options import BuildPushOptions, BuildPushResult
 from tagger.build.outputs import write_outputs
@@ -85,7 +87,9 @@ class Harness:
         if self.on_sleep is not None:
             self.on_sleep(seconds)
 
-    def publisher(self, d: Derivation | None = None, **options: Any) -> Publisher:
+    def publisher(
+        self, d: Derivation | None = None, *, signer: Any = None, **options: Any
+    ) -> Publisher:
         options.setdefault("lint", False)
         opts = BuildPushOptions(image=IMAGE, next=NextOptions(), **options)
         return Publisher(
@@ -98,10 +102,13 @@ class Harness:
             log=self.log.append,
             now=lambda: NOW,
             sleep=self.sleep,
+            signer=signer,
         )
 
-    def run(self, d: Derivation | None = None, **options: Any) -> BuildPushResult:
-        return self.publisher(d, **options).run()
+    def run(
+        self, d: Derivation | None = None, *, signer: Any = None, **options: Any
+    ) -> BuildPushResult:
+        return self.publisher(d, signer=signer, **options).run()
 
     def tags(self) -> dict[str, str]:
         return self.registry.tags(REPO)
@@ -189,6 +196,8 @@ def test_clean_publish_tag_holds_the_pushed_image_and_the_claim_is_gone(h: Harne
         "lint_findings": {},
         "squash": None,
         "builder": "docker",
+        "signed": False,
+        "signatures": [],
         "check": "skipped",
     }
 
@@ -659,3 +668,198 @@ def test_outputs_go_to_github_output_and_the_env_file(h: Harness, tmp_path: Path
         f"IMGTAG_IMAGE={IMAGE}\nIMGTAG_TAG={TAG}\nIMGTAG_DIGEST={result.digest}\n"
         "IMGTAG_ALIASES=main\nIMGTAG_PUSHED=true\n"
     )
+
+
+# -- --sign: the final tag never stands unsigned -------------------------------------------
+
+
+class FakeSigner:
+    """Writes cosign's signature tag into the fake registry, recording what the registry
+    held at that moment; ``bad_key`` and ``refused`` are the two ways signing fails."""
+
+    def __init__(self, registry: FakeRegistry, *, bad_key: bool = False, refused: bool = False):
+        self.registry = registry
+        self.bad_key = bad_key
+        self.refused = refused
+        self.checked = 0
+        self.signed: list[tuple[str, str, bool, dict[str, str]]] = []
+        self.calls_before: int | None = None  # registry calls made before the signature
+
+    def check(self) -> None:
+        self.checked += 1
+        if self.bad_key:
+            raise UsageError("--sign-key k: cosign cannot use this key")
+
+    def sign(self, image: str, digest: str, *, recursive: bool, progress: Any) -> None:
+        self.signed.append((image, digest, recursive, dict(self.registry.tags(REPO))))
+        self.calls_before = len(self.registry.calls)
+        if self.refused:
+            raise RegistryError("cosign could not sign: the final tag was not written")
+        targets = [digest]
+        if recursive:
+            doc = self.registry.get_manifest(REPO, digest).json()
+            targets += [m["digest"] for m in doc["manifests"]]
+        for target in targets:
+            self.registry.store(
+                REPO, target.replace(":", "-") + ".sig", b'{"sig": "%s"}' % target.encode(),
+                OCI_MANIFEST,
+            )  # fmt: skip
+
+
+def test_signed_publish_signs_the_digest_before_the_final_tag_exists(h: Harness) -> None:
+    signer = FakeSigner(h.registry)
+    result = h.run(signer=signer, aliases=("latest",))
+
+    assert signer.checked == 1
+    ((image, digest, recursive, held),) = signer.signed
+    assert image == IMAGE and digest == result.digest and recursive is False
+    assert TAG not in held, "the final tag did not exist while signing"
+    stage = [t for t in held if t.startswith("imgtag-tmp-") and t.endswith("-signing")]
+    assert len(stage) == 1 and held[stage[0]] == digest, "signed under the staging tag"
+    sig = digest.replace(":", "-") + ".sig"
+    assert result.signed is True and result.signatures == [sig]
+    assert h.tags() == {TAG: digest, "latest": digest, sig: h.tags()[sig]}
+    assert claim_digests(h) == set()
+    # The final tag is one PUT of the staged bytes, after the signature.
+    later = h.registry.calls[signer.calls_before or 0 :]
+    puts = [c.ref for c in later if c.method == "put_manifest"]
+    assert puts[0] == TAG and puts.index("latest") > 0
+    assert len(h.registry.called("put_manifest", TAG)) == 1
+
+
+def test_a_key_that_cannot_be_used_stops_before_any_claim(h: Harness) -> None:
+    with pytest.raises(UsageError) as err:
+        h.run(signer=FakeSigner(h.registry, bad_key=True))
+    assert err.value.exit_code == ExitCode.USAGE
+    assert h.writes() == [] and h.engine.builds == []
+
+
+def test_a_signature_that_cannot_be_written_leaves_no_final_tag(h: Harness) -> None:
+    with pytest.raises(RegistryError) as err:
+        h.run(signer=FakeSigner(h.registry, refused=True))
+    assert err.value.exit_code == ExitCode.REGISTRY
+    assert h.tags() == {}, "no final tag, the staging tag and the claim removed"
+    assert claim_digests(h) == set()
+
+
+def test_a_signature_the_registry_does_not_show_is_not_trusted(h: Harness) -> None:
+    class Silent(FakeSigner):
+        def sign(self, image: str, digest: str, *, recursive: bool, progress: Any) -> None:
+            self.signed.append((image, digest, recursive, {}))  # "succeeds", writes nothing
+
+    with pytest.raises(RegistryError, match="not in the registry"):
+        h.run(signer=Silent(h.registry))
+    assert h.tags() == {}
+
+
+def test_a_tag_written_while_signing_is_not_overwritten(h: Harness) -> None:
+    class Racing(FakeSigner):
+        def sign(self, image: str, digest: str, *, recursive: bool, progress: Any) -> None:
+            super().sign(image, digest, recursive=recursive, progress=progress)
+            self.registry.add_image(REPO, TAG, {"by": "another run"})
+
+    with pytest.raises(TagExistsError, match="appeared while signing"):
+        h.run(signer=Racing(h.registry))
+
+
+def test_dry_run_with_sign_checks_the_key_and_writes_nothing(h: Harness) -> None:
+    signer = FakeSigner(h.registry)
+    h.run(signer=signer, dry_run=True)
+    assert signer.checked == 1 and signer.signed == [] and h.writes() == []
+    assert any("and sign it" in line for line in h.log)
+
+
+class PushingBuilder(Builder):
+    """A builder that pushes by building (buildx with a container driver): its result
+    lands in the registry under the run's own temporary tag, never built locally."""
+
+    name = "buildkit"
+    capabilities = DockerBuilder.capabilities
+
+    def __init__(self, registry: FakeRegistry) -> None:
+        self.registry = registry
+        self.pushed_to: list[str] = []
+
+    def pushes_by_building(self, *, squash: bool) -> bool:
+        return not squash
+
+    def build_and_push(self, request: BuildRequest, name: str, progress: Any) -> Built:
+        self.pushed_to.append(name)
+        tag = name.rsplit(":", 1)[1]
+        return Built(self.registry.add_image(REPO, tag, request.labels), name)
+
+    def build(self, request: BuildRequest, progress: Any) -> list[Built]:
+        raise AssertionError("a builder that pushes by building is not asked to build")
+
+    def squash(self, image: Built, known_base: str | None, progress: Any) -> Any:
+        raise AssertionError("not squashed")
+
+    def push(self, image: Built, repository: str, tag: str, progress: Any) -> str:
+        raise AssertionError("a builder that pushes by building is not asked to push")
+
+    def discard(self, image: Built) -> None:
+        pass
+
+
+def _direct(h: Harness, signer: Any = None) -> tuple[PushingBuilder, BuildPushResult]:
+    builder = PushingBuilder(h.registry)
+    opts = BuildPushOptions(image=IMAGE, next=NextOptions(), lint=False)
+    result = Publisher(
+        opts,
+        derive=derivation,
+        client=h.registry,
+        builder=builder,
+        auth_config=lambda: None,
+        remote_url=lambda: None,
+        log=h.log.append,
+        now=lambda: NOW,
+        sleep=h.sleep,
+        signer=signer,
+    ).run()
+    return builder, result
+
+
+def test_direct_push_writes_the_final_tag_from_the_builders_temporary_tag(h: Harness) -> None:
+    builder, result = _direct(h)
+    (pushed,) = builder.pushed_to
+    assert pushed.startswith(f"registry.example/{REPO}:imgtag-tmp-") and pushed.endswith("-build")
+    assert result.signed is False and result.signatures == []
+    assert h.tags() == {TAG: result.digest}, "the temporary tag and the claim are gone"
+
+
+def test_signed_direct_push_signs_the_builders_digest_before_the_final_tag(h: Harness) -> None:
+    signer = FakeSigner(h.registry)
+    builder, result = _direct(h, signer)
+
+    ((image, digest, recursive, held),) = signer.signed
+    assert image == IMAGE and digest == result.digest and recursive is False
+    assert TAG not in held, "the final tag did not exist while signing"
+    (temp,) = [t for t in held if t.startswith("imgtag-tmp-")]
+    assert temp.endswith("-build") and held[temp] == digest, "signed where buildx pushed"
+    sig = digest.replace(":", "-") + ".sig"
+    assert result.signed is True and result.signatures == [sig]
+    assert h.tags() == {TAG: digest, sig: h.tags()[sig]}
+    assert claim_digests(h) == set()
+    # No second push under a staging tag: the final tag is one PUT after the signature
+    # (then the temporary tag's placeholder, to remove it).
+    assert builder.pushed_to == [f"registry.example/{REPO}:{temp}"]
+    later = h.registry.calls[signer.calls_before or 0 :]
+    assert [c.ref for c in later if c.method == "put_manifest"] == [TAG, temp]
+    assert len(h.registry.called("put_manifest", TAG)) == 1
+
+
+def test_signed_direct_push_refused_signature_leaves_no_final_tag(h: Harness) -> None:
+    with pytest.raises(RegistryError):
+        _direct(h, FakeSigner(h.registry, refused=True))
+    assert h.tags() == {}, "no final tag; the builder's temporary tag and the claim removed"
+
+
+def test_signed_direct_push_does_not_overwrite_a_tag_written_while_signing(h: Harness) -> None:
+    class Racing(FakeSigner):
+        def sign(self, image: str, digest: str, *, recursive: bool, progress: Any) -> None:
+            super().sign(image, digest, recursive=recursive, progress=progress)
+            self.registry.add_image(REPO, TAG, {"by": "another run"})
+
+    with pytest.raises(TagExistsError, match=r"appeared while signing.*it was not overwritten"):
+        _direct(h, Racing(h.registry))
+    assert h.tags()[TAG] != "", "the other run's tag stands"
