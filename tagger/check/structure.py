@@ -103,12 +103,7 @@ class FileExistenceTest:
         return f"File Existence Test: {self.name}"
 
     def invalid(self) -> list[str]:
-        errors = []
-        if not self.name:
-            errors.append("Please provide a valid name for every test")
-        if not self.path:
-            errors.append(f"Please provide a valid file path for test {self.name}")
-        return errors
+        return _file_test_errors(self.name, self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +118,7 @@ class FileContentTest:
         return f"File Content Test: {self.name}"
 
     def invalid(self) -> list[str]:
-        errors = []
-        if not self.name:
-            errors.append("Please provide a valid name for every test")
-        if not self.path:
-            errors.append(f"Please provide a valid file path for test {self.name}")
-        return errors
+        return _file_test_errors(self.name, self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -825,3 +815,19 @@ def judge_metadata(test: MetadataTest, facts: ImageFacts) -> list[str]:
 
 def _go_list(items: Sequence[str]) -> str:
     return "[" + " ".join(items) + "]"
+
+
+def _file_test_errors(name: str, path: str) -> list[str]:
+    """What container-structure-test's validation reports for a file test's name and path.
+
+    >>> _file_test_errors("", "/etc")
+    ['Please provide a valid name for every test']
+    >>> _file_test_errors("conf", "")
+    ['Please provide a valid file path for test conf']
+    """
+    errors = []
+    if not name:
+        errors.append("Please provide a valid name for every test")
+    if not path:
+        errors.append(f"Please provide a valid file path for test {name}")
+    return errors
