@@ -337,21 +337,26 @@ class BuildKitBuilder(DockerBuilder):
             self.engine.untag(name)
             raise
 
+    def _run_build(self, argv: list[str], progress: Progress) -> None:
+        """Run one ``docker build``/``buildx build``: a failure is exit 6 in the CLI's words,
+        a cache that could not be read a warning."""
+        result, unread = self._stream(argv, progress)
+        if result.returncode < 0:
+            raise EngineError(
+                f"the build failed: the docker CLI was killed by signal {-result.returncode}"
+            )
+        if not result.ok:
+            raise EngineError(
+                f"the build failed: {redact(failure(result.stdout.splitlines()))[:500]}"
+            )
+        for ref in unread.refs:
+            progress(f"warning: --cache-from {ref} could not be read: built without it")
+
     def _build_and_push(self, request: BuildRequest, name: str, progress: Progress) -> Built:
         with tempfile.TemporaryDirectory(prefix="imgtag-buildkit-") as temp:
             metadata = os.path.join(temp, "metadata.json")
             argv = buildx_push_argv(self.cli, request, name, metadata, plain_http=self._plain_http)
-            result, unread = self._stream(argv, progress)
-            if result.returncode < 0:
-                raise EngineError(
-                    f"the build failed: the docker CLI was killed by signal {-result.returncode}"
-                )
-            if not result.ok:
-                raise EngineError(
-                    f"the build failed: {redact(failure(result.stdout.splitlines()))[:500]}"
-                )
-            for ref in unread.refs:
-                progress(f"warning: --cache-from {ref} could not be read: built without it")
+            self._run_build(argv, progress)
             try:
                 with open(metadata, encoding="utf-8") as fh:
                     digest = metadata_digest(fh.read())
@@ -374,17 +379,7 @@ class BuildKitBuilder(DockerBuilder):
         with tempfile.TemporaryDirectory(prefix="imgtag-buildkit-") as temp:
             iidfile = os.path.join(temp, "iid")
             argv = build_argv(self.cli, request, iidfile, plain_http=self._plain_http)
-            result, unread = self._stream(argv, progress)
-            if result.returncode < 0:
-                raise EngineError(
-                    f"the build failed: the docker CLI was killed by signal {-result.returncode}"
-                )
-            if not result.ok:
-                raise EngineError(
-                    f"the build failed: {redact(failure(result.stdout.splitlines()))[:500]}"
-                )
-            for ref in unread.refs:
-                progress(f"warning: --cache-from {ref} could not be read: built without it")
+            self._run_build(argv, progress)
             try:
                 with open(iidfile, encoding="utf-8") as fh:
                     image_id = fh.read().strip()
