@@ -12,6 +12,13 @@ Distribution registry of the bed, whose storage directory it reads.
   deleted manifest loses its revision ``link``), each tag's digest through the registry API
   (tag list, then a HEAD with every manifest type in ``Accept``). A version's time is the
   mtime of its revision link (:meth:`RegistryState.age` moves it into the past).
+- The state's **writes** (a tag taken off through a placeholder, a manifest deleted) run one
+  at a time. The services delete a tag atomically; Distribution 2.8 does not, with writes
+  in flight: a manifest DELETE reads every tag's ``current/link`` of the repository after
+  it has removed the manifest, a link being written at that moment reads empty, and the
+  DELETE answers 500 with the tag left pointing at nothing (listed, HEAD 404). Concurrent
+  placeholder uploads of the same config blob answer ``DIGEST_INVALID`` besides. imgtag's
+  requests to a simulator still arrive and are answered concurrently.
 - **Rate limiting**: :meth:`JsonApi.rate_limit` makes every Nth API request answer 429 with
   ``Retry-After``, or 403 with ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset``.
 """
@@ -66,6 +73,7 @@ class RegistryState:
     def __init__(self, url: str, storage: Path) -> None:
         self.url = url.rstrip("/")
         self.storage = storage
+        self._writing = threading.RLock()  # see the module docstring: writes one at a time
 
     def _request(
         self, method: str, path: str, data: bytes | None = None, headers: Mapping[str, str] = {}
@@ -146,12 +154,21 @@ class RegistryState:
         return headers.get("Docker-Content-Digest") if status == 200 else None
 
     def delete_digest(self, repo: str, digest: str) -> int:
-        status, _, _ = self._request("DELETE", f"/v2/{repo}/manifests/{digest}")
+        with self._writing:
+            status, _, body = self._request("DELETE", f"/v2/{repo}/manifests/{digest}")
+        if status not in (202, 404):
+            # The real registry failed half-way (the manifest may be gone and its tags not):
+            # a simulator bug to see, not a state to model.
+            raise RuntimeError(f"simulator: DELETE {digest} answered {status}: {body[:200]!r}")
         return status
 
     def remove_tag(self, repo: str, tag: str) -> None:
         """Take ``tag`` off its image and leave the image (Distribution cannot delete a tag:
         point it at a unique placeholder, then delete the placeholder by digest)."""
+        with self._writing:
+            self._remove_tag(repo, tag)
+
+    def _remove_tag(self, repo: str, tag: str) -> None:
         config = b"{}"
         self._put_blob(repo, config)
         doc = {

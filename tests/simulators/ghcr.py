@@ -190,7 +190,5 @@ class GhcrSimulator(Simulator):
         tagged = [v for v in versions.values() if v["metadata"]["container"]["tags"]]  # type: ignore[index]
         if digest in self.refuse_as_last or (len(tagged) == 1 and tagged[0] is version):
             return Reply(400, {"message": LAST_TAGGED})
-        status = self.state.delete_digest(repo, digest)
-        if status not in (200, 202, 404):
-            return Reply(500, {"message": f"simulator: the registry answered {status}"})
+        self.state.delete_digest(repo, digest)  # a failure answers 500 "simulator bug"
         return Reply(204)
