@@ -153,42 +153,39 @@ class RegistryState:
         )
         return headers.get("Docker-Content-Digest") if status == 200 else None
 
-    def delete_digest(self, repo: str, digest: str) -> int:
+    def delete_digest(self, repo: str, digest: str) -> None:
+        """Delete a manifest by digest (gone already is fine)."""
         with self._writing:
             status, _, body = self._request("DELETE", f"/v2/{repo}/manifests/{digest}")
         if status not in (202, 404):
             # The real registry failed half-way (the manifest may be gone and its tags not):
             # a simulator bug to see, not a state to model.
             raise RuntimeError(f"simulator: DELETE {digest} answered {status}: {body[:200]!r}")
-        return status
 
     def remove_tag(self, repo: str, tag: str) -> None:
         """Take ``tag`` off its image and leave the image (Distribution cannot delete a tag:
         point it at a unique placeholder, then delete the placeholder by digest)."""
         with self._writing:
-            self._remove_tag(repo, tag)
-
-    def _remove_tag(self, repo: str, tag: str) -> None:
-        config = b"{}"
-        self._put_blob(repo, config)
-        doc = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": _sha256(config),
-                "size": len(config),
-            },
-            "layers": [],
-            "annotations": {"simulator.tag-delete": f"{tag} {time.time_ns()}"},
-        }
-        raw = json.dumps(doc).encode()
-        status, headers, body = self._request(
-            "PUT", f"/v2/{repo}/manifests/{tag}", raw, {"Content-Type": OCI_MANIFEST}
-        )
-        if status != 201:
-            raise RuntimeError(f"simulator: placeholder push answered {status}: {body!r}")
-        self.delete_digest(repo, headers.get("Docker-Content-Digest") or _sha256(raw))
+            config = b"{}"
+            self._put_blob(repo, config)
+            doc = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": _sha256(config),
+                    "size": len(config),
+                },
+                "layers": [],
+                "annotations": {"simulator.tag-delete": f"{tag} {time.time_ns()}"},
+            }
+            raw = json.dumps(doc).encode()
+            status, headers, body = self._request(
+                "PUT", f"/v2/{repo}/manifests/{tag}", raw, {"Content-Type": OCI_MANIFEST}
+            )
+            if status != 201:
+                raise RuntimeError(f"simulator: placeholder push answered {status}: {body!r}")
+            self.delete_digest(repo, headers.get("Docker-Content-Digest") or _sha256(raw))
 
     def _put_blob(self, repo: str, data: bytes) -> None:
         digest = _sha256(data)
